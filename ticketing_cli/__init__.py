@@ -1,0 +1,1 @@
+"""The `ticketing` command line: run the services, push aggregations, see status."""

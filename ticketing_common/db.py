@@ -1,0 +1,110 @@
+"""Database plumbing shared by WM and BE: metadata base, engine, sessions, database URLs.
+
+Each service keeps its own tables on its own `MetaData` (see `make_model_base`), so the two
+schemas never mix even when one process imports both (tests, `ticketing up`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import registry
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ticketing_common import embedded_pg
+
+# Stable constraint names make migrations reversible and autogenerate diffs empty.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def make_model_base(name: str) -> type[SQLModel]:
+    """A SQLModel base class with its own registry and MetaData (one per service)."""
+    reg = registry(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+    return type(name, (SQLModel,), {"__module__": __name__}, registry=reg)
+
+
+def normalize_url(url: str) -> str:
+    """Accept the usual spellings of a Postgres URL and select the asyncpg driver."""
+    return re.sub(r"^(postgres|postgresql)(\+[a-z0-9]+)?://", "postgresql+asyncpg://", url)
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The same URL without the SQLAlchemy driver suffix, for raw asyncpg connections."""
+    return re.sub(r"^postgresql\+asyncpg://", "postgresql://", normalize_url(url))
+
+
+def redact_url(url: str) -> str:
+    """A URL safe to log: the password is replaced."""
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+def create_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngine:
+    return create_async_engine(
+        normalize_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        **kwargs,
+    )
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+async def session_scope(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """The one transaction boundary of a request or a worker step: commit or roll back."""
+    async with sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+async def ensure_database(url: str) -> None:
+    """Create the database named in `url` when it does not exist yet (race-safe)."""
+    dsn = asyncpg_dsn(url)
+    head, _, name = dsn.rpartition("/")
+    name = name.split("?", 1)[0]
+    conn = await asyncpg.connect(f"{head}/postgres")
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            # Another process of the system may create it first; that is fine.
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+                await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def resolve_database_url(
+    configured: str | None, *, data_dir: Path, database: str
+) -> tuple[str, embedded_pg.EmbeddedPostgres | None]:
+    """The URL to use: the configured one, or a database on the embedded server.
+
+    Returns the embedded server too when this call started it, so that its owner stops it.
+    """
+    if configured:
+        return normalize_url(configured), None
+    server = embedded_pg.ensure_running(data_dir)
+    url = server.url(database)
+    await ensure_database(url)
+    return url, server if server.started_here else None

@@ -1,0 +1,1 @@
+"""Distribution of ticket revisions to the BE instances: registry, split, outbox delivery."""
