@@ -1,7 +1,7 @@
 """Alembic environment of the WM service's database."""
 
 import wm_service.distribution.models  # noqa: F401  (registers the registry tables)
-from migrations.env_common import run
+from ticketing_common.alembic_env import run
 from wm_service.models import WMModel
 
 run(WMModel.metadata, version_table="alembic_version")

@@ -1,0 +1,193 @@
+"""`ticketing up`: the whole system on one machine, on embedded defaults.
+
+Starts one embedded Postgres (the WM's and every BE's database on it), the platform
+emulators, the WM and two BEs as child processes, waits until each is ready, and stops
+every process it started, by PID, on Ctrl-C or on any failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from ticketing_common import embedded_pg
+from ticketing_common.db import ensure_database
+
+
+@dataclass
+class DevTokens:
+    """Development tokens, made once per data folder and reused, so curl examples keep working."""
+
+    wm_ingest: str
+    wm_admin: str
+    be_intake: str
+    be_admin: str
+
+    @classmethod
+    def load_or_create(cls, data_dir: Path) -> DevTokens:
+        path = data_dir / "dev-tokens.json"
+        if path.exists():
+            return cls(**json.loads(path.read_text()))
+        tokens = cls(
+            *(
+                f"dev-{name}-{secrets.token_urlsafe(12)}"
+                for name in ("wm-ingest", "wm-admin", "be-intake", "be-admin")
+            )
+        )
+        path.write_text(json.dumps(tokens.__dict__, indent=2))
+        path.chmod(0o600)
+        return tokens
+
+
+@dataclass
+class Child:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+@dataclass
+class StackLayout:
+    host: str = "127.0.0.1"
+    wm_port: int = 8000
+    be_ports: tuple[int, ...] = (8101, 8102)
+    emulator_port: int = 8200
+
+    @property
+    def wm_url(self) -> str:
+        return f"http://{self.host}:{self.wm_port}"
+
+    @property
+    def emulator_url(self) -> str:
+        return f"http://{self.host}:{self.emulator_port}"
+
+    def be_url(self, port: int) -> str:
+        return f"http://{self.host}:{port}"
+
+
+@dataclass
+class Stack:
+    """The running system; `stop()` ends every child process and the database it started."""
+
+    data_dir: Path
+    layout: StackLayout
+    tokens: DevTokens
+    database: embedded_pg.EmbeddedPostgres
+    children: list[Child] = field(default_factory=list)
+
+    def spawn(self, name: str, command: str, port: int, env: Mapping[str, str]) -> Child:
+        log_dir = self.data_dir / "logs"
+        log_dir.mkdir(exist_ok=True)
+        log_path = log_dir / f"{name}.log"
+        with log_path.open("ab") as log_file:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "ticketing_cli.main",
+                    command,
+                    "--host",
+                    self.layout.host,
+                    "--port",
+                    str(port),
+                ],
+                env={**os.environ, **env},
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        child = Child(name, f"http://{self.layout.host}:{port}", process, log_path)
+        self.children.append(child)
+        return child
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            if child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        for child in self.children:
+            try:
+                child.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait(timeout=10)
+        self.children.clear()
+        if self.database.started_here:
+            embedded_pg.stop(self.database)
+
+
+def wait_ready(child: Child, *, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.process.poll() is not None:
+            raise RuntimeError(
+                f"{child.name} exited with {child.process.returncode}; see {child.log_path}"
+            )
+        try:
+            if httpx.get(f"{child.url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"{child.name} was not ready after {timeout:.0f} s; see {child.log_path}")
+
+
+def start_stack(data_dir: Path, layout: StackLayout) -> Stack:
+    """Start everything and return once every service answers /readyz."""
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    database = embedded_pg.ensure_running(data_dir)
+    stack = Stack(data_dir, layout, DevTokens.load_or_create(data_dir), database)
+    try:
+        be_names = [f"be{index + 1}" for index in range(len(layout.be_ports))]
+        for name in ["wm", *(f"be_{n}" for n in be_names)]:
+            asyncio.run(ensure_database(database.url(name)))
+        tokens = stack.tokens
+        children = [
+            stack.spawn("emulators", "emulators", layout.emulator_port, {}),
+            stack.spawn(
+                "wm",
+                "wm",
+                layout.wm_port,
+                {
+                    "WM_DATABASE_URL": database.url("wm"),
+                    "WM_INGEST_TOKEN": tokens.wm_ingest,
+                    "WM_ADMIN_TOKEN": tokens.wm_admin,
+                },
+            ),
+        ]
+        for name, port in zip(be_names, layout.be_ports, strict=True):
+            children.append(
+                stack.spawn(
+                    name,
+                    "be",
+                    port,
+                    {
+                        "BE_NAME": name,
+                        "BE_DATABASE_URL": database.url(f"be_{name}"),
+                        "BE_PUBLIC_URL": layout.be_url(port),
+                        "BE_INTAKE_TOKEN": tokens.be_intake,
+                        "BE_ADMIN_TOKEN": tokens.be_admin,
+                        "BE_WM_URL": layout.wm_url,
+                        "BE_WM_TOKEN": tokens.wm_admin,
+                        "BE_CHERWELL_URL": f"{layout.emulator_url}/CherwellAPI",
+                        "BE_SFYC_URL": layout.emulator_url,
+                    },
+                )
+            )
+        for child in children:
+            wait_ready(child)
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
