@@ -1,5 +1,174 @@
-"""Tables of the WM service's database (its own MetaData, see ticketing_common.db)."""
+"""Tables of the WM service's database (its own MetaData, see ticketing_common.db).
+
+Pushes, the critical samples kept for the window, tickets with their revisions, the delivery
+outbox the distribution workers drain, the topology inventory and the run-time settings.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field
 
 from ticketing_common.db import make_model_base
 
-WMModel = make_model_base("WMModel")
+if TYPE_CHECKING:
+    # mypy cannot use a base class built at run time; to it the base is plain SQLModel.
+    from sqlmodel import SQLModel as WMModel
+else:
+    WMModel = make_model_base("WMModel")
+
+
+def _tz(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=Column(DateTime(timezone=True), nullable=nullable, index=index))
+
+
+class AggregationPush(WMModel, table=True):
+    """One processed push; `result` is replayed verbatim when the same push arrives again."""
+
+    __tablename__ = "aggregation_push"
+    __table_args__ = (UniqueConstraint("kind", "aggregation_id"),)
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
+    )
+    kind: str = Field(sa_column=Column(String(32), nullable=False, index=True))
+    aggregation_id: str = Field(sa_column=Column(String(200), nullable=False))
+    generated_at: datetime = _tz()
+    received_at: datetime = _tz()
+    entries: int = Field(sa_column=Column(Integer, nullable=False))
+    critical_entries: int = Field(sa_column=Column(Integer, nullable=False))
+    opened: int = Field(sa_column=Column(Integer, nullable=False))
+    updated: int = Field(sa_column=Column(Integer, nullable=False))
+    cleared: int = Field(sa_column=Column(Integer, nullable=False))
+    unchanged: int = Field(sa_column=Column(Integer, nullable=False))
+    result: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+
+
+class CriticalSample(WMModel, table=True):
+    """A critical sample seen in the window; the key makes a repeated sample count once."""
+
+    __tablename__ = "critical_sample"
+
+    kind: str = Field(sa_column=Column(String(32), primary_key=True))
+    entity_id: str = Field(sa_column=Column(String(200), primary_key=True))
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), primary_key=True))
+    value: float = Field(sa_column=Column(Float, nullable=False))
+    push_id: int = Field(
+        sa_column=Column(BigInteger, ForeignKey("aggregation_push.id"), nullable=False, index=True)
+    )
+
+
+class Ticket(WMModel, table=True):
+    """One ticket per (kind, entity) problem; a problem that returns after a clear is a new one."""
+
+    __tablename__ = "ticket"
+
+    id: uuid.UUID = Field(sa_column=Column(Uuid, primary_key=True))
+    kind: str = Field(sa_column=Column(String(32), nullable=False, index=True))
+    entity_id: str = Field(sa_column=Column(String(200), nullable=False, index=True))
+    dedup_key: str = Field(sa_column=Column(String(240), nullable=False, index=True))
+    # The dedup key while open, NULL once cleared: a plain unique constraint (NULLs are
+    # distinct) then allows exactly one open ticket per dedup key.
+    open_key: str | None = Field(default=None, sa_column=Column(String(240), unique=True))
+    state: str = Field(sa_column=Column(String(16), nullable=False, index=True))
+    category: str = Field(sa_column=Column(String(32), nullable=False, index=True))
+    revision: int = Field(sa_column=Column(Integer, nullable=False))
+    priority: str = Field(sa_column=Column(String(2), nullable=False))
+    subscribers: int | None = Field(default=None, sa_column=Column(Integer))
+    payload: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    opened_at: datetime = _tz(index=True)
+    updated_at: datetime = _tz()
+    cleared_at: datetime | None = _tz(nullable=True)
+
+
+class TicketRevision(WMModel, table=True):
+    """Every revision of a ticket with the exact ticket JSON built for it."""
+
+    __tablename__ = "ticket_revision"
+    __table_args__ = (UniqueConstraint("ticket_id", "revision"),)
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
+    )
+    ticket_id: uuid.UUID = Field(
+        sa_column=Column(Uuid, ForeignKey("ticket.id"), nullable=False, index=True)
+    )
+    revision: int = Field(sa_column=Column(Integer, nullable=False))
+    action: str = Field(sa_column=Column(String(8), nullable=False))
+    priority: str = Field(sa_column=Column(String(2), nullable=False))
+    push_id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, ForeignKey("aggregation_push.id"), index=True)
+    )
+    payload: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = _tz()
+
+
+class TicketDelivery(WMModel, table=True):
+    """Outbox: one row per revision, written with it; the distribution workers deliver it."""
+
+    __tablename__ = "ticket_delivery"
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
+    )
+    revision_id: int = Field(
+        sa_column=Column(BigInteger, ForeignKey("ticket_revision.id"), nullable=False, unique=True)
+    )
+    ticket_id: uuid.UUID = Field(sa_column=Column(Uuid, nullable=False, index=True))
+    dedup_key: str = Field(sa_column=Column(String(240), nullable=False, index=True))
+    revision: int = Field(sa_column=Column(Integer, nullable=False))
+    payload: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    backend_name: str | None = Field(default=None, sa_column=Column(String(200), index=True))
+    status: str = Field(
+        default="pending",
+        sa_column=Column(String(16), nullable=False, index=True, server_default=text("'pending'")),
+    )
+    attempts: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
+    next_attempt_at: datetime | None = _tz(nullable=True)
+    last_error: str | None = Field(default=None, sa_column=Column(String))
+    assigned_at: datetime | None = _tz(nullable=True)
+    delivered_at: datetime | None = _tz(nullable=True)
+    created_at: datetime = _tz()
+
+
+class TopologyElement(WMModel, table=True):
+    """Inventory: an entity or a service group with its place in the network and subscribers."""
+
+    __tablename__ = "topology_element"
+
+    element_id: str = Field(sa_column=Column(String(200), primary_key=True))
+    market: str | None = Field(default=None, sa_column=Column(String(200)))
+    hub: str | None = Field(default=None, sa_column=Column(String(200)))
+    ccap: str | None = Field(default=None, sa_column=Column(String(200)))
+    service_group: str | None = Field(default=None, sa_column=Column(String(200)))
+    channel: str | None = Field(default=None, sa_column=Column(String(200)))
+    subscribers: int | None = Field(default=None, sa_column=Column(Integer))
+    updated_at: datetime = _tz()
+
+
+class WMSetting(WMModel, table=True):
+    """Run-time rule settings changed over the API (one JSON document per name)."""
+
+    __tablename__ = "wm_setting"
+
+    name: str = Field(sa_column=Column(String(64), primary_key=True))
+    value: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    updated_at: datetime = _tz()

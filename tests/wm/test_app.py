@@ -1,0 +1,57 @@
+"""The WM app shell: health probes, offline docs, bearer-token guards."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.wm.conftest import ADMIN, INGEST
+
+
+async def test_healthz_answers_without_a_token(client: httpx.AsyncClient) -> None:
+    """/healthz is open and says ok."""
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_reports_ready_at_migration_head(client: httpx.AsyncClient) -> None:
+    """/readyz is open and ready once the lifespan migrated the database."""
+    response = await client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready"}
+
+
+async def test_docs_reference_no_external_host(client: httpx.AsyncClient) -> None:
+    """/docs loads Swagger UI from the app itself, so it works air-gapped."""
+    response = await client.get("/docs")
+    assert response.status_code == 200
+    assert "/_docs_assets/swagger-ui-bundle.js" in response.text
+    assert "http://" not in response.text and "https://" not in response.text
+    asset = await client.get("/_docs_assets/swagger-ui-bundle.js")
+    assert asset.status_code == 200
+
+
+async def test_admin_endpoint_without_token_is_401(client: httpx.AsyncClient) -> None:
+    """No bearer token → 401 in the common error shape."""
+    response = await client.get("/api/v1/settings")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+
+
+async def test_admin_endpoint_with_ingest_token_is_403(client: httpx.AsyncClient) -> None:
+    """The aggregator's token opens only the pushes."""
+    response = await client.get("/api/v1/settings", headers=INGEST)
+    assert response.status_code == 403
+
+
+async def test_admin_endpoint_with_admin_token_is_200(client: httpx.AsyncClient) -> None:
+    """The admin token opens the admin endpoints."""
+    response = await client.get("/api/v1/settings", headers=ADMIN)
+    assert response.status_code == 200
+
+
+async def test_errors_never_echo_the_presented_token(client: httpx.AsyncClient) -> None:
+    """A rejected token is not repeated back to the caller."""
+    response = await client.get("/api/v1/settings", headers={"Authorization": "Bearer s3cr3t-x"})
+    assert response.status_code == 403
+    assert "s3cr3t-x" not in response.text

@@ -1,0 +1,100 @@
+"""The WM application: create_app() wires settings, database, routes and background workers.
+
+`ticketing wm` calls create_app() with settings from the environment; tests pass their own.
+The lifespan migrates the database to head before serving and owns every long-lived resource.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from ticketing_common import embedded_pg
+from ticketing_common.db import create_engine, make_sessionmaker, redact_url, resolve_database_url
+from ticketing_common.logging import configure_logging
+from ticketing_common.migrate import readiness_problems, upgrade_to_head
+from ticketing_common.web import add_health_routes, create_base_app
+from wm_service.config import WMSettings
+from wm_service.routes import settings as settings_routes
+
+log = logging.getLogger(__name__)
+
+
+class BackgroundWorker(Protocol):
+    """A task the lifespan starts after migrations and stops before the engine closes."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def _background_workers(app: FastAPI) -> list[BackgroundWorker]:
+    """The workers this app runs (the distribution worker is registered here)."""
+    return []
+
+
+def _token(value: SecretStr | None, variable: str) -> SecretStr:
+    if value is not None and value.get_secret_value():
+        return value
+    # Locked, not open: an unset token becomes a random one nobody knows.
+    log.warning("%s is not set: its endpoints reject every request until it is", variable)
+    return SecretStr(secrets.token_urlsafe(32))
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    config: WMSettings = app.state.settings
+    configured = config.database_url.get_secret_value() if config.database_url else None
+    url, started_server = await resolve_database_url(
+        configured, data_dir=config.data_dir, database=config.database_name
+    )
+    try:
+        log.info("WM database %s: migrating to head", redact_url(url))
+        await upgrade_to_head("wm", url)
+        engine = create_engine(url)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        workers = _background_workers(app)
+        try:
+            for worker in workers:
+                await worker.start()
+            yield
+        finally:
+            for worker in reversed(workers):
+                await worker.stop()
+            await engine.dispose()
+    finally:
+        if started_server is not None:
+            embedded_pg.stop(started_server)
+
+
+def create_app(settings: WMSettings | None = None) -> FastAPI:
+    """The WM FastAPI app; `settings` defaults to the WM_* environment."""
+    config = settings or WMSettings()
+    configure_logging(config.log_level, service="wm")
+    app = create_base_app(
+        title="WM — workflow manager",
+        description=(
+            "Turns the topology aggregator's pushes into trouble tickets, stores them with "
+            "every revision and hands them to the BE instances."
+        ),
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = config
+    app.state.ingest_token = _token(config.ingest_token, "WM_INGEST_TOKEN")
+    app.state.admin_token = _token(config.admin_token, "WM_ADMIN_TOKEN")
+
+    async def readiness() -> dict[str, str]:
+        return await readiness_problems(app.state.engine, "wm")
+
+    add_health_routes(app, readiness)
+    for router in (settings_routes.router,):
+        app.include_router(router)
+    return app

@@ -1,0 +1,207 @@
+"""Request and response shapes of the WM's REST API (pydantic, part of the OpenAPI document).
+
+The ticket document (`TicketDocument`) is the contract with the BEs (docs/contracts.md §1);
+push bodies are decoded by services/ingest_decode.py, not here, for speed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from wm_service.kinds import Kind
+
+Priority = Literal["P1", "P2", "P3", "P4"]
+Action = Literal["open", "update", "clear"]
+Category = Literal["SNR", "Falla de Linea"]
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+class Thresholds(BaseModel):
+    """Sample classification limits. SNR: value < limit; utilisation: value ≥ limit."""
+
+    critical: float
+    major: float
+    minor: float
+
+
+class RuleSettings(BaseModel):
+    """The rule settings in force: read by every push, changed at run time."""
+
+    window_hours: int = Field(ge=1, le=168, description="Critical-sample window before T.")
+    min_critical_incidents: int = Field(
+        ge=1, le=1000, description="Critical samples in the window that make an entry critical."
+    )
+    thresholds: dict[Kind, Thresholds]
+
+
+class ThresholdsPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    critical: float | None = None
+    major: float | None = None
+    minor: float | None = None
+
+
+class RuleSettingsPatch(BaseModel):
+    """Partial change: only the given fields change; the result is validated as a whole."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window_hours: int | None = Field(default=None, ge=1, le=168)
+    min_critical_incidents: int | None = Field(default=None, ge=1, le=1000)
+    thresholds: dict[Kind, ThresholdsPatch] | None = None
+
+
+# --- ticket document (contract with the BEs) --------------------------------------------------
+
+
+class Location(BaseModel):
+    market: str | None
+    hub: str | None
+    ccap: str | None
+    service_group: str | None
+    channel: str | None
+    missing_location: bool = Field(
+        description="True when market, hub or CCAP is unknown to both the push and the inventory."
+    )
+
+
+class WorkOrder(BaseModel):
+    subject: str
+    description: str
+
+
+class TicketDocument(BaseModel):
+    """The ticket JSON sent to the BEs for one revision (docs/contracts.md §1)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    ticket_id: uuid.UUID
+    dedup_key: str = Field(examples=["snr-upstream:MTY01-CCAP02:US-3/0/1"])
+    revision: int = Field(ge=1)
+    action: Action
+    kind: Kind
+    category: Category
+    priority: Priority
+    title: str
+    description: str
+    location: Location
+    subscribers: int | None
+    work_order: WorkOrder
+    generated_at: datetime
+    entity_id: str
+    critical_samples: int = Field(description="Critical samples in the window at this revision.")
+    worst_value: float | None = Field(description="Worst critical value in the window.")
+    unit: str
+    threshold: float = Field(description="Critical threshold in force for this kind.")
+    first_critical_at: datetime | None
+    last_critical_at: datetime | None
+    aggregation_id: str = Field(description="The push that produced this revision.")
+
+
+# --- pushes -----------------------------------------------------------------------------------
+
+
+class TicketCounts(BaseModel):
+    opened: int
+    updated: int
+    cleared: int
+    unchanged: int
+
+
+class PushResult(BaseModel):
+    """What one push did; replayed verbatim when the same aggregation_id is pushed again."""
+
+    aggregation_id: str
+    kind: Kind
+    generated_at: datetime
+    received_at: datetime
+    entries: int
+    critical_entries: int
+    tickets: TicketCounts
+
+
+class PushPage(BaseModel):
+    items: list[PushResult]
+    next_cursor: str | None
+
+
+# --- topology ---------------------------------------------------------------------------------
+
+
+class TopologyElementIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    element_id: str = Field(min_length=1, max_length=200)
+    market: str | None = Field(default=None, max_length=200)
+    hub: str | None = Field(default=None, max_length=200)
+    ccap: str | None = Field(default=None, max_length=200)
+    service_group: str | None = Field(default=None, max_length=200)
+    channel: str | None = Field(default=None, max_length=200)
+    subscribers: int | None = Field(default=None, ge=0)
+
+
+class TopologyUpload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    elements: list[TopologyElementIn]
+
+
+class TopologyResult(BaseModel):
+    upserted: int
+
+
+# --- tickets read API -------------------------------------------------------------------------
+
+
+class DeliveryPublic(BaseModel):
+    backend_name: str | None
+    status: str
+    attempts: int
+    assigned_at: datetime | None
+    delivered_at: datetime | None
+
+
+class RevisionPublic(BaseModel):
+    revision: int
+    action: Action
+    priority: Priority
+    created_at: datetime
+    ticket: TicketDocument
+    delivery: DeliveryPublic | None
+
+
+class TicketSummary(BaseModel):
+    id: uuid.UUID
+    dedup_key: str
+    kind: Kind
+    entity_id: str
+    category: Category
+    state: Literal["open", "cleared"]
+    revision: int
+    priority: Priority
+    subscribers: int | None
+    opened_at: datetime
+    updated_at: datetime
+    cleared_at: datetime | None
+
+
+class TicketPage(BaseModel):
+    items: list[TicketSummary]
+    next_cursor: str | None = Field(description="Opaque; pass as `cursor` for the next page.")
+
+
+class TicketDetail(TicketSummary):
+    ticket: TicketDocument = Field(description="The current ticket JSON (latest revision).")
+    revisions: list[RevisionPublic]
+
+
+def as_dict(model: BaseModel) -> dict[str, Any]:
+    """JSON-ready dict of a model (datetimes and UUIDs as strings)."""
+    return model.model_dump(mode="json")
