@@ -1,5 +1,48 @@
-"""Tables of the distribution part of the WM (backend registry); same MetaData as the WM."""
+"""Tables of the distribution part of the WM: the registry of BE instances.
 
-from wm_service.models import WMModel
+The outbox itself (`ticket_delivery`) belongs to the WM core (wm_service.models), which writes
+one row per ticket revision; distribution only assigns, sends and marks those rows.
+"""
 
-__all__ = ["WMModel"]
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Index, text
+from sqlmodel import Field, col
+
+from wm_service.models import TicketDelivery, WMModel
+
+
+class Backend(WMModel, table=True):
+    """One registered BE instance: where to send its tickets and when it was last healthy."""
+
+    __tablename__ = "backend"
+
+    name: str = Field(primary_key=True, max_length=63)
+    url: str = Field(max_length=2048)
+    # Needed in clear to call the BE; never returned by the API nor logged.
+    intake_token: str = Field(max_length=512)
+    registered_at: datetime = Field(sa_type=DateTime(timezone=True))
+    # Refreshed by every PUT (the BE's heartbeat).
+    last_seen_at: datetime = Field(sa_type=DateTime(timezone=True))
+    last_probe_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    last_probe_ok_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    last_probe_error: str | None = Field(default=None, max_length=500)
+
+
+# Partial indexes on the outbox for the distribution's hot queries: a sender's claim (pending
+# rows of one backend, oldest first) and the per-key ordering check (older pending revisions
+# of a dedup key). Declared here, beside the queries that need them.
+Index(
+    "ix_ticket_delivery_pending_backend",
+    col(TicketDelivery.backend_name),
+    col(TicketDelivery.id),
+    postgresql_where=text("status = 'pending'"),
+)
+Index(
+    "ix_ticket_delivery_pending_key",
+    col(TicketDelivery.dedup_key),
+    col(TicketDelivery.id),
+    postgresql_where=text("status = 'pending'"),
+)

@@ -1,0 +1,60 @@
+"""Request and response shapes of the backend registry API (/api/v1/backends).
+
+The BE's self-registration sends `BackendRegistration` (docs/contracts.md §5); operators read
+`BackendList`. The intake token goes in and never comes out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr
+
+# A DNS-label-like name: safe in URLs, logs and metrics.
+BACKEND_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+
+
+class BackendRegistration(BaseModel):
+    """Body of PUT /api/v1/backends/{name}: where the BE takes tickets and with which token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: Annotated[AnyHttpUrl, Field(max_length=2048)] = Field(
+        description="Base URL of the BE; tickets go to {url}/api/v1/tickets.",
+        examples=["http://127.0.0.1:8101"],
+    )
+    intake_token: Annotated[SecretStr, Field(min_length=1, max_length=512)] = Field(
+        description="Bearer token the BE expects on its intake; stored, never returned.",
+    )
+
+
+class DeliveryCounts(BaseModel):
+    """Ticket revisions of one backend in the outbox."""
+
+    assigned: int = Field(description="Revisions currently assigned to this backend.")
+    pending: int = Field(description="Assigned and not yet acknowledged by the BE.")
+    delivered: int = Field(description="Acknowledged (2xx) by this backend.")
+
+
+class BackendPublic(BaseModel):
+    """A registered backend as operators see it (no token)."""
+
+    name: str
+    url: str
+    available: bool = Field(
+        description="Heartbeat or successful /readyz probe within WM_BACKEND_TIMEOUT_SECONDS."
+    )
+    registered_at: datetime
+    last_seen_at: datetime = Field(description="Last registration PUT (the BE's heartbeat).")
+    last_probe_at: datetime | None
+    last_probe_ok_at: datetime | None
+    last_probe_error: str | None
+    tickets: DeliveryCounts
+
+
+class BackendList(BaseModel):
+    """Every registered backend, and the revisions waiting for any backend to be available."""
+
+    backends: list[BackendPublic]
+    unassigned: int = Field(description="Pending revisions not assigned to any backend yet.")
