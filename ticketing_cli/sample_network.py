@@ -87,7 +87,7 @@ def topology_elements(network: SampleNetwork) -> list[dict[str, Any]]:
         for side in ("US", "DS"):
             elements.append(
                 {
-                    "entity_id": f"{group.prefix}:{group.node}-{side}",
+                    "element_id": f"{group.prefix}:{group.node}-{side}",
                     **location,
                     "subscribers": group.subscribers,
                 }
@@ -96,7 +96,7 @@ def topology_elements(network: SampleNetwork) -> list[dict[str, Any]]:
         for channel in channels:
             elements.append(
                 {
-                    "entity_id": f"{group.prefix}:{channel}:{group.node}",
+                    "element_id": f"{group.prefix}:{channel}:{group.node}",
                     **location,
                     "channel": channel,
                     "subscribers": group.subscribers // len(channels),
