@@ -76,6 +76,15 @@ class StackLayout:
     def be_url(self, port: int) -> str:
         return f"http://{self.host}:{port}"
 
+    @classmethod
+    def on_free_ports(cls, be_count: int = 2) -> StackLayout:
+        """A layout that cannot clash with a running `make up` (benchmarks, tests)."""
+        return cls(
+            wm_port=embedded_pg.free_port(),
+            be_ports=tuple(embedded_pg.free_port() for _ in range(be_count)),
+            emulator_port=embedded_pg.free_port(),
+        )
+
 
 @dataclass
 class Stack:

@@ -91,7 +91,7 @@ def _pg(binary: str, *args: str, timeout: float = 60) -> None:
         raise RuntimeError(f"{binary} failed ({result.returncode}): {result.stderr.strip()}")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -142,7 +142,7 @@ def ensure_running(
                 entry = pwd.getpwnam(_SYSTEM_USER)
                 os.chown(pgdata, entry.pw_uid, entry.pw_gid)
             _pg("initdb", "-D", str(pgdata), "-U", _SUPERUSER, "--auth=trust", "--encoding=UTF8")
-        chosen = port or _free_port()
+        chosen = port or free_port()
         options = f"-h 127.0.0.1 -p {chosen} -k {pgdata} -c max_connections=300"
         if not durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"

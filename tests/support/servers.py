@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,11 +21,9 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from ticketing_common.embedded_pg import free_port
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+__all__ = ["free_port", "serve_in_thread", "spawn_service"]
 
 
 @dataclass
