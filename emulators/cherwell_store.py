@@ -439,7 +439,9 @@ class CherwellStore:
         parent = values.get(_PARENT.field_id)
         if parent is not None:
             values[_PARENT.field_id] = parent = parent.strip().lower()
-        if (creating or parent is not None) and self.incidents.find(parent, None) is None:
+        if creating and parent is None:
+            result.validation.append((_PARENT.field_id, "RequiredField", "ParentRecID is required"))
+        elif parent is not None and self.incidents.find(parent, None) is None:
             result.validation.append(
                 (_PARENT.field_id, "InvalidParent", f"No Incident with RecID {parent!r}")
             )

@@ -87,6 +87,18 @@ def incident(**fields: str) -> dict[str, Any]:
     }
 
 
+def work_order(key: str, **fields: Any) -> dict[str, Any]:
+    """A WorkOrder record for the upsert, keyed by External_Key__c."""
+    return {"attributes": {"type": "WorkOrder"}, "External_Key__c": key, "Subject": "s", **fields}
+
+
+def upsert(emu: Emulator, *records: dict[str, Any], all_or_none: bool = False) -> list[dict]:
+    """PATCH the records through the collections upsert and return the UpsertResults."""
+    response = emu.client.patch(UPSERT, json={"allOrNone": all_or_none, "records": list(records)})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def values(read_response: dict[str, Any]) -> dict[str, str]:
     """A ReadResponse's fields as {name: value}."""
     return {f["name"]: f["value"] for f in read_response["fields"]}
