@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ticketing_common.auth import require_token
 from ticketing_common.db import session_scope
+from ticketing_common.errors import PayloadTooLarge, UnsupportedMediaType
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -38,3 +39,28 @@ def _admin_token(request: Request) -> SecretStr:
 # opens nothing but the pushes.
 require_ingest = require_token(_ingest_token, _admin_token)
 require_admin = require_token(_admin_token)
+
+
+async def read_body(request: Request, *, limit: int) -> bytes:
+    """The raw request body, refused with 413 as soon as it exceeds `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def media_type(request: Request, *, accepted: tuple[str, ...]) -> str:
+    """The request's media type (JSON when none is given), 415 when not in `accepted`."""
+    value = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if value not in accepted:
+        raise UnsupportedMediaType(
+            f"content-type {value!r} is not accepted; use one of {', '.join(accepted)}"
+        )
+    return value

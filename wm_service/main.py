@@ -10,7 +10,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 from pydantic import SecretStr
@@ -21,6 +21,7 @@ from ticketing_common.logging import configure_logging
 from ticketing_common.migrate import readiness_problems, upgrade_to_head
 from ticketing_common.web import add_health_routes, create_base_app
 from wm_service.config import WMSettings
+from wm_service.routes import aggregations, tickets, topology
 from wm_service.routes import settings as settings_routes
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             embedded_pg.stop(started_server)
 
 
+def _publish_push_schema(app: FastAPI) -> None:
+    """Add the msgspec push schema to the OpenAPI components the push route refers to."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(aggregations.PUSH_SCHEMA_COMPONENTS)
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: WMSettings | None = None) -> FastAPI:
     """The WM FastAPI app; `settings` defaults to the WM_* environment."""
     config = settings or WMSettings()
@@ -95,6 +110,12 @@ def create_app(settings: WMSettings | None = None) -> FastAPI:
         return await readiness_problems(app.state.engine, "wm")
 
     add_health_routes(app, readiness)
-    for router in (settings_routes.router,):
+    for router in (
+        aggregations.router,
+        topology.router,
+        tickets.router,
+        settings_routes.router,
+    ):
         app.include_router(router)
+    _publish_push_schema(app)
     return app

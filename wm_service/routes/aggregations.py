@@ -1,0 +1,89 @@
+"""POST /api/v1/aggregations/{kind} (the aggregator's pushes) and GET /api/v1/aggregations."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from wm_service.deps import SessionDep, media_type, read_body, require_admin, require_ingest
+from wm_service.kinds import Kind
+from wm_service.schemas import PushPage, PushResult
+from wm_service.services import pushes as pushes_service
+from wm_service.services.ingestion import process_push
+from wm_service.services.push_decode import CSV_COLUMNS, Push, decode_push
+
+router = APIRouter(prefix="/api/v1/aggregations", tags=["aggregations"])
+
+# The push body is decoded by msgspec (not pydantic) for speed; its schema is published in
+# the OpenAPI components under these names (see main.py).
+(_PUSH_REF,), PUSH_SCHEMA_COMPONENTS = msgspec.json.schema_components(
+    [Push], ref_template="#/components/schemas/{name}"
+)
+_PUSH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": _PUSH_REF},
+            "text/csv": {
+                "schema": {
+                    "type": "string",
+                    "description": "One row per sample; header: " + ",".join(CSV_COLUMNS),
+                }
+            },
+        },
+    }
+}
+
+
+@router.post(
+    "/{kind}",
+    response_model=PushResult,
+    dependencies=[Depends(require_ingest)],
+    summary="Push one aggregation (JSON, or CSV with aggregation_id/generated_at in the query)",
+    openapi_extra=_PUSH_BODY,
+)
+async def push_aggregation(
+    kind: Kind,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    aggregation_id: str | None = Query(None, description="CSV pushes only."),
+    generated_at: str | None = Query(None, description="CSV pushes only (ISO 8601, with zone)."),
+) -> PushResult:
+    config = request.app.state.settings
+    kind_of_body = media_type(request, accepted=("application/json", "text/csv"))
+    body = await read_body(request, limit=config.max_push_bytes)
+    received_at = datetime.now(UTC)
+    # Decoding a large push is CPU work; a thread keeps the event loop answering.
+    push = await asyncio.to_thread(
+        decode_push,
+        body,
+        media_type=kind_of_body,
+        aggregation_id=aggregation_id,
+        generated_at=generated_at,
+        now=received_at,
+        skew=timedelta(seconds=config.clock_skew_seconds),
+    )
+    del body
+    result, replayed = await process_push(session, kind=kind, push=push, received_at=received_at)
+    if replayed:
+        response.headers["Idempotent-Replay"] = "true"
+    return result
+
+
+@router.get(
+    "",
+    response_model=PushPage,
+    dependencies=[Depends(require_admin)],
+    summary="Recent pushes and their results, newest first",
+)
+async def list_pushes(
+    session: SessionDep,
+    kind: Kind | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    cursor: str | None = Query(None, description="next_cursor of the previous page"),
+) -> PushPage:
+    return await pushes_service.list_pushes(session, kind=kind, limit=limit, cursor=cursor)

@@ -1,0 +1,32 @@
+"""Read side of the pushes: the recent aggregations and what each one did."""
+
+from __future__ import annotations
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ticketing_common.errors import ErrorDetail, ValidationFailed
+from wm_service.kinds import Kind
+from wm_service.models import AggregationPush
+from wm_service.schemas import PushPage, PushResult
+from wm_service.services import cursor as cursors
+
+
+async def list_pushes(
+    session: AsyncSession, *, kind: Kind | None, limit: int, cursor: str | None
+) -> PushPage:
+    """Newest first (by arrival), keyset-paginated."""
+    query = select(AggregationPush).order_by(col(AggregationPush.id).desc()).limit(limit + 1)
+    if kind is not None:
+        query = query.where(AggregationPush.kind == kind.value)
+    if cursor is not None:
+        (last_id,) = cursors.decode(cursor, size=1)
+        if not isinstance(last_id, int):
+            raise ValidationFailed("invalid cursor", details=[ErrorDetail("cursor", "bad key")])
+        query = query.where(col(AggregationPush.id) < last_id)
+    rows = list((await session.exec(query)).all())
+    page = rows[:limit]
+    next_cursor = cursors.encode(page[-1].id) if len(rows) > limit else None
+    return PushPage(
+        items=[PushResult.model_validate(row.result) for row in page], next_cursor=next_cursor
+    )

@@ -1,0 +1,110 @@
+"""Read side of the tickets: filtered, keyset-paginated list and one ticket with its history."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ticketing_common.errors import ErrorDetail, NotFound, ValidationFailed
+from wm_service.kinds import Kind
+from wm_service.models import Ticket, TicketDelivery, TicketRevision
+from wm_service.schemas import (
+    Category,
+    DeliveryPublic,
+    RevisionPublic,
+    TicketDetail,
+    TicketDocument,
+    TicketPage,
+    TicketSummary,
+)
+from wm_service.services import cursor as cursors
+
+
+def _summary(ticket: Ticket) -> TicketSummary:
+    return TicketSummary.model_validate(ticket, from_attributes=True)
+
+
+async def list_tickets(
+    session: AsyncSession,
+    *,
+    kind: Kind | None,
+    category: Category | None,
+    state: str | None,
+    entity_id: str | None,
+    limit: int,
+    cursor: str | None,
+) -> TicketPage:
+    """Newest opened first; every filter is optional and they combine with AND."""
+    query = (
+        select(Ticket)
+        .order_by(col(Ticket.opened_at).desc(), col(Ticket.id).desc())
+        .limit(limit + 1)
+    )
+    if kind is not None:
+        query = query.where(Ticket.kind == kind.value)
+    if category is not None:
+        query = query.where(Ticket.category == category)
+    if state is not None:
+        query = query.where(Ticket.state == state)
+    if entity_id is not None:
+        query = query.where(Ticket.entity_id == entity_id)
+    if cursor is not None:
+        opened_text, id_text = cursors.decode(cursor, size=2)
+        try:
+            opened_at, last_id = datetime.fromisoformat(opened_text), uuid.UUID(id_text)
+        except (TypeError, ValueError) as exc:
+            raise ValidationFailed(
+                "invalid cursor", details=[ErrorDetail("cursor", "bad key")]
+            ) from exc
+        query = query.where(
+            (col(Ticket.opened_at) < opened_at)
+            | ((col(Ticket.opened_at) == opened_at) & (col(Ticket.id) < last_id))
+        )
+    rows = list((await session.exec(query)).all())
+    page = rows[:limit]
+    next_cursor = (
+        cursors.encode(page[-1].opened_at.isoformat(), str(page[-1].id))
+        if len(rows) > limit
+        else None
+    )
+    return TicketPage(items=[_summary(t) for t in page], next_cursor=next_cursor)
+
+
+async def get_ticket(session: AsyncSession, *, ticket_id: uuid.UUID) -> TicketDetail:
+    """The ticket, its current JSON, and every revision with its delivery state."""
+    ticket = await session.get(Ticket, ticket_id)
+    if ticket is None:
+        raise NotFound(f"no ticket {ticket_id}")
+    rows = (
+        await session.exec(
+            select(TicketRevision, TicketDelivery)
+            .join(
+                TicketDelivery,
+                col(TicketDelivery.revision_id) == col(TicketRevision.id),
+                isouter=True,
+            )
+            .where(TicketRevision.ticket_id == ticket_id)
+            .order_by(col(TicketRevision.revision))
+        )
+    ).all()
+    revisions = [
+        RevisionPublic(
+            revision=revision.revision,
+            action=revision.action,
+            priority=revision.priority,
+            created_at=revision.created_at,
+            ticket=TicketDocument.model_validate(revision.payload),
+            delivery=DeliveryPublic.model_validate(delivery, from_attributes=True)
+            if delivery is not None
+            else None,
+        )
+        for revision, delivery in rows
+    ]
+    return TicketDetail(
+        **_summary(ticket).model_dump(),
+        ticket=TicketDocument.model_validate(ticket.payload),
+        revisions=revisions,
+    )
