@@ -23,7 +23,7 @@ from fastapi import FastAPI
 
 from ticketing_common.embedded_pg import free_port
 
-__all__ = ["free_port", "serve_in_thread", "spawn_service"]
+__all__ = ["free_port", "launch_service", "serve_in_thread", "spawn_service"]
 
 
 @dataclass
@@ -60,6 +60,21 @@ def serve_in_thread(app: FastAPI, *, port: int | None = None) -> Iterator[Runnin
 class ServiceProcess:
     url: str
     process: subprocess.Popen[bytes]
+    command: str = "service"
+
+    def wait_ready(self, ready_path: str = "/readyz", timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"ticketing {self.command} exited with {self.process.returncode}"
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + ready_path, timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)
+        self.kill()
+        raise RuntimeError(f"ticketing {self.command} did not become ready")
 
     def kill(self) -> None:
         """SIGKILL: the crash case, no shutdown hooks run."""
@@ -76,10 +91,10 @@ class ServiceProcess:
                 self.kill()
 
 
-def spawn_service(
-    command: str, env: Mapping[str, str], *, port: int | None = None, ready_path: str = "/readyz"
+def launch_service(
+    command: str, env: Mapping[str, str], *, port: int | None = None
 ) -> ServiceProcess:
-    """Start `ticketing <command> --host 127.0.0.1 --port P` and wait until it is ready."""
+    """Start `ticketing <command> --host 127.0.0.1 --port P` without waiting for it."""
     port = port or free_port()
     process = subprocess.Popen(
         [
@@ -94,14 +109,13 @@ def spawn_service(
         ],
         env={**os.environ, **env},
     )
-    service = ServiceProcess(f"http://127.0.0.1:{port}", process)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"ticketing {command} exited with {process.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(service.url + ready_path, timeout=2).status_code == 200:
-                return service
-        time.sleep(0.2)
-    service.kill()
-    raise RuntimeError(f"ticketing {command} did not become ready")
+    return ServiceProcess(f"http://127.0.0.1:{port}", process, command)
+
+
+def spawn_service(
+    command: str, env: Mapping[str, str], *, port: int | None = None, ready_path: str = "/readyz"
+) -> ServiceProcess:
+    """Start `ticketing <command> --host 127.0.0.1 --port P` and wait until it is ready."""
+    service = launch_service(command, env, port=port)
+    service.wait_ready(ready_path)
+    return service

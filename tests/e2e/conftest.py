@@ -1,0 +1,225 @@
+"""The whole system as real processes for end-to-end tests: emulators, WM and BEs over HTTP.
+
+Each test gets its own processes on free ports and its own databases on the session's
+embedded Postgres; timings (heartbeat, failover, backoff) are shortened so that failover and
+recovery happen within seconds. Every process is stopped by PID at the end of the test.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.servers import ServiceProcess, free_port, launch_service
+from ticketing_cli.client import BEClient, EmulatorClient, WMClient
+from ticketing_cli.tour import be_status_counts
+
+WM_ADMIN = "e2e-wm-admin"
+WM_INGEST = "e2e-wm-ingest"
+BE_ADMIN = "e2e-be-admin"
+BE_INTAKE = "e2e-be-intake"
+
+FAST_WM = {
+    "WM_BACKEND_TIMEOUT_SECONDS": "1.5",
+    "WM_FAILOVER_AFTER_SECONDS": "3",
+    "WM_BACKEND_PROBE_INTERVAL_SECONDS": "0.3",
+    "WM_BACKEND_PROBE_TIMEOUT_SECONDS": "1",
+    "WM_DELIVERY_BACKOFF_BASE_SECONDS": "0.2",
+    "WM_DELIVERY_BACKOFF_CAP_SECONDS": "0.5",
+    "WM_DELIVERY_REQUEST_TIMEOUT_SECONDS": "3",
+}
+FAST_BE = {
+    "BE_HEARTBEAT_SECONDS": "0.3",
+    "BE_BACKOFF_BASE_SECONDS": "0.05",
+    "BE_BACKOFF_CAP_SECONDS": "0.2",
+}
+
+
+def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str) -> None:
+    """Poll `predicate` until true; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def snr_key(i: int) -> str:
+    return f"snr-upstream:E2E-CCAP01:US-{i}"
+
+
+def snr_entries(
+    ids: list[int], *, at: datetime, values: tuple[float, ...] = (21.0,)
+) -> list[dict[str, Any]]:
+    """SNR channels `E2E-CCAP01:US-<i>`, one sample per value, 5 minutes apart, ending at `at`."""
+    return [
+        {
+            "entity_id": f"E2E-CCAP01:US-{i}",
+            "market": "Monterrey",
+            "hub": "MTY01",
+            "ccap": "CCAP01",
+            "service_group": f"N{i:04d}",
+            "channel": f"US-{i}",
+            "subscribers": 40,
+            "samples": [
+                {"at": (at - timedelta(minutes=5 * (len(values) - 1 - n))).isoformat(), "value": v}
+                for n, v in enumerate(values)
+            ],
+        }
+        for i in ids
+    ]
+
+
+@dataclass
+class System:
+    make_database: Callable[[str], str]
+    emulators: ServiceProcess | None = None
+    wm: ServiceProcess | None = None
+    wm_env: dict[str, str] = field(default_factory=dict)
+    bes: dict[str, ServiceProcess] = field(default_factory=dict)
+    be_envs: dict[str, dict[str, str]] = field(default_factory=dict)
+    pushes: int = 0
+
+    # --- processes -------------------------------------------------------------------------
+    def start(self, be_names: list[str]) -> None:
+        self.emulators = launch_service("emulators", {})
+        wm_port = free_port()
+        self.wm_env = {
+            "WM_DATABASE_URL": self.make_database("wm"),
+            "WM_ADMIN_TOKEN": WM_ADMIN,
+            "WM_INGEST_TOKEN": WM_INGEST,
+            **FAST_WM,
+        }
+        self.wm = launch_service("wm", self.wm_env, port=wm_port)
+        for name in be_names:
+            self.start_be(name, wait=False)
+        for process in [self.emulators, self.wm, *self.bes.values()]:
+            process.wait_ready()
+        self.wait_for_backends(len(be_names))
+
+    def start_be(self, name: str, *, wait: bool = True) -> ServiceProcess:
+        assert self.wm is not None and self.emulators is not None
+        if name not in self.be_envs:
+            port = free_port()
+            self.be_envs[name] = {
+                "BE_NAME": name,
+                "BE_DATABASE_URL": self.make_database("be"),
+                "BE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+                "BE_INTAKE_TOKEN": BE_INTAKE,
+                "BE_ADMIN_TOKEN": BE_ADMIN,
+                "BE_WM_URL": self.wm.url,
+                "BE_WM_TOKEN": WM_ADMIN,
+                "BE_CHERWELL_URL": f"{self.emulators.url}/CherwellAPI",
+                "BE_SFYC_URL": self.emulators.url,
+                **FAST_BE,
+            }
+        env = self.be_envs[name]
+        port = int(env["BE_PUBLIC_URL"].rsplit(":", 1)[1])
+        self.bes[name] = launch_service("be", env, port=port)
+        if wait:
+            self.bes[name].wait_ready()
+        return self.bes[name]
+
+    def restart_wm(self) -> None:
+        assert self.wm is not None
+        self.wm.kill()
+        port = int(self.wm.url.rsplit(":", 1)[1])
+        self.wm = launch_service("wm", self.wm_env, port=port)
+        self.wm.wait_ready()
+
+    def stop(self) -> None:
+        for process in [*self.bes.values(), self.wm, self.emulators]:
+            if process is not None:
+                process.stop()
+
+    # --- clients ---------------------------------------------------------------------------
+    @property
+    def wm_client(self) -> WMClient:
+        assert self.wm is not None
+        return WMClient(self.wm.url, WM_ADMIN, WM_INGEST)
+
+    @property
+    def emulator(self) -> EmulatorClient:
+        assert self.emulators is not None
+        return EmulatorClient(self.emulators.url)
+
+    def be_client(self, name: str) -> BEClient:
+        return BEClient(self.be_envs[name]["BE_PUBLIC_URL"], BE_ADMIN)
+
+    def wait_for_backends(self, count: int, timeout: float = 30) -> None:
+        wait_for(
+            lambda: sum(1 for b in self.wm_client.backends() if b.get("available")) >= count,
+            timeout=timeout,
+            what=f"{count} BEs available on the WM",
+        )
+
+    def push_snr(self, entries: list[dict[str, Any]], *, at: datetime) -> dict[str, Any]:
+        self.pushes += 1
+        body = {
+            "aggregation_id": f"e2e-{self.pushes}-{at.isoformat()}",
+            "generated_at": at.isoformat(),
+            "entries": entries,
+        }
+        return self.wm_client.push("snr-upstream", json.dumps(body).encode())
+
+    def be_counts(self, name: str) -> Counter[str]:
+        try:
+            return be_status_counts(self.be_client(name))
+        except httpx.HTTPError:
+            return Counter()
+
+    def revisions_on(self, name: str) -> set[tuple[str, int]]:
+        """(dedup_key, revision) of every ticket revision the BE `name` holds."""
+        found: set[tuple[str, int]] = set()
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": 200}
+            if cursor:
+                params["cursor"] = cursor
+            page = self.be_client(name).get("/api/v1/tickets", **params)
+            found |= {(item["dedup_key"], item["revision"]) for item in page["items"]}
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return found
+
+    def wait_until_finished(self, expected: int, *, timeout: float = 90) -> dict[str, Counter[str]]:
+        """Until the BEs together hold `expected` revisions, all Completed or Error."""
+        deadline = time.monotonic() + timeout
+        counts: dict[str, Counter[str]] = {}
+        while time.monotonic() < deadline:
+            counts = {name: self.be_counts(name) for name in self.bes}
+            total = sum(sum(c.values()) for c in counts.values())
+            finished = sum(c["Completed"] + c["Error"] for c in counts.values())
+            if total >= expected and finished == total:
+                return counts
+            time.sleep(0.3)
+        raise AssertionError(f"not finished within {timeout} s: {counts}")
+
+    def incidents_by_key(self) -> dict[str, list[dict[str, Any]]]:
+        by_key: dict[str, list[dict[str, Any]]] = {}
+        for record in self.emulator.records("incident"):
+            by_key.setdefault(record.get("TpcCorrelationKey", ""), []).append(record)
+        return by_key
+
+
+@pytest.fixture
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture
+def system(make_database: Callable[[str], str]) -> Iterator[System]:
+    running = System(make_database)
+    try:
+        yield running
+    finally:
+        running.stop()

@@ -1,0 +1,138 @@
+"""End to end over real processes: pushes become exactly one incident + one work order each."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+
+import pytest
+
+from tests.e2e.conftest import System, snr_entries, snr_key, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def _assert_exactly_once_and_linked(system: System, keys: set[str]) -> None:
+    incidents = system.incidents_by_key()
+    assert {k: len(v) for k, v in incidents.items() if k in keys} == dict.fromkeys(keys, 1)
+    work_orders = Counter(
+        wo["External_Key__c"].split("#", 1)[0] for wo in system.emulator.records("workorder")
+    )
+    assert {k: work_orders[k] for k in keys} == dict.fromkeys(keys, 1)
+    orders_by_incident = {
+        wo["Cherwell_Incident__c"]: wo for wo in system.emulator.records("workorder")
+    }
+    for key in keys:
+        incident = incidents[key][0]
+        order = orders_by_incident[incident["busObPublicId"]]
+        assert incident["TpcWorkOrderNumber"] == order["WorkOrderNumber"]
+
+
+def test_push_makes_one_incident_and_one_linked_work_order_per_critical_entry(
+    system: System, now: datetime
+) -> None:
+    """12 critical + 8 healthy channels → 12 incidents, 12 work orders, linked both ways."""
+    system.start(["be1", "be2"])
+    entries = snr_entries(list(range(12)), at=now) + snr_entries(
+        list(range(100, 108)), at=now, values=(35.0,)
+    )
+    result = system.push_snr(entries, at=now)
+    assert result["critical_entries"] == 12
+    counts = system.wait_until_finished(12)
+    assert sum(c["Completed"] for c in counts.values()) == 12
+    assert all(c["Completed"] > 0 for c in counts.values()), "both BEs take a share"
+    _assert_exactly_once_and_linked(system, {snr_key(i) for i in range(12)})
+
+
+def test_new_critical_samples_add_notes_and_no_new_incidents(system: System, now: datetime) -> None:
+    """A second push with new critical samples notes the existing incidents."""
+    system.start(["be1", "be2"])
+    earlier = now - timedelta(minutes=30)
+    system.push_snr(snr_entries(list(range(6)), at=earlier), at=earlier)
+    system.wait_until_finished(6)
+    result = system.push_snr(snr_entries(list(range(6)), at=now), at=now)
+    assert result["tickets"]["updated"] == 6
+    system.wait_until_finished(12)
+    assert system.emulator.stats()["records"]["incident"] == 6
+    assert system.emulator.stats()["records"]["journal"] == 6
+    _assert_exactly_once_and_linked(system, {snr_key(i) for i in range(6)})
+
+
+def test_recovered_entries_get_a_cleared_note(system: System, now: datetime) -> None:
+    """Entries whose critical samples left the window are cleared with a note."""
+    system.start(["be1"])
+    day_ago = now - timedelta(hours=23, minutes=50)
+    system.push_snr(snr_entries(list(range(4)), at=day_ago), at=day_ago)
+    system.wait_until_finished(4)
+    later = now + timedelta(minutes=1)
+    result = system.push_snr(snr_entries(list(range(4)), at=later, values=(34.0,)), at=later)
+    assert result["tickets"]["cleared"] == 4
+    system.wait_until_finished(8)
+    notes = system.emulator.records("journal")
+    assert len(notes) == 4
+    assert all(
+        "despej" in note["Details"].lower() or "clear" in note["Details"].lower() for note in notes
+    )
+    assert system.emulator.stats()["records"]["incident"] == 4
+
+
+def test_killed_be_fails_over_and_its_received_tickets_complete_after_restart(
+    system: System, now: datetime
+) -> None:
+    """Kill one of two BEs mid-run: its share moves over; restarted, it finishes its own."""
+    system.start(["be1", "be2"])
+    system.emulator.set_faults(platform="all", latency_ms=300)
+    before = now - timedelta(minutes=10)
+    system.push_snr(snr_entries(list(range(40)), at=before), at=before)
+    wait_for(
+        lambda: sum(system.be_counts("be2").values()) > 0,
+        timeout=30,
+        what="be2 to receive part of the first push",
+    )
+    system.bes["be2"].kill()
+
+    system.push_snr(snr_entries(list(range(200, 240)), at=now), at=now)
+    system.emulator.clear_faults()
+    second = {snr_key(i) for i in range(200, 240)}
+    # be2 is dead: the second push completes only if its share failed over to be1.
+    wait_for(
+        lambda: second <= set(system.incidents_by_key()),
+        timeout=60,
+        what="the second push on the platforms without be2",
+    )
+
+    system.start_be("be2")
+    system.wait_until_finished(80, timeout=90)
+    _assert_exactly_once_and_linked(system, {snr_key(i) for i in range(40)} | second)
+
+
+def test_third_be_takes_about_a_third_of_the_keys_and_moves_no_others(
+    system: System, now: datetime
+) -> None:
+    """After a third BE registers, ~1/3 of keys move to it and no key moves between the others."""
+    system.start(["be1", "be2"])
+    earlier = now - timedelta(minutes=5)
+    system.push_snr(snr_entries(list(range(150)), at=earlier), at=earlier)
+    system.wait_until_finished(150)
+    system.start_be("be3")
+    system.wait_for_backends(3)
+    system.push_snr(snr_entries(list(range(150)), at=now), at=now)
+    system.wait_until_finished(300)
+
+    home = {name: system.revisions_on(name) for name in ("be1", "be2", "be3")}
+    first = {key: name for name, revs in home.items() for key, rev in revs if rev == 1}
+    second = {key: name for name, revs in home.items() for key, rev in revs if rev == 2}
+    assert len(first) == len(second) == 150
+    moved = {key for key in second if second[key] != first[key]}
+    assert all(second[key] == "be3" for key in moved)
+    assert 25 <= len(moved) <= 75
+
+
+def test_wm_restarted_mid_delivery_loses_nothing(system: System, now: datetime) -> None:
+    """SIGKILL the WM right after a push; restarted, it delivers every ticket exactly once."""
+    system.start(["be1", "be2"])
+    system.push_snr(snr_entries(list(range(120)), at=now), at=now)
+    system.restart_wm()
+    system.wait_for_backends(2)
+    system.wait_until_finished(120, timeout=90)
+    _assert_exactly_once_and_linked(system, {snr_key(i) for i in range(120)})
