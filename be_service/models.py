@@ -1,5 +1,161 @@
-"""Tables of the BE service's database (its own MetaData, see ticketing_common.db)."""
+"""Tables of the BE service's database (its own MetaData, see ticketing_common.db).
+
+One row per received ticket revision (its durable state machine), one row per try of a
+platform operation on it, and the single row of run-time settings operators change.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field
 
 from ticketing_common.db import make_model_base
 
-BEModel = make_model_base("BEModel")
+if TYPE_CHECKING:
+    # make_model_base returns a SQLModel subclass built at run time; mypy needs a static base.
+    from sqlmodel import SQLModel as BEModel
+else:
+    BEModel = make_model_base("BEModel")
+
+
+class Status(StrEnum):
+    """What an operator sees; a Received revision may be claimed by a worker right now."""
+
+    received = "Received"
+    completed = "Completed"
+    error = "Error"
+
+
+class Step(StrEnum):
+    """The next platform operation of a revision: a crash resumes from here."""
+
+    check = "check"  # search Cherwell for an open incident with this correlation key
+    note = "note"  # add a Journal note to the existing incident
+    create = "create"  # create the incident (searched again first: the create may have landed)
+    workorder = "workorder"  # upsert the SFyC work order and read its number back
+    link = "link"  # write the work-order number on the incident
+    done = "done"
+
+
+class Operation(StrEnum):
+    """Kinds of rows in a revision's history."""
+
+    check = "check"
+    note = "note"
+    create = "create"
+    workorder = "workorder"
+    link = "link"
+    operator_retry = "operator_retry"
+
+
+def _tz(*, nullable: bool = False) -> Any:
+    return Field(sa_column=Column(DateTime(timezone=True), nullable=nullable))
+
+
+def _str(length: int, *, nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(String(length), nullable=nullable))
+
+
+class TicketRevision(BEModel, table=True):
+    """One revision of a ticket as the WM sent it, and how far its delivery has got."""
+
+    __tablename__ = "ticket_revision"
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "revision"),
+        # The claim query's candidates and its "earlier revision of the same key" probe.
+        Index(
+            "ix_ticket_revision_pending",
+            "dedup_key",
+            "id",
+            postgresql_where=text("status = 'Received'"),
+        ),
+    )
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
+    )
+    ticket_id: uuid.UUID = Field(sa_column=Column(Uuid, nullable=False, index=True))
+    revision: int = Field(sa_column=Column(Integer, nullable=False))
+    dedup_key: str = Field(sa_column=Column(String(300), nullable=False, index=True))
+    action: str = Field(sa_column=Column(String(16), nullable=False))
+    kind: str = Field(sa_column=Column(String(32), nullable=False))
+    category: str = Field(sa_column=Column(String(64), nullable=False, index=True))
+    priority: str = Field(sa_column=Column(String(4), nullable=False))
+    payload: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False, index=True))
+    step: str = Field(sa_column=Column(String(16), nullable=False))
+    retry_round: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    claimed_by: str | None = _str(80)
+    claimed_until: datetime | None = _tz(nullable=True)
+    cherwell_rec_id: str | None = _str(64)
+    cherwell_public_id: str | None = _str(64)
+    sfyc_id: str | None = _str(32)
+    sfyc_work_order_number: str | None = _str(32)
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    received_at: datetime = _tz()
+    updated_at: datetime = _tz()
+    completed_at: datetime | None = _tz(nullable=True)
+
+
+class TicketAttempt(BEModel, table=True):
+    """One try of one operation on one revision (or an operator's retry request)."""
+
+    __tablename__ = "ticket_attempt"
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
+    )
+    revision_id: int = Field(
+        sa_column=Column(
+            BigInteger,
+            ForeignKey("ticket_revision.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        )
+    )
+    retry_round: int = Field(sa_column=Column(Integer, nullable=False))
+    operation: str = Field(sa_column=Column(String(16), nullable=False))
+    at: datetime = _tz()
+    ok: bool = Field(sa_column=Column(Boolean, nullable=False))
+    http_status: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    response: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class BESetting(BEModel, table=True):
+    """The run-time settings: exactly one row (id 1), read by the workers before each batch."""
+
+    __tablename__ = "be_setting"
+    __table_args__ = (
+        CheckConstraint("id = 1", name="single_row"),
+        CheckConstraint("max_retries BETWEEN 0 AND 100", name="max_retries_range"),
+        CheckConstraint(
+            "max_tickets_per_request BETWEEN 1 AND 200", name="max_tickets_per_request_range"
+        ),
+    )
+
+    id: int = Field(default=1, sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    processing_enabled: bool = Field(sa_column=Column(Boolean, nullable=False))
+    max_retries: int = Field(sa_column=Column(Integer, nullable=False))
+    max_tickets_per_request: int = Field(sa_column=Column(Integer, nullable=False))
+    updated_at: datetime = _tz()

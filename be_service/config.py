@@ -1,0 +1,100 @@
+"""Settings of one BE instance, read once from BE_* environment variables.
+
+The three run-time settings operators change over REST (processing on/off, max retries, max
+tickets per request) live in the database instead (services/settings.py); these only seed it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Development credentials: the emulators accept any non-empty value (docs/contracts.md §4).
+_DEV = "dev-only-change-me"
+
+
+class CherwellFields(BaseSettings):
+    """Business-object and field ids the BE writes on Cherwell (docs/contracts.md §2)."""
+
+    model_config = SettingsConfigDict(env_prefix="BE_CHERWELL_", extra="ignore")
+
+    incident_busobid: str = "6dd53665c0c24cab86870a21cf6434ae"
+    field_incident_id: str = "6ae282c55e8e4266ae66ffc070c17fa3"
+    field_status: str = "5eb3234ae1344c64a19819eda437f18d"
+    field_description: str = "252b836fc72c4149915053ca1131d138"
+    field_short_description: str = "93e8ea93ff67fd95118255419690a50ef2d56f910c"
+    field_priority: str = "83c36313e97b4e6b9028aff3b401b71c"
+    field_category: str = "9e0b434034e94781ab29598150f388aa"
+    field_subcategory: str = "1163fda7e6a44f40bb94d2b47cc58f46"
+    field_correlation_key: str = "94e3e947b25d42a9f75569bf4c2632538508f43c9c"
+    field_work_order_number: str = "9408bdf5e9b99ad9a6f6945e4571f7118b9d92bb7a"
+    journal_busobid: str = "3312d0cebbbe3502f2df0fcf8f0006c7"
+    field_journal_parent_rec_id: str = "9c2a9bd78a74741d50decf4c0f21a956"
+    field_journal_parent_type_id: str = "0189a835421c76e78c8784af8d94e4c0"
+    field_journal_details: str = "3ec365dd533ddb7ef3d1c111186ce872"
+    open_statuses: list[str] = ["New", "Assigned", "In Progress"]
+    new_status: str = "New"
+    categories: list[str] = ["Falla de Linea", "SNR"]
+
+
+class BESettings(BaseSettings):
+    """Everything a BE needs from its environment; secrets are SecretStr and never echoed."""
+
+    model_config = SettingsConfigDict(env_prefix="BE_", extra="ignore")
+
+    name: str = Field("be-1", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
+    public_url: str = "http://127.0.0.1:8101"
+    log_level: str = "INFO"
+
+    database_url: SecretStr | None = None
+    data_dir: Path = Path(".data")
+    database_name: str = ""
+    db_pool_size: int = Field(10, ge=1, le=100)
+
+    intake_token: SecretStr = SecretStr(_DEV + "-intake")
+    admin_token: SecretStr = SecretStr(_DEV + "-admin")
+
+    # One ticket-operations host for both platforms; the per-platform URLs win when set.
+    platform_url: str | None = None
+    cherwell_url: str = ""
+    cherwell_client_id: str = "dev-client-id"
+    cherwell_username: str = "dev-user"
+    cherwell_password: SecretStr = SecretStr(_DEV)
+    sfyc_url: str = ""
+    sfyc_client_id: str = "dev-client-id"
+    sfyc_client_secret: SecretStr = SecretStr(_DEV)
+    sfyc_api_version: str = Field("v60.0", pattern=r"^v\d+\.\d+$")
+    sfyc_external_id_field: str = "External_Key__c"
+    cherwell: CherwellFields = Field(default_factory=CherwellFields)
+
+    connect_timeout_seconds: float = Field(5.0, gt=0)
+    request_timeout_seconds: float = Field(30.0, gt=0)
+    bypass_proxy: bool = False
+
+    workers: int = Field(4, ge=1, le=64)
+    poll_interval_seconds: float = Field(0.5, gt=0)
+    claim_lease_seconds: float = Field(120.0, gt=0)
+    backoff_base_seconds: float = Field(1.0, ge=0)
+    backoff_cap_seconds: float = Field(60.0, ge=0)
+    retry_after_cap_seconds: float = Field(300.0, ge=0)
+
+    # Seeds of the run-time settings, used only when the database has none yet.
+    processing_enabled: bool = True
+    max_retries: int = Field(3, ge=0, le=100)
+    max_tickets_per_request: int = Field(100, ge=1, le=200)
+
+    wm_url: str | None = None
+    wm_token: SecretStr | None = None
+    heartbeat_seconds: float = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _derive(self) -> BESettings:
+        if not self.database_name:
+            self.database_name = "be_" + re.sub(r"[^A-Za-z0-9]", "_", self.name).lower()
+        base = (self.platform_url or "http://127.0.0.1:8200").rstrip("/")
+        self.cherwell_url = (self.cherwell_url or f"{base}/CherwellAPI").rstrip("/")
+        self.sfyc_url = (self.sfyc_url or f"{base}/services").rstrip("/")
+        return self

@@ -1,0 +1,191 @@
+"""The BE application: create_app() and the lifespan that owns every resource.
+
+Start-up: database (embedded when no URL), migrations, settings row, one HTTP client per
+platform, the sender workers and the WM heartbeat; shutdown stops them in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+from fastapi import FastAPI
+
+from be_service.config import BESettings
+from be_service.pipeline.retry import Backoff
+from be_service.pipeline.sender import SenderContext
+from be_service.pipeline.worker import run_worker
+from be_service.platforms.cherwell import CherwellClient, CherwellCredentials
+from be_service.platforms.sfyc import SfycClient, SfycCredentials
+from be_service.registration import heartbeat
+from be_service.routes import settings as settings_routes
+from be_service.routes import tickets as ticket_routes
+from be_service.services import settings as settings_service
+from ticketing_common import embedded_pg
+from ticketing_common.db import (
+    create_engine,
+    make_sessionmaker,
+    redact_url,
+    resolve_database_url,
+    session_scope,
+)
+from ticketing_common.logging import configure_logging
+from ticketing_common.migrate import readiness_problems, upgrade_to_head
+from ticketing_common.web import add_health_routes, create_base_app
+
+log = logging.getLogger(__name__)
+
+# Workers finish the batch in hand on shutdown; after this they are cancelled (their
+# revisions are taken again when the lease expires).
+_STOP_GRACE_SECONDS = 10.0
+
+
+def _platform_client(settings: BESettings) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(
+            settings.request_timeout_seconds, connect=settings.connect_timeout_seconds
+        ),
+        limits=httpx.Limits(max_connections=settings.workers * 2 + 4),
+        trust_env=not settings.bypass_proxy,
+    )
+
+
+def _sender_context(
+    settings: BESettings,
+    app: FastAPI,
+    cherwell_http: httpx.AsyncClient,
+    sfyc_http: httpx.AsyncClient,
+) -> SenderContext:
+    cherwell = CherwellClient(
+        cherwell_http,
+        CherwellCredentials(
+            base_url=settings.cherwell_url,
+            client_id=settings.cherwell_client_id,
+            username=settings.cherwell_username,
+            password=settings.cherwell_password.get_secret_value(),
+        ),
+        settings.cherwell,
+    )
+    sfyc = SfycClient(
+        sfyc_http,
+        SfycCredentials(
+            base_url=settings.sfyc_url,
+            client_id=settings.sfyc_client_id,
+            client_secret=settings.sfyc_client_secret.get_secret_value(),
+            api_version=settings.sfyc_api_version,
+            external_id_field=settings.sfyc_external_id_field,
+        ),
+    )
+    return SenderContext(
+        sessionmaker=app.state.sessionmaker,
+        cherwell=cherwell,
+        sfyc=sfyc,
+        backoff=Backoff(
+            base_seconds=settings.backoff_base_seconds,
+            cap_seconds=settings.backoff_cap_seconds,
+            retry_after_cap_seconds=settings.retry_after_cap_seconds,
+        ),
+        lease_seconds=settings.claim_lease_seconds,
+    )
+
+
+async def _stop_tasks(tasks: list[asyncio.Task[None]], stop: asyncio.Event) -> None:
+    stop.set()
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=_STOP_GRACE_SECONDS)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
+def create_app(settings: BESettings | None = None) -> FastAPI:
+    """A BE app; without `settings` they are read from the BE_* environment.
+
+    Only the process entry point (no `settings`) configures logging: an app built in
+    someone else's process (tests, `ticketing up`) leaves that process's logging alone.
+    """
+    if settings is None:
+        settings = BESettings()
+        configure_logging(settings.log_level, service=f"be[{settings.name}]")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configured = settings.database_url.get_secret_value() if settings.database_url else None
+        url, server = await resolve_database_url(
+            configured, data_dir=settings.data_dir, database=settings.database_name
+        )
+        log.info("BE %s on database %s", settings.name, redact_url(url))
+        stop = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
+        engine = None
+        try:
+            await upgrade_to_head("be", url)
+            engine = create_engine(url, pool_size=settings.db_pool_size)
+            app.state.engine = engine
+            app.state.sessionmaker = make_sessionmaker(engine)
+            async for session in session_scope(app.state.sessionmaker):
+                await settings_service.ensure(session, seed=settings)
+            async with (
+                _platform_client(settings) as cherwell_http,
+                _platform_client(settings) as sfyc_http,
+                httpx.AsyncClient(
+                    timeout=httpx.Timeout(
+                        settings.request_timeout_seconds,
+                        connect=settings.connect_timeout_seconds,
+                    ),
+                    trust_env=not settings.bypass_proxy,
+                ) as wm_http,
+            ):
+                ctx = _sender_context(settings, app, cherwell_http, sfyc_http)
+                process_id = uuid.uuid4().hex[:8]
+                tasks = [
+                    asyncio.create_task(
+                        run_worker(
+                            ctx,
+                            worker=f"{settings.name}:{process_id}:{n}",
+                            poll_interval=settings.poll_interval_seconds,
+                            stop=stop,
+                        ),
+                        name=f"be-worker-{n}",
+                    )
+                    for n in range(settings.workers)
+                ]
+                if settings.wm_url:
+                    tasks.append(
+                        asyncio.create_task(
+                            heartbeat(wm_http, settings, stop=stop), name="be-heartbeat"
+                        )
+                    )
+                try:
+                    yield
+                finally:
+                    await _stop_tasks(tasks, stop)
+        finally:
+            if engine is not None:
+                await engine.dispose()
+            if server is not None:
+                embedded_pg.stop(server)
+
+    app = create_base_app(
+        title=f"BE service ({settings.name})",
+        description="Durable, batched, retried delivery of tickets to Cherwell and SFyC.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+
+    async def readiness() -> dict[str, str]:
+        engine = getattr(app.state, "engine", None)
+        if engine is None:
+            return {"database": "not started"}
+        return await readiness_problems(engine, "be")
+
+    add_health_routes(app, readiness)
+    app.include_router(ticket_routes.router)
+    app.include_router(settings_routes.router)
+    return app

@@ -1,0 +1,348 @@
+"""Sends one claimed batch through every step: check → note | create → work order → link.
+
+Platform calls happen outside database transactions; each step's outcomes are recorded in
+their own short transaction before the next step starts, so a crash resumes from there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from be_service.models import Operation, Step
+from be_service.pipeline import store
+from be_service.pipeline.retry import Backoff
+from be_service.pipeline.store import Claimed, Outcome
+from be_service.platforms.cherwell import CherwellClient, NewIncident, SaveResult
+from be_service.platforms.http import CallFailure, PlatformError
+from be_service.platforms.sfyc import NewWorkOrder, SfycClient
+from ticketing_common.db import session_scope
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SenderContext:
+    """What a worker needs to send batches; built once by the app's lifespan."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    cherwell: CherwellClient
+    sfyc: SfycClient
+    backoff: Backoff
+    lease_seconds: float
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """The run-time settings in effect for this batch."""
+
+    max_retries: int
+    max_tickets_per_request: int
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _failed(
+    claimed: Sequence[Claimed], operation: Operation, failure: CallFailure
+) -> list[Outcome]:
+    at = _now()
+    return [
+        Outcome(
+            c.id,
+            operation,
+            ok=False,
+            at=at,
+            http_status=failure.http_status,
+            response=failure.response,
+            error=failure.message,
+            retryable=failure.retryable,
+            retry_after=failure.retry_after,
+        )
+        for c in claimed
+    ]
+
+
+def _priority_digit(priority: str) -> str:
+    return priority[1:] if priority[:1] == "P" and priority[1:].isdigit() else "4"
+
+
+def _note_text(c: Claimed) -> str:
+    title = c.payload.get("title") or ""
+    description = c.payload.get("description") or ""
+    return f"[{c.action} r{c.revision}] {title}\n{description}".strip()
+
+
+def _external_key(c: Claimed) -> str:
+    return f"{c.dedup_key}#{c.cherwell_public_id}"
+
+
+class BatchSender:
+    """Runs the steps for one batch; one instance per batch, cheap to build."""
+
+    def __init__(
+        self, ctx: SenderContext, *, worker: str, limits: BatchLimits, claimed: list[Claimed]
+    ) -> None:
+        self.ctx = ctx
+        self.worker = worker
+        self.limits = limits
+        self.claimed = claimed
+
+    async def run(self) -> None:
+        """Each step takes the revisions the previous ones left at its step; a failure leaves
+        a revision where it was (released with a backoff), so later steps skip it."""
+        live = await self._skip_clears_that_never_reached(self.claimed)
+        live = await self._check(live)
+        for step, operation, call in (
+            (Step.note, Operation.note, self._note_chunk),
+            (Step.create, Operation.create, self._create_chunk),
+            (Step.workorder, Operation.workorder, self._work_order_chunk),
+            (Step.link, Operation.link, self._link_chunk),
+        ):
+            await self._per_chunk([c for c in live if c.step == step], operation, call)
+
+    async def _record(self, outcomes: list[Outcome]) -> None:
+        async for session in session_scope(self.ctx.sessionmaker):
+            errored = await store.record_outcomes(
+                session,
+                outcomes,
+                worker=self.worker,
+                max_retries=self.limits.max_retries,
+                backoff=self.ctx.backoff,
+                lease_seconds=self.ctx.lease_seconds,
+            )
+        if errored:
+            log.warning("%d revision(s) ended in Error", len(errored))
+
+    async def _per_chunk(
+        self,
+        items: Sequence[Claimed],
+        operation: Operation,
+        call: Callable[[Sequence[Claimed]], Awaitable[list[Outcome]]],
+    ) -> set[int]:
+        """Run `call` per chunk of max_tickets_per_request and record; returns the successes."""
+        succeeded: set[int] = set()
+        for chunk in _chunks(items, self.limits.max_tickets_per_request):
+            try:
+                outcomes = await call(chunk)
+            except PlatformError as exc:
+                outcomes = _failed(chunk, operation, exc.failure)
+            await self._record(outcomes)
+            succeeded.update(o.revision_id for o in outcomes if o.ok)
+        return succeeded
+
+    async def _skip_clears_that_never_reached(self, claimed: list[Claimed]) -> list[Claimed]:
+        """A clear whose earlier revisions are all here and never created an incident is done."""
+        clears = [c for c in claimed if c.action == "clear" and c.step == Step.check]
+        if not clears:
+            return claimed
+        async for session in session_scope(self.ctx.sessionmaker):
+            off_platform = await store.tickets_known_off_platform(session, clears)
+        done = [c for c in clears if c.ticket_id in off_platform]
+        if not done:
+            return claimed
+        at = _now()
+        await self._record(
+            [
+                Outcome(
+                    c.id,
+                    Operation.check,
+                    ok=True,
+                    at=at,
+                    response="no earlier revision reached Cherwell: nothing to clear",
+                    step=Step.done,
+                )
+                for c in done
+            ]
+        )
+        done_ids = {c.id for c in done}
+        return [c for c in claimed if c.id not in done_ids]
+
+    async def _check(self, claimed: list[Claimed]) -> list[Claimed]:
+        """Search open incidents by correlation key; a pending create may have landed already."""
+        to_search = [c for c in claimed if c.step in (Step.check, Step.create)]
+        pending = {c.id for c in to_search}
+        searched = await self._per_chunk(to_search, Operation.check, self._check_chunk)
+        return [c for c in claimed if c.id not in pending or c.id in searched]
+
+    async def _check_chunk(self, chunk: Sequence[Claimed]) -> list[Outcome]:
+        found = await self.ctx.cherwell.search_open(
+            [c.dedup_key for c in chunk], page_size=self.limits.max_tickets_per_request
+        )
+        at = _now()
+        outcomes = []
+        for c in chunk:
+            incident = found.get(c.dedup_key)
+            ids: dict[str, str] = {}
+            if incident is not None:
+                c.cherwell_rec_id, c.cherwell_public_id = incident.rec_id, incident.public_id
+                ids = {"cherwell_rec_id": incident.rec_id, "cherwell_public_id": incident.public_id}
+                # An incident found while a create is pending is that create's result.
+                next_step = Step.workorder if c.step == Step.create else Step.note
+                response = f"open incident {incident.public_id} found"
+            elif c.action == "clear":
+                next_step, response = Step.done, "no open incident: nothing to clear"
+            else:
+                next_step, response = Step.create, "no open incident"
+            c.step = next_step
+            outcomes.append(
+                Outcome(
+                    c.id,
+                    Operation.check,
+                    ok=True,
+                    at=at,
+                    http_status=200,
+                    response=response,
+                    step=next_step,
+                    ids=ids,
+                )
+            )
+        return outcomes
+
+    async def _note_chunk(self, chunk: Sequence[Claimed]) -> list[Outcome]:
+        results = await self.ctx.cherwell.add_notes(
+            [(c.cherwell_rec_id or "", _note_text(c)) for c in chunk]
+        )
+        return self._save_outcomes(chunk, results, Operation.note, next_step=Step.done)
+
+    async def _create_chunk(self, chunk: Sequence[Claimed]) -> list[Outcome]:
+        results = await self.ctx.cherwell.create_incidents(
+            [
+                NewIncident(
+                    correlation_key=c.dedup_key,
+                    title=str(c.payload.get("title") or ""),
+                    description=str(c.payload.get("description") or ""),
+                    priority=_priority_digit(c.priority),
+                    category=c.category,
+                    subcategory=c.kind,
+                )
+                for c in chunk
+            ]
+        )
+        return self._save_outcomes(chunk, results, Operation.create, next_step=Step.workorder)
+
+    async def _work_order_chunk(self, chunk: Sequence[Claimed]) -> list[Outcome]:
+        orders = []
+        for c in chunk:
+            work_order: dict[str, Any] = c.payload.get("work_order") or {}
+            orders.append(
+                NewWorkOrder(
+                    external_key=_external_key(c),
+                    subject=str(work_order.get("subject") or c.payload.get("title") or ""),
+                    description=str(work_order.get("description") or ""),
+                    priority=c.priority,
+                    cherwell_incident=c.cherwell_public_id or "",
+                )
+            )
+        results = await self.ctx.sfyc.upsert_work_orders(orders)
+        at = _now()
+        upserted = [c for c, r in zip(chunk, results, strict=True) if r.ok]
+        numbers = await self.ctx.sfyc.work_order_numbers([_external_key(c) for c in upserted])
+        outcomes = []
+        for c, result in zip(chunk, results, strict=True):
+            if not result.ok:
+                outcomes.append(
+                    Outcome(
+                        c.id,
+                        Operation.workorder,
+                        ok=False,
+                        at=at,
+                        http_status=200,
+                        response=result.response,
+                        error=result.message,
+                    )
+                )
+                continue
+            record_id, number = numbers.get(_external_key(c), (result.record_id or "", ""))
+            if not number:
+                outcomes.append(
+                    Outcome(
+                        c.id,
+                        Operation.workorder,
+                        ok=False,
+                        at=at,
+                        http_status=200,
+                        response=result.response,
+                        error="work order upserted but its number could not be read back",
+                    )
+                )
+                continue
+            c.sfyc_id, c.sfyc_work_order_number, c.step = record_id, number, Step.link
+            outcomes.append(
+                Outcome(
+                    c.id,
+                    Operation.workorder,
+                    ok=True,
+                    at=at,
+                    http_status=200,
+                    response=result.response,
+                    step=Step.link,
+                    ids={"sfyc_id": record_id, "sfyc_work_order_number": number},
+                )
+            )
+        return outcomes
+
+    async def _link_chunk(self, chunk: Sequence[Claimed]) -> list[Outcome]:
+        results = await self.ctx.cherwell.set_work_order_numbers(
+            [(c.cherwell_rec_id or "", c.sfyc_work_order_number or "") for c in chunk]
+        )
+        return self._save_outcomes(chunk, results, Operation.link, next_step=Step.done)
+
+    @staticmethod
+    def _save_outcomes(
+        chunk: Sequence[Claimed],
+        results: list[SaveResult],
+        operation: Operation,
+        *,
+        next_step: Step,
+    ) -> list[Outcome]:
+        at = _now()
+        outcomes = []
+        for c, result in zip(chunk, results, strict=True):
+            if not result.ok:
+                outcomes.append(
+                    Outcome(
+                        c.id,
+                        operation,
+                        ok=False,
+                        at=at,
+                        http_status=200,
+                        response=result.response,
+                        error=result.message,
+                    )
+                )
+                continue
+            ids: dict[str, str] = {}
+            if operation is Operation.create:
+                c.cherwell_rec_id, c.cherwell_public_id = result.rec_id, result.public_id
+                ids = {
+                    "cherwell_rec_id": result.rec_id or "",
+                    "cherwell_public_id": result.public_id or "",
+                }
+            c.step = next_step
+            outcomes.append(
+                Outcome(
+                    c.id,
+                    operation,
+                    ok=True,
+                    at=at,
+                    http_status=200,
+                    response=result.response,
+                    step=next_step,
+                    ids=ids,
+                )
+            )
+        return outcomes

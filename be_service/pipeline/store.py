@@ -1,0 +1,249 @@
+"""The pipeline's SQL: claim a batch with FOR UPDATE SKIP LOCKED, record a step's outcomes.
+
+Bulk statements only (unnest arrays), so one batch costs a handful of round trips whatever
+its size; every function runs inside the caller's transaction and never commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from be_service.models import Operation, Status, Step
+from be_service.pipeline.retry import Backoff, decide
+
+
+@dataclass
+class Claimed:
+    """A revision this worker holds, with what the steps need; mutated as steps succeed."""
+
+    id: int
+    ticket_id: uuid.UUID
+    revision: int
+    dedup_key: str
+    action: str
+    kind: str
+    category: str
+    priority: str
+    payload: dict[str, Any]
+    step: str
+    cherwell_rec_id: str | None
+    cherwell_public_id: str | None
+    sfyc_id: str | None
+    sfyc_work_order_number: str | None
+
+
+@dataclass
+class Outcome:
+    """The result of one operation on one revision: an attempt row plus the state change."""
+
+    revision_id: int
+    operation: Operation
+    ok: bool
+    at: datetime
+    http_status: int | None = None
+    response: str | None = None
+    error: str | None = None
+    # On success: the next step (Step.done completes the revision) and new platform ids.
+    step: Step | None = None
+    ids: dict[str, str] = field(default_factory=dict)
+    # On failure: may it be retried, and how long did the platform ask us to wait.
+    retryable: bool = True
+    retry_after: float | None = None
+
+
+_CLAIM = text(
+    """
+    WITH picked AS (
+        SELECT r.id FROM ticket_revision r
+        WHERE r.status = 'Received'
+          AND (r.claimed_until IS NULL OR r.claimed_until < now())
+          AND NOT EXISTS (
+              SELECT 1 FROM ticket_revision p
+              WHERE p.dedup_key = r.dedup_key AND p.status = 'Received' AND p.id <> r.id
+                AND (p.id < r.id OR (p.ticket_id = r.ticket_id AND p.revision < r.revision))
+          )
+        ORDER BY r.id
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE ticket_revision t
+    SET claimed_by = :worker, claimed_until = now() + make_interval(secs => :lease)
+    FROM picked WHERE t.id = picked.id
+    RETURNING t.id, t.ticket_id, t.revision, t.dedup_key, t.action, t.kind, t.category,
+              t.priority, t.payload, t.step, t.cherwell_rec_id, t.cherwell_public_id,
+              t.sfyc_id, t.sfyc_work_order_number
+    """
+)
+
+
+async def claim_batch(
+    session: AsyncSession, *, worker: str, limit: int, lease_seconds: float
+) -> list[Claimed]:
+    """Take up to `limit` claimable revisions: Received, lease free, and first of their key."""
+    result = await (await session.connection()).execute(
+        _CLAIM, {"worker": worker, "limit": limit, "lease": lease_seconds}
+    )
+    claimed = [Claimed(**row._mapping) for row in result]
+    claimed.sort(key=lambda c: c.id)
+    return claimed
+
+
+_INSERT_ATTEMPTS = text(
+    """
+    INSERT INTO ticket_attempt
+        (revision_id, retry_round, operation, at, ok, http_status, response, error)
+    SELECT v.revision_id, r.retry_round, v.operation, v.at, v.ok, v.http_status, v.response,
+           v.error
+    FROM unnest(CAST(:revision_ids AS bigint[]), CAST(:operations AS text[]),
+                CAST(:ats AS timestamptz[]), CAST(:oks AS boolean[]),
+                CAST(:http_statuses AS integer[]), CAST(:responses AS text[]),
+                CAST(:errors AS text[]))
+         AS v(revision_id, operation, at, ok, http_status, response, error)
+    JOIN ticket_revision r ON r.id = v.revision_id
+    """
+)
+
+_FAILURE_COUNTS = text(
+    """
+    SELECT a.revision_id, a.operation, count(*) AS failures
+    FROM ticket_attempt a JOIN ticket_revision r ON r.id = a.revision_id
+    WHERE a.revision_id = ANY(CAST(:ids AS bigint[])) AND NOT a.ok
+      AND a.retry_round = r.retry_round
+    GROUP BY a.revision_id, a.operation
+    """
+)
+
+_UPDATE_REVISIONS = text(
+    """
+    UPDATE ticket_revision t SET
+        step = COALESCE(v.step, t.step),
+        status = COALESCE(v.status, t.status),
+        cherwell_rec_id = COALESCE(v.rec_id, t.cherwell_rec_id),
+        cherwell_public_id = COALESCE(v.public_id, t.cherwell_public_id),
+        sfyc_id = COALESCE(v.sfyc_id, t.sfyc_id),
+        sfyc_work_order_number = COALESCE(v.sfyc_number, t.sfyc_work_order_number),
+        last_error = CASE WHEN v.status = 'Completed' THEN NULL
+                          ELSE COALESCE(v.error, t.last_error) END,
+        claimed_by = CASE WHEN v.keep_claim THEN t.claimed_by ELSE NULL END,
+        claimed_until = CASE WHEN v.delay IS NULL THEN NULL
+                             ELSE now() + make_interval(secs => v.delay) END,
+        completed_at = CASE WHEN v.status = 'Completed' THEN now() ELSE t.completed_at END,
+        updated_at = now()
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:steps AS text[]), CAST(:statuses AS text[]),
+                CAST(:rec_ids AS text[]), CAST(:public_ids AS text[]),
+                CAST(:sfyc_ids AS text[]), CAST(:sfyc_numbers AS text[]),
+                CAST(:errors AS text[]), CAST(:keep_claims AS boolean[]),
+                CAST(:delays AS double precision[]))
+         AS v(id, step, status, rec_id, public_id, sfyc_id, sfyc_number, error, keep_claim,
+              delay)
+    WHERE t.id = v.id AND t.claimed_by = :worker
+    """
+)
+
+
+async def record_outcomes(
+    session: AsyncSession,
+    outcomes: list[Outcome],
+    *,
+    worker: str,
+    max_retries: int,
+    backoff: Backoff,
+    lease_seconds: float,
+) -> set[int]:
+    """Store the attempts and move each revision on; returns the ids that ended in Error.
+
+    A success either completes the revision (Step.done) or keeps the claim for the next
+    step; a failure releases it with a backoff delay, or ends it in Error once this
+    operation has failed `max_retries` + 1 times in the current round.
+    """
+    if not outcomes:
+        return set()
+    await (await session.connection()).execute(
+        _INSERT_ATTEMPTS,
+        {
+            "revision_ids": [o.revision_id for o in outcomes],
+            "operations": [o.operation.value for o in outcomes],
+            "ats": [o.at for o in outcomes],
+            "oks": [o.ok for o in outcomes],
+            "http_statuses": [o.http_status for o in outcomes],
+            "responses": [o.response for o in outcomes],
+            "errors": [o.error for o in outcomes],
+        },
+    )
+    failures: Counter[tuple[int, str]] = Counter()
+    failed_ids = [o.revision_id for o in outcomes if not o.ok]
+    if failed_ids:
+        rows = await (await session.connection()).execute(_FAILURE_COUNTS, {"ids": failed_ids})
+        for revision_id, operation, count in rows:
+            failures[(revision_id, operation)] = count
+
+    names = ["ids", "steps", "statuses", "rec_ids", "public_ids", "sfyc_ids", "sfyc_numbers"]
+    names += ["errors", "keep_claims", "delays"]
+    columns: dict[str, list[Any]] = {name: [] for name in names}
+    errored: set[int] = set()
+    for o in outcomes:
+        status = step = error = delay = None
+        keep_claim = False
+        if o.ok:
+            step = o.step
+            if step is Step.done:
+                status = Status.completed.value
+            else:
+                keep_claim, delay = True, lease_seconds
+        else:
+            error = o.error
+            decision = decide(
+                failures=failures[(o.revision_id, o.operation.value)],
+                max_retries=max_retries,
+                retryable=o.retryable,
+                retry_after=o.retry_after,
+                backoff=backoff,
+            )
+            if decision.give_up:
+                status = Status.error.value
+                errored.add(o.revision_id)
+            else:
+                delay = decision.delay_seconds
+        columns["ids"].append(o.revision_id)
+        columns["steps"].append(step.value if step else None)
+        columns["statuses"].append(status)
+        columns["rec_ids"].append(o.ids.get("cherwell_rec_id"))
+        columns["public_ids"].append(o.ids.get("cherwell_public_id"))
+        columns["sfyc_ids"].append(o.ids.get("sfyc_id"))
+        columns["sfyc_numbers"].append(o.ids.get("sfyc_work_order_number"))
+        columns["errors"].append(error)
+        columns["keep_claims"].append(keep_claim)
+        columns["delays"].append(delay)
+    await (await session.connection()).execute(_UPDATE_REVISIONS, {**columns, "worker": worker})
+    return errored
+
+
+_EARLIER_REVISIONS = text(
+    """
+    SELECT r.ticket_id,
+           bool_or(r.cherwell_rec_id IS NOT NULL OR EXISTS (
+               SELECT 1 FROM ticket_attempt a
+               WHERE a.revision_id = r.id AND a.operation = 'create')) AS maybe_on_platform
+    FROM ticket_revision r
+    WHERE r.ticket_id = ANY(CAST(:ticket_ids AS uuid[])) AND r.id <> ALL(CAST(:ids AS bigint[]))
+    GROUP BY r.ticket_id
+    """
+)
+
+
+async def tickets_known_off_platform(
+    session: AsyncSession, claimed: list[Claimed]
+) -> set[uuid.UUID]:
+    """Ticket ids whose earlier revisions are here and never sent a create to Cherwell."""
+    rows = await (await session.connection()).execute(
+        _EARLIER_REVISIONS,
+        {"ticket_ids": [c.ticket_id for c in claimed], "ids": [c.id for c in claimed]},
+    )
+    return {ticket_id for ticket_id, maybe_on_platform in rows if not maybe_on_platform}

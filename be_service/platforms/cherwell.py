@@ -1,0 +1,273 @@
+"""Cherwell adapter: token, open-incident search, and batched saves (incidents and notes).
+
+Speaks the public CherwellAPI (CONTEXT.md §4, docs/contracts.md §2); one HTTP call per
+batch, one re-login on 401, per-item results because batch items never roll back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from be_service.config import CherwellFields
+from be_service.platforms.http import (
+    CallFailure,
+    PlatformError,
+    decode_json,
+    encode_json,
+    failure_from_exception,
+    failure_from_response,
+    truncate,
+)
+
+_JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+# Renew a little before the announced expiry so a token never dies mid-batch.
+_EXPIRY_MARGIN_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class CherwellCredentials:
+    base_url: str
+    client_id: str
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
+class NewIncident:
+    correlation_key: str
+    title: str
+    description: str
+    priority: str  # "1".."4"
+    category: str
+    subcategory: str
+
+
+@dataclass(frozen=True)
+class FoundIncident:
+    rec_id: str
+    public_id: str
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    """One SaveResponse of a batch, in request order."""
+
+    ok: bool
+    rec_id: str | None
+    public_id: str | None
+    message: str | None
+    response: str | None
+
+
+class CherwellClient:
+    """One per BE process; safe to share between the workers (the token is shared too)."""
+
+    def __init__(
+        self, http: httpx.AsyncClient, credentials: CherwellCredentials, fields: CherwellFields
+    ) -> None:
+        self._http = http
+        self._credentials = credentials
+        self._fields = fields
+        self._base = credentials.base_url.rstrip("/")
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self._login_lock = asyncio.Lock()
+
+    async def search_open(self, keys: Sequence[str], *, page_size: int) -> dict[str, FoundIncident]:
+        """Open incidents of the configured categories whose correlation key is one of `keys`."""
+        f = self._fields
+        filters = (
+            [{"fieldId": f.field_correlation_key, "operator": "eq", "value": k} for k in keys]
+            + [{"fieldId": f.field_category, "operator": "eq", "value": c} for c in f.categories]
+            + [{"fieldId": f.field_status, "operator": "eq", "value": s} for s in f.open_statuses]
+        )
+        found: dict[str, FoundIncident] = {}
+        page = 1
+        while True:
+            body = {
+                "busObId": f.incident_busobid,
+                "filters": filters,
+                "fields": [f.field_correlation_key, f.field_incident_id],
+                "pageNumber": page,
+                "pageSize": page_size,
+            }
+            data = await self._post_json("/api/V1/getsearchresults", body)
+            objects = (data.get("businessObjects") or []) if isinstance(data, dict) else None
+            if objects is None:
+                raise _bad_body("getsearchresults answered without businessObjects", data)
+            for obj in objects:
+                key = self._field_value(obj.get("fields") or [], f.field_correlation_key)
+                rec_id, public_id = obj.get("busObRecId"), obj.get("busObPublicId")
+                # The oldest match wins should the platform ever hold two.
+                if key and rec_id and key not in found:
+                    found[key] = FoundIncident(str(rec_id), str(public_id or ""))
+            if not objects or not data.get("hasMoreRecords"):
+                return found
+            page += 1
+
+    async def create_incidents(self, incidents: Sequence[NewIncident]) -> list[SaveResult]:
+        f = self._fields
+        requests = [
+            {
+                "busObId": f.incident_busobid,
+                "persist": True,
+                "fields": [
+                    _field(f.field_status, "Status", f.new_status),
+                    _field(f.field_short_description, "ShortDescription", i.title),
+                    _field(f.field_description, "Description", i.description),
+                    _field(f.field_priority, "Priority", i.priority),
+                    _field(f.field_category, "Category", i.category),
+                    _field(f.field_subcategory, "Subcategory", i.subcategory),
+                    _field(f.field_correlation_key, "TpcCorrelationKey", i.correlation_key),
+                ],
+            }
+            for i in incidents
+        ]
+        return await self._save_batch(requests)
+
+    async def add_notes(self, notes: Sequence[tuple[str, str]]) -> list[SaveResult]:
+        """Journal notes, given as (incident busObRecId, text)."""
+        f = self._fields
+        requests = [
+            {
+                "busObId": f.journal_busobid,
+                "persist": True,
+                "fields": [
+                    _field(f.field_journal_parent_rec_id, "ParentRecID", rec_id),
+                    _field(f.field_journal_parent_type_id, "ParentTypeID", f.incident_busobid),
+                    _field(f.field_journal_details, "Details", text),
+                ],
+            }
+            for rec_id, text in notes
+        ]
+        return await self._save_batch(requests)
+
+    async def set_work_order_numbers(self, items: Sequence[tuple[str, str]]) -> list[SaveResult]:
+        """Write the OT number on incidents, given as (busObRecId, work-order number)."""
+        f = self._fields
+        requests = [
+            {
+                "busObId": f.incident_busobid,
+                "busObRecId": rec_id,
+                "persist": True,
+                "fields": [_field(f.field_work_order_number, "TpcWorkOrderNumber", number)],
+            }
+            for rec_id, number in items
+        ]
+        return await self._save_batch(requests)
+
+    async def _save_batch(self, requests: list[dict[str, Any]]) -> list[SaveResult]:
+        data = await self._post_json(
+            "/api/V1/savebusinessobjectbatch", {"saveRequests": requests, "stopOnError": False}
+        )
+        responses = data.get("responses") if isinstance(data, dict) else None
+        if not isinstance(responses, list) or len(responses) != len(requests):
+            # Without one answer per item nothing can be attributed; the items may exist.
+            raise _bad_body("savebusinessobjectbatch answered without one response per item", data)
+        return [_save_result(item) for item in responses]
+
+    async def _post_json(self, path: str, body: dict[str, Any]) -> Any:
+        token = await self._current_token()
+        response = await self._send(path, body, token)
+        if response.status_code == 401:
+            token = await self._login(stale=token)
+            response = await self._send(path, body, token)
+        if response.status_code != 200:
+            raise PlatformError(failure_from_response(response))
+        return decode_json(response)
+
+    async def _send(self, path: str, body: dict[str, Any], token: str) -> httpx.Response:
+        try:
+            return await self._http.post(
+                self._base + path,
+                content=encode_json(body),
+                headers={**_JSON_HEADERS, "Authorization": f"Bearer {token}"},
+            )
+        except httpx.HTTPError as exc:
+            raise PlatformError(failure_from_exception(exc)) from exc
+
+    async def _current_token(self) -> str:
+        if self._token is not None and time.monotonic() < self._token_expires:
+            return self._token
+        return await self._login(stale=self._token)
+
+    async def _login(self, *, stale: str | None) -> str:
+        async with self._login_lock:
+            # Another worker may have logged in while this one waited for the lock.
+            if self._token is not None and self._token != stale:
+                return self._token
+            c = self._credentials
+            form = {
+                "grant_type": "password",
+                "client_id": c.client_id,
+                "username": c.username,
+                "password": c.password,
+            }
+            try:
+                response = await self._http.post(self._base + "/token", data=form)
+            except httpx.HTTPError as exc:
+                raise PlatformError(failure_from_exception(exc)) from exc
+            if response.status_code != 200:
+                failure = failure_from_response(
+                    response, message=f"Cherwell login failed with HTTP {response.status_code}"
+                )
+                raise PlatformError(failure)
+            data = decode_json(response)
+            token = data.get("access_token") if isinstance(data, dict) else None
+            if not token:
+                raise _bad_body("Cherwell login answered without access_token", None)
+            expires_in = float(data.get("expires_in") or 1199)
+            self._token = str(token)
+            self._token_expires = time.monotonic() + max(expires_in - _EXPIRY_MARGIN_SECONDS, 1.0)
+            return self._token
+
+    @staticmethod
+    def _field_value(fields: list[dict[str, Any]], field_id: str) -> str | None:
+        for field in fields:
+            # Cherwell may answer with the short id or the full "BO:…,FI:<id>" form.
+            if str(field.get("fieldId") or "").endswith(field_id):
+                value = field.get("value")
+                return str(value) if value is not None else None
+        return None
+
+
+def _field(field_id: str, name: str, value: str) -> dict[str, Any]:
+    return {"dirty": True, "fieldId": field_id, "name": name, "value": value}
+
+
+def _save_result(item: Any) -> SaveResult:
+    if not isinstance(item, dict):
+        return SaveResult(False, None, None, "malformed SaveResponse", truncate(str(item)))
+    raw = truncate(encode_json(item).decode())
+    if item.get("hasError") in (True, "true", "True"):
+        problems = [
+            str(e.get("error") or e.get("errorCode"))
+            for e in item.get("fieldValidationErrors") or []
+            if isinstance(e, dict)
+        ]
+        message = "; ".join(
+            p for p in [item.get("errorCode"), item.get("errorMessage"), *problems] if p
+        )
+        return SaveResult(False, None, None, message or "save failed", raw)
+    rec_id, public_id = item.get("busObRecId"), item.get("busObPublicId")
+    if not rec_id:
+        return SaveResult(False, None, None, "SaveResponse without busObRecId", raw)
+    return SaveResult(True, str(rec_id), str(public_id) if public_id else None, None, raw)
+
+
+def _bad_body(message: str, data: Any) -> PlatformError:
+    return PlatformError(
+        CallFailure(
+            message=message,
+            retryable=True,
+            http_status=200,
+            response=truncate(encode_json(data).decode()) if data is not None else None,
+            maybe_applied=True,
+        )
+    )

@@ -1,0 +1,1 @@
+"""Thin HTTP routes of the BE: parse, call a service function, return."""

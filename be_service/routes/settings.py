@@ -1,0 +1,32 @@
+"""Settings routes: the three run-time settings, plus the non-secret connection settings."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from be_service.config import BESettings
+from be_service.deps import get_session, get_settings, require_admin
+from be_service.schemas import SettingsPublic, SettingsUpdate
+from be_service.services import settings as settings_service
+
+router = APIRouter(
+    prefix="/api/v1/settings", tags=["settings"], dependencies=[Depends(require_admin)]
+)
+
+
+@router.get("", summary="Current settings (secrets are never shown)")
+async def get_settings_route(
+    session: AsyncSession = Depends(get_session), env: BESettings = Depends(get_settings)
+) -> SettingsPublic:
+    return settings_service.public(await settings_service.get(session), env=env)
+
+
+@router.patch("", summary="Change run-time settings; the next batch uses them")
+async def patch_settings(
+    patch: SettingsUpdate,
+    session: AsyncSession = Depends(get_session),
+    env: BESettings = Depends(get_settings),
+) -> SettingsPublic:
+    row = await settings_service.update(session, patch=patch)
+    return settings_service.public(row, env=env)

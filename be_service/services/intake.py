@@ -1,0 +1,62 @@
+"""Intake: record a batch of ticket revisions as Received, all or nothing, idempotently.
+
+The WM may resend a batch; (ticket_id, revision) already stored counts as a duplicate and
+keeps the first copy. One INSERT for the whole batch, whatever its size.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from be_service.models import Status, Step
+from be_service.schemas import IntakeResult, TicketIn
+
+_INSERT = text(
+    """
+    INSERT INTO ticket_revision
+        (ticket_id, revision, dedup_key, action, kind, category, priority, payload, status,
+         step, retry_round, received_at, updated_at)
+    SELECT v.ticket_id, v.revision, v.dedup_key, v.action, v.kind, v.category, v.priority,
+           CAST(v.payload AS jsonb), :status, :step, 0, now(), now()
+    FROM unnest(CAST(:ticket_ids AS uuid[]), CAST(:revisions AS integer[]),
+                CAST(:dedup_keys AS text[]), CAST(:actions AS text[]), CAST(:kinds AS text[]),
+                CAST(:categories AS text[]), CAST(:priorities AS text[]),
+                CAST(:payloads AS text[]))
+         WITH ORDINALITY AS v(ticket_id, revision, dedup_key, action, kind, category, priority,
+                              payload, n)
+    ORDER BY v.n
+    ON CONFLICT (ticket_id, revision) DO NOTHING
+    RETURNING id
+    """
+)
+
+
+async def create(session: AsyncSession, *, tickets: list[TicketIn]) -> IntakeResult:
+    """Store the revisions not stored yet as Received; returns how many were new."""
+    if not tickets:
+        return IntakeResult(accepted=0, duplicates=0)
+    # Arrival order is processing order per dedup key (pipeline/store.py): keep the WM's
+    # order of tickets, but store several revisions of one ticket in revision order.
+    first_seen: dict[object, int] = {}
+    for index, ticket in enumerate(tickets):
+        first_seen.setdefault(ticket.ticket_id, index)
+    ordered = sorted(tickets, key=lambda t: (first_seen[t.ticket_id], t.revision))
+    result = await (await session.connection()).execute(
+        _INSERT,
+        {
+            "status": Status.received.value,
+            "step": Step.check.value,
+            "ticket_ids": [t.ticket_id for t in ordered],
+            "revisions": [t.revision for t in ordered],
+            "dedup_keys": [t.dedup_key for t in ordered],
+            "actions": [t.action for t in ordered],
+            "kinds": [t.kind for t in ordered],
+            "categories": [t.category for t in ordered],
+            "priorities": [t.priority for t in ordered],
+            "payloads": [msgspec.json.encode(t.model_dump(mode="json")).decode() for t in ordered],
+        },
+    )
+    accepted = len(result.all())
+    return IntakeResult(accepted=accepted, duplicates=len(tickets) - accepted)

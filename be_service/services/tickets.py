@@ -1,0 +1,162 @@
+"""Operator queries over ticket revisions and the retry requests that revive Error ones.
+
+Lists are keyset-paginated by revision id (newest first); a retry starts a new round, so
+the revision gets fresh retry counts and resumes from its recorded step.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import func, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from be_service.models import Operation, Status, TicketAttempt, TicketRevision
+from be_service.schemas import (
+    AttemptPublic,
+    RevisionDetail,
+    RevisionSummary,
+    TicketDetail,
+    TicketPage,
+)
+from ticketing_common.errors import Conflict, ErrorDetail, NotFound, ValidationFailed
+
+
+def _summary(row: TicketRevision) -> RevisionSummary:
+    return RevisionSummary.model_validate(row, from_attributes=True)
+
+
+def _decode_cursor(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    if not cursor.isdigit():
+        raise ValidationFailed(
+            "invalid cursor", details=[ErrorDetail("cursor", "use next_cursor of a previous page")]
+        )
+    return int(cursor)
+
+
+async def get_page(
+    session: AsyncSession,
+    *,
+    status: Status | None,
+    category: str | None,
+    dedup_key: str | None,
+    cursor: str | None,
+    limit: int,
+) -> TicketPage:
+    """One page of revisions, newest first, and the counts per status under the same filters."""
+    after = _decode_cursor(cursor)
+    filters = []
+    if category is not None:
+        filters.append(col(TicketRevision.category) == category)
+    if dedup_key is not None:
+        filters.append(col(TicketRevision.dedup_key) == dedup_key)
+    query = select(TicketRevision).where(*filters)
+    if status is not None:
+        query = query.where(col(TicketRevision.status) == status.value)
+    if after is not None:
+        query = query.where(col(TicketRevision.id) < after)
+    query = query.order_by(col(TicketRevision.id).desc()).limit(limit + 1)
+    rows = list(await session.exec(query))
+    next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
+
+    count_query = (
+        select(col(TicketRevision.status), func.count())
+        .where(*filters)
+        .group_by(col(TicketRevision.status))
+    )
+    counts = {s.value: 0 for s in Status}
+    for row_status, count in await session.exec(count_query):
+        counts[row_status] = count
+    return TicketPage(
+        items=[_summary(r) for r in rows[:limit]], next_cursor=next_cursor, counts=counts
+    )
+
+
+async def get(session: AsyncSession, *, ticket_id: uuid.UUID) -> TicketDetail:
+    """Every revision of a ticket with its platform ids and every attempt, oldest first."""
+    revisions = list(
+        await session.exec(
+            select(TicketRevision)
+            .where(col(TicketRevision.ticket_id) == ticket_id)
+            .order_by(col(TicketRevision.revision))
+        )
+    )
+    if not revisions:
+        raise NotFound(f"ticket {ticket_id} is not known to this BE")
+    attempts = await session.exec(
+        select(TicketAttempt)
+        .where(col(TicketAttempt.revision_id).in_([r.id for r in revisions]))
+        .order_by(col(TicketAttempt.id))
+    )
+    by_revision: dict[int, list[AttemptPublic]] = {}
+    for attempt in attempts:
+        by_revision.setdefault(attempt.revision_id, []).append(
+            AttemptPublic.model_validate(attempt, from_attributes=True)
+        )
+    return TicketDetail(
+        ticket_id=ticket_id,
+        dedup_key=revisions[-1].dedup_key,
+        revisions=[
+            RevisionDetail(
+                **_summary(r).model_dump(),
+                ticket=r.payload,
+                attempts=by_revision.get(r.id or 0, []),
+            )
+            for r in revisions
+        ],
+    )
+
+
+async def _retry(session: AsyncSession, *, ticket_id: uuid.UUID | None) -> int:
+    """Send Error revisions back to processing in a new round, with a history row each."""
+    statement = (
+        update(TicketRevision)
+        .where(col(TicketRevision.status) == Status.error.value)
+        .values(
+            status=Status.received.value,
+            retry_round=TicketRevision.retry_round + 1,
+            claimed_by=None,
+            claimed_until=None,
+            updated_at=func.now(),
+        )
+        .returning(col(TicketRevision.id), col(TicketRevision.retry_round))
+    )
+    if ticket_id is not None:
+        statement = statement.where(col(TicketRevision.ticket_id) == ticket_id)
+    revived = (await session.exec(statement)).all()
+    now = datetime.now(UTC)
+    session.add_all(
+        TicketAttempt(
+            revision_id=revision_id,
+            retry_round=retry_round,
+            operation=Operation.operator_retry.value,
+            at=now,
+            ok=True,
+            response="sent back to processing by an operator",
+        )
+        for revision_id, retry_round in revived
+    )
+    await session.flush()
+    return len(revived)
+
+
+async def retry(session: AsyncSession, *, ticket_id: uuid.UUID) -> int:
+    """Retry one ticket's Error revisions; 404 for an unknown ticket, 409 without errors."""
+    known = await session.scalar(
+        select(func.count()).where(col(TicketRevision.ticket_id) == ticket_id)
+    )
+    if not known:
+        raise NotFound(f"ticket {ticket_id} is not known to this BE")
+    retried = await _retry(session, ticket_id=ticket_id)
+    if not retried:
+        raise Conflict(f"ticket {ticket_id} has no revision in Error")
+    return retried
+
+
+async def retry_errors(session: AsyncSession) -> int:
+    """Retry every Error revision of this BE."""
+    return await _retry(session, ticket_id=None)

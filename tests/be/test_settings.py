@@ -1,0 +1,68 @@
+"""Run-time settings: validated, persisted in the BE database, never showing secrets."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.be.conftest import ADMIN_TOKEN, INTAKE_TOKEN, be_settings, running_be
+
+
+def test_settings_show_connection_settings_but_no_secret(make_be):
+    """GET shows URLs and timeouts; no token, password or client secret appears."""
+    be = make_be(cherwell_password="cherwell-pass-123", sfyc_client_secret="sfyc-secret-456")
+    response = be.client.get("/api/v1/settings")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["connection"]["cherwell_url"] == be.settings.cherwell_url
+    assert body["connection"]["request_timeout_seconds"] == 5
+    for secret in ("cherwell-pass-123", "sfyc-secret-456", INTAKE_TOKEN, ADMIN_TOKEN):
+        assert secret not in response.text
+
+
+def test_patch_changes_only_the_given_settings(make_be):
+    """A PATCH of one setting leaves the others as they were."""
+    be = make_be(processing_enabled=False, max_retries=3, max_tickets_per_request=100)
+    response = be.patch_settings(max_tickets_per_request=25)
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["processing_enabled"], body["max_retries"], body["max_tickets_per_request"]) == (
+        False,
+        3,
+        25,
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_retries", -1),
+        ("max_retries", 101),
+        ("max_retries", "3"),
+        ("max_tickets_per_request", 0),
+        ("max_tickets_per_request", 201),
+        ("processing_enabled", "yes"),
+        ("processing_enabled", None),
+        ("retries", 3),
+    ],
+)
+def test_invalid_settings_are_rejected_naming_the_field(make_be, field, value):
+    """An out-of-range, mistyped, null or unknown setting is a 422 naming it; nothing changes."""
+    be = make_be(processing_enabled=False, max_retries=3)
+    before = be.client.get("/api/v1/settings").json()
+    response = be.patch_settings(**{field: value})
+    assert response.status_code == 422
+    assert [d["field"] for d in response.json()["error"]["details"]] == [field]
+    assert be.client.get("/api/v1/settings").json() == before
+
+
+def test_settings_survive_a_restart(be_database_url, emulator):
+    """Values set over REST are still in force after the BE restarts on the same database."""
+    with running_be(be_settings(be_database_url, emulator)) as be:
+        be.patch_settings(processing_enabled=False, max_retries=7, max_tickets_per_request=12)
+    with running_be(be_settings(be_database_url, emulator, max_retries=1)) as restarted:
+        body = restarted.client.get("/api/v1/settings").json()
+    assert (body["processing_enabled"], body["max_retries"], body["max_tickets_per_request"]) == (
+        False,
+        7,
+        12,
+    )
