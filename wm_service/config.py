@@ -36,3 +36,37 @@ class WMSettings(BaseSettings):
         default=300, ge=0, le=3600, description="How far in the future a timestamp may be."
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+
+    # Distribution (WM → BE), see wm_service/distribution/.
+    distribution_batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="Ticket revisions per POST to a BE."
+    )
+    backend_timeout_seconds: float = Field(
+        default=30, gt=0, description="A BE is available while heartbeat or probe is this recent."
+    )
+    failover_after_seconds: float = Field(
+        default=60,
+        ge=0,
+        description="A BE unavailable this long loses its undelivered revisions to the others.",
+    )
+    distribution_poll_seconds: float = Field(
+        default=0.2, gt=0, le=60, description="Pause of the idle distribution loop."
+    )
+    backend_probe_interval_seconds: float = Field(
+        default=5, gt=0, description="How often each BE's /readyz is probed."
+    )
+    backend_probe_timeout_seconds: float = Field(
+        default=5, gt=0, description="Timeout of one /readyz probe."
+    )
+    delivery_concurrency: int = Field(
+        default=4, ge=1, le=64, description="Concurrent batches in flight per BE."
+    )
+    delivery_request_timeout_seconds: float = Field(
+        default=30, gt=0, description="Timeout of one batch POST to a BE."
+    )
+    delivery_backoff_base_seconds: float = Field(
+        default=1, gt=0, description="First retry delay after a failed batch (then doubled)."
+    )
+    delivery_backoff_cap_seconds: float = Field(
+        default=60, gt=0, description="Longest retry delay after failed batches."
+    )

@@ -21,6 +21,8 @@ from ticketing_common.logging import configure_logging
 from ticketing_common.migrate import readiness_problems, upgrade_to_head
 from ticketing_common.web import add_health_routes, create_base_app
 from wm_service.config import WMSettings
+from wm_service.distribution import routes as backend_routes
+from wm_service.distribution.worker import DistributionConfig, DistributionWorker
 from wm_service.routes import aggregations, tickets, topology
 from wm_service.routes import settings as settings_routes
 
@@ -37,7 +39,12 @@ class BackgroundWorker(Protocol):
 
 def _background_workers(app: FastAPI) -> list[BackgroundWorker]:
     """The workers this app runs (the distribution worker is registered here)."""
-    return []
+    distribution = DistributionWorker(
+        app.state.sessionmaker, DistributionConfig.from_settings(app.state.settings)
+    )
+    # Exposed so that ingestion can call app.state.distribution.wake() after a commit.
+    app.state.distribution = distribution
+    return [distribution]
 
 
 def _token(value: SecretStr | None, variable: str) -> SecretStr:
@@ -115,6 +122,7 @@ def create_app(settings: WMSettings | None = None) -> FastAPI:
         topology.router,
         tickets.router,
         settings_routes.router,
+        backend_routes.router,
     ):
         app.include_router(router)
     _publish_push_schema(app)

@@ -1,0 +1,165 @@
+"""The backend registry: BE instances register (and heartbeat), are probed, listed and removed.
+
+Service functions behind /api/v1/backends and the worker's probe loop; they flush, the caller's
+session scope commits. "Available" = heartbeat or successful /readyz probe within the timeout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ticketing_common.errors import NotFound
+from wm_service.distribution import assignment
+from wm_service.distribution.models import Backend
+from wm_service.distribution.schemas import (
+    BackendList,
+    BackendPublic,
+    BackendRegistration,
+    DeliveryCounts,
+)
+from wm_service.models import TicketDelivery
+
+
+@dataclass(frozen=True)
+class Health:
+    """How long a backend may stay silent before it is unavailable, then failed over."""
+
+    backend_timeout: timedelta
+    failover_after: timedelta
+
+
+def last_healthy_at(backend: Backend) -> datetime:
+    """The later of the last heartbeat and the last successful probe."""
+    if backend.last_probe_ok_at is None:
+        return backend.last_seen_at
+    return max(backend.last_seen_at, backend.last_probe_ok_at)
+
+
+def is_available(backend: Backend, *, now: datetime, health: Health) -> bool:
+    return last_healthy_at(backend) >= now - health.backend_timeout
+
+
+def is_failed_over(backend: Backend, *, now: datetime, health: Health) -> bool:
+    """Unavailable for longer than failover_after: its undelivered revisions go elsewhere."""
+    return last_healthy_at(backend) < now - health.backend_timeout - health.failover_after
+
+
+async def register(
+    session: AsyncSession, *, name: str, registration: BackendRegistration, now: datetime
+) -> Backend:
+    """Create or update a backend and refresh its heartbeat (idempotent upsert)."""
+    values = {
+        "url": str(registration.url).rstrip("/"),
+        "intake_token": registration.intake_token.get_secret_value(),
+        "last_seen_at": now,
+    }
+    statement = (
+        insert(Backend)
+        .values(name=name, registered_at=now, **values)
+        .on_conflict_do_update(index_elements=["name"], set_=values)
+    )
+    await session.exec(statement)
+    backend = await session.get(Backend, name, populate_existing=True)
+    assert backend is not None  # just upserted in this transaction
+    return backend
+
+
+async def get(session: AsyncSession, *, name: str) -> Backend:
+    backend = await session.get(Backend, name)
+    if backend is None:
+        raise NotFound(f"no backend named {name!r} is registered")
+    return backend
+
+
+async def list_all(session: AsyncSession) -> list[Backend]:
+    return list((await session.exec(select(Backend).order_by(col(Backend.name)))).all())
+
+
+async def list_available(session: AsyncSession, *, now: datetime, health: Health) -> list[Backend]:
+    return [b for b in await list_all(session) if is_available(b, now=now, health=health)]
+
+
+async def record_probe(
+    session: AsyncSession, *, name: str, ok: bool, error: str | None, now: datetime
+) -> None:
+    """Store the outcome of one /readyz probe (a backend deleted meanwhile is ignored)."""
+    backend = await session.get(Backend, name)
+    if backend is None:
+        return
+    backend.last_probe_at = now
+    backend.last_probe_error = None if ok else (error or "probe failed")[:500]
+    if ok:
+        backend.last_probe_ok_at = now
+    session.add(backend)
+    await session.flush()
+
+
+async def delete(session: AsyncSession, *, name: str, now: datetime, health: Health) -> None:
+    """Remove a backend; its undelivered revisions move to the remaining available backends."""
+    backend = await get(session, name=name)
+    await session.delete(backend)
+    await session.flush()
+    targets = [
+        b.name for b in await list_available(session, now=now, health=health) if b.name != name
+    ]
+    await assignment.move_all_from(session, backend_name=name, targets=targets, now=now)
+
+
+async def overview(session: AsyncSession, *, now: datetime, health: Health) -> BackendList:
+    """Every backend with its availability and outbox counts, plus the unassigned backlog."""
+    counts = await _delivery_counts(session)
+    backends = [
+        _public(b, counts.get(b.name), now=now, health=health) for b in await list_all(session)
+    ]
+    unassigned = counts.get(None, DeliveryCounts(assigned=0, pending=0, delivered=0)).pending
+    return BackendList(backends=backends, unassigned=unassigned)
+
+
+async def describe(
+    session: AsyncSession, *, name: str, now: datetime, health: Health
+) -> BackendPublic:
+    backend = await get(session, name=name)
+    counts = await _delivery_counts(session, backend_name=name)
+    return _public(backend, counts.get(name), now=now, health=health)
+
+
+async def _delivery_counts(
+    session: AsyncSession, *, backend_name: str | None = None
+) -> dict[str | None, DeliveryCounts]:
+    pending = col(TicketDelivery.status) == "pending"
+    delivered = col(TicketDelivery.status) == "delivered"
+    statement = select(
+        col(TicketDelivery.backend_name),
+        func.count(),
+        func.count().filter(pending),
+        func.count().filter(delivered),
+    ).group_by(col(TicketDelivery.backend_name))
+    if backend_name is not None:
+        statement = statement.where(col(TicketDelivery.backend_name) == backend_name)
+    rows = (await session.exec(statement)).all()
+    return {
+        name: DeliveryCounts(assigned=total, pending=waiting, delivered=done)
+        for name, total, waiting, done in rows
+    }
+
+
+def _public(
+    backend: Backend, counts: DeliveryCounts | None, *, now: datetime, health: Health
+) -> BackendPublic:
+    return BackendPublic(
+        name=backend.name,
+        url=backend.url,
+        available=is_available(backend, now=now, health=health),
+        registered_at=backend.registered_at,
+        last_seen_at=backend.last_seen_at,
+        last_probe_at=backend.last_probe_at,
+        last_probe_ok_at=backend.last_probe_ok_at,
+        last_probe_error=backend.last_probe_error,
+        tickets=counts or DeliveryCounts(assigned=0, pending=0, delivered=0),
+    )

@@ -1,0 +1,209 @@
+"""The distribution worker: thin loops around the registry, assignment and delivery steps.
+
+Started and stopped by the WM's lifespan. One loop probes every BE's /readyz; the other fails
+over, assigns, and keeps a few concurrent senders draining each available backend's queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ticketing_common.db import session_scope
+from wm_service.config import WMSettings
+from wm_service.distribution import assignment, registry
+from wm_service.distribution.delivery import Backoff, Target, deliver_batch, utcnow
+from wm_service.distribution.models import Backend
+
+log = logging.getLogger(__name__)
+
+_scope = contextlib.asynccontextmanager(session_scope)
+
+
+@dataclass(frozen=True)
+class DistributionConfig:
+    """The tunables of the distribution (WM_* settings, see WMSettings)."""
+
+    batch_size: int
+    health: registry.Health
+    poll_seconds: float
+    probe_interval_seconds: float
+    probe_timeout_seconds: float
+    concurrency: int
+    request_timeout_seconds: float
+    backoff: Backoff
+
+    @classmethod
+    def from_settings(cls, settings: WMSettings) -> DistributionConfig:
+        return cls(
+            batch_size=settings.distribution_batch_size,
+            health=registry.Health(
+                backend_timeout=timedelta(seconds=settings.backend_timeout_seconds),
+                failover_after=timedelta(seconds=settings.failover_after_seconds),
+            ),
+            poll_seconds=settings.distribution_poll_seconds,
+            probe_interval_seconds=settings.backend_probe_interval_seconds,
+            probe_timeout_seconds=settings.backend_probe_timeout_seconds,
+            concurrency=settings.delivery_concurrency,
+            request_timeout_seconds=settings.delivery_request_timeout_seconds,
+            backoff=Backoff(
+                base_seconds=settings.delivery_backoff_base_seconds,
+                cap_seconds=settings.delivery_backoff_cap_seconds,
+            ),
+        )
+
+
+class DistributionWorker:
+    """Moves the outbox to the BEs until stopped; several WM processes may run one each."""
+
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], config: DistributionConfig
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._config = config
+        self._wake = asyncio.Event()
+        self._client: httpx.AsyncClient | None = None
+        self._loops: list[asyncio.Task[None]] = []
+        self._senders: dict[str, asyncio.Task[None]] = {}
+
+    async def start(self) -> None:
+        # The BE intake takes a whole batch per request: the read timeout must cover the
+        # BE storing it; connecting is quick or the BE is down.
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(self._config.request_timeout_seconds, connect=5.0)
+        )
+        self._loops = [
+            asyncio.create_task(self._dispatch_loop(), name="distribution-dispatch"),
+            asyncio.create_task(self._probe_loop(), name="distribution-probe"),
+        ]
+
+    async def stop(self) -> None:
+        tasks = [*self._loops, *self._senders.values()]
+        for task in tasks:
+            task.cancel()
+        # A sender cancelled mid-send rolls back: its rows stay pending and are sent again.
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._loops, self._senders = [], {}
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def wake(self) -> None:
+        """Run the next dispatch pass now (e.g. right after new revisions were committed)."""
+        self._wake.set()
+
+    async def dispatch_once(self) -> None:
+        """One pass: fail over silent backends, assign new rows, start idle backends' senders."""
+        config = self._config
+        now = utcnow()
+        async with _scope(self._sessionmaker) as session:
+            backends = await registry.list_all(session)
+        available = [b for b in backends if registry.is_available(b, now=now, health=config.health)]
+        targets = [b.name for b in available]
+        keep = [
+            b.name
+            for b in backends
+            if not registry.is_failed_over(b, now=now, health=config.health)
+        ]
+        while True:
+            async with _scope(self._sessionmaker) as session:
+                moved = await assignment.fail_over(
+                    session, keep=keep, targets=targets, now=now, limit=config.batch_size
+                )
+            if moved:
+                log.info("failed over %d revisions to %s", moved, ", ".join(targets))
+            if moved < config.batch_size:
+                break
+        while True:
+            async with _scope(self._sessionmaker) as session:
+                assigned = await assignment.assign_pending(
+                    session, targets=targets, now=now, limit=config.batch_size
+                )
+            if assigned < config.batch_size:
+                break
+        for backend in available:
+            sender = self._senders.get(backend.name)
+            if sender is None or sender.done():
+                self._senders[backend.name] = asyncio.create_task(
+                    self._drain(_target(backend)), name=f"distribution-send-{backend.name}"
+                )
+
+    async def probe_once(self) -> None:
+        """Probe every registered backend's /readyz concurrently and record the outcomes."""
+        async with _scope(self._sessionmaker) as session:
+            backends = await registry.list_all(session)
+        outcomes = await asyncio.gather(*(self._probe(b) for b in backends))
+        async with _scope(self._sessionmaker) as session:
+            for name, error in outcomes:
+                await registry.record_probe(
+                    session, name=name, ok=error is None, error=error, now=utcnow()
+                )
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            try:
+                await self.dispatch_once()
+            except Exception:
+                log.exception("distribution pass failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._config.poll_seconds)
+            self._wake.clear()
+
+    async def _probe_loop(self) -> None:
+        while True:
+            try:
+                await self.probe_once()
+            except Exception:
+                log.exception("backend probes failed; retrying")
+            await asyncio.sleep(self._config.probe_interval_seconds)
+
+    async def _probe(self, backend: Backend) -> tuple[str, str | None]:
+        """(name, None) when /readyz answers 200, else (name, why not)."""
+        assert self._client is not None
+        try:
+            response = await self._client.get(
+                backend.url + "/readyz", timeout=self._config.probe_timeout_seconds
+            )
+        except httpx.HTTPError as exc:
+            return backend.name, f"{type(exc).__name__}: {exc}"
+        return backend.name, None if response.status_code == 200 else f"HTTP {response.status_code}"
+
+    async def _drain(self, target: Target) -> None:
+        """Concurrent senders for one backend until its due queue is empty or a send fails."""
+        await asyncio.gather(
+            *(self._send_until_idle(target) for _ in range(self._config.concurrency))
+        )
+
+    async def _send_until_idle(self, target: Target) -> None:
+        assert self._client is not None
+        while True:
+            try:
+                async with _scope(self._sessionmaker) as session:
+                    result = await deliver_batch(
+                        session,
+                        client=self._client,
+                        target=target,
+                        now=utcnow(),
+                        batch_size=self._config.batch_size,
+                        backoff=self._config.backoff,
+                    )
+            except Exception:
+                log.exception("delivery to %s failed; retrying on the next pass", target.name)
+                return
+            if not result.delivered:
+                # The rows carry their backoff; this sender rests until the next pass.
+                log.warning("delivery to %s failed: %s", target.name, result.error)
+                return
+            if result.sent == 0:
+                return
+
+
+def _target(backend: Backend) -> Target:
+    return Target(name=backend.name, url=backend.url, intake_token=backend.intake_token)
