@@ -50,9 +50,10 @@ _STATUS_NAMES = {
 
 def lower_keys(value: Any) -> Any:
     """JSON with every object key lower-cased: Json.NET binds property names case-insensitively."""
-    if isinstance(value, dict):
+    kind = type(value)
+    if kind is dict:
         return {str(k).lower(): lower_keys(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if kind is list:
         return [lower_keys(v) for v in value]
     return value
 

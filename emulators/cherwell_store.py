@@ -235,6 +235,10 @@ class Table:
             f.field_id: {} for f in definition.fields if f.indexed
         }
         self._seq = 0
+        # Bumped by every write; a paged search reuses its result while nothing changed,
+        # so reading N rows in pages of P costs O(N), not O(N²/P).
+        self._version = 0
+        self._last_search: tuple[tuple[Filter, ...], int, list[Record]] | None = None
 
     def insert(self, rec_id: str, public_id: str, values: dict[str, str]) -> Record:
         self._seq += 1
@@ -245,6 +249,7 @@ class Table:
         return record
 
     def write(self, record: Record, values: dict[str, str]) -> None:
+        self._version += 1
         for field_id, value in values.items():
             slot = self._index.get(field_id)
             if slot is not None:
@@ -264,6 +269,15 @@ class Table:
 
     def search(self, filters: Iterable[Filter]) -> list[Record]:
         """Filters on one field are OR-ed, filters on different fields AND-ed; oldest first."""
+        key = tuple(filters)
+        cached = self._last_search
+        if cached is not None and cached[0] == key and cached[1] == self._version:
+            return cached[2]
+        found = self._search(key)
+        self._last_search = (key, self._version, found)
+        return found
+
+    def _search(self, filters: tuple[Filter, ...]) -> list[Record]:
         groups: dict[str, list[Filter]] = {}
         for f in filters:
             groups.setdefault(f.field.field_id, []).append(f)

@@ -417,3 +417,24 @@ def test_journal_note_with_unknown_parent_fails_per_item(emu: Emulator) -> None:
     assert bad["hasError"] and bad["fieldValidationErrors"][0]["fieldId"] == PARENT_REC_ID
     assert not good["hasError"]
     assert emu.client.get("/_emulator/stats").json()["records"]["journal"] == 1
+
+
+def test_repeated_search_sees_records_saved_in_between(emu: Emulator) -> None:
+    """The same search after another save includes the new incident (no stale result)."""
+    _seed(emu)
+    filters = [{"fieldId": CATEGORY, "operator": "eq", "value": "SNR"}]
+    assert emu.search(filters=filters)["totalRows"] == 2
+    emu.save(incident(**{CORRELATION: "snr:e", CATEGORY: "SNR"}))
+    assert _keys(emu.search(filters=filters)) == ["snr:a", "snr:b", "snr:e"]
+
+
+def test_repeated_search_sees_updates_in_between(emu: Emulator) -> None:
+    """An update that moves an incident out of a filter removes it from the next search."""
+    _seed(emu)
+    filters = [{"fieldId": STATUS, "operator": "eq", "value": "New"}]
+    first = emu.search(filters=filters)
+    rec_id = first["businessObjects"][0]["busObRecId"]
+    update = {"busObId": INCIDENT_BUS_OB_ID, "busObRecId": rec_id}
+    update["fields"] = [{"dirty": True, "fieldId": STATUS, "value": "Resolved"}]
+    emu.save(update)
+    assert _keys(emu.search(filters=filters)) == ["ds:d"]
