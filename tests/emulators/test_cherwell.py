@@ -10,7 +10,7 @@ import re
 import pytest
 from pydantic import SecretStr
 
-from emulators.app import create_app
+from emulators.app import create_cherwell_app
 from emulators.cherwell_store import INCIDENT_BUS_OB_ID
 from emulators.config import EmulatorSettings
 from tests.emulators.conftest import (
@@ -71,7 +71,7 @@ def test_unknown_grant_type_is_unsupported(emu: Emulator) -> None:
 def test_strict_credentials_reject_a_wrong_password(start_app) -> None:
     """With EMULATOR_CHERWELL_PASSWORD set, another password is refused."""
     settings = EmulatorSettings(cherwell_password=SecretStr("right"), cherwell_username="noc")
-    emu = start_app(create_app(settings))
+    emu = start_app(create_cherwell_app(settings))
     form = {"grant_type": "password", "client_id": "cid", "username": "noc", "password": "wrong"}
     assert emu.client.post("/CherwellAPI/token", data=form).status_code == 400
     assert emu.cherwell_login(password="right")["username"] == "noc"
