@@ -31,8 +31,15 @@ def wm_settings(database_url: str, data_dir: Path, **overrides: Any) -> WMSettin
 
 
 @pytest.fixture
-def app(wm_database_url: str, tmp_path: Path) -> FastAPI:
-    return create_app(wm_settings(wm_database_url, tmp_path))
+def app_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """WMSettings overrides for one test (parametrize with indirect=True)."""
+    overrides: dict[str, Any] = getattr(request, "param", {})
+    return overrides
+
+
+@pytest.fixture
+def app(wm_database_url: str, tmp_path: Path, app_overrides: dict[str, Any]) -> FastAPI:
+    return create_app(wm_settings(wm_database_url, tmp_path, **app_overrides))
 
 
 @pytest.fixture

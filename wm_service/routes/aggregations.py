@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import msgspec
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 
 from wm_service.deps import SessionDep, media_type, read_body, require_admin, require_ingest
 from wm_service.kinds import Kind
@@ -49,11 +49,13 @@ async def push_aggregation(
     kind: Kind,
     request: Request,
     response: Response,
+    background: BackgroundTasks,
     session: SessionDep,
     aggregation_id: str | None = Query(None, description="CSV pushes only."),
     generated_at: str | None = Query(None, description="CSV pushes only (ISO 8601, with zone)."),
 ) -> PushResult:
     config = request.app.state.settings
+    distribution = getattr(request.app.state, "distribution", None)
     kind_of_body = media_type(request, accepted=("application/json", "text/csv"))
     body = await read_body(request, limit=config.max_push_bytes)
     received_at = datetime.now(UTC)
@@ -71,6 +73,10 @@ async def push_aggregation(
     result, replayed = await process_push(session, kind=kind, push=push, received_at=received_at)
     if replayed:
         response.headers["Idempotent-Replay"] = "true"
+    elif distribution is not None:
+        # Background tasks run after the response, hence after the commit: the new outbox
+        # rows are visible to the distribution worker when it wakes.
+        background.add_task(distribution.wake)
     return result
 
 

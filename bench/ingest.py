@@ -1,0 +1,204 @@
+"""Benchmark of one large push: latency, entries/s and the WM's peak RSS.
+
+By default it starts `ticketing wm` on a free 127.0.0.1 port with a throw-away embedded
+Postgres, pushes a generated snr-upstream aggregation (100 000 entries x 4 samples, about 5 %
+critical) and then the same samples again under a new aggregation_id (a "full" push: nothing
+new, every ticket unchanged), prints the figures and stops the WM. `--url` and `--token`
+target a WM that is already running instead (its RSS is then not measured).
+
+    .venv/bin/python bench/ingest.py [--entries 100000] [--samples 4] [--critical 0.05]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import msgspec
+import psutil
+
+
+def generate(
+    entries: int, samples: int, critical_ratio: float, aggregation_id: str, generated_at: datetime
+) -> bytes:
+    """A push body like the aggregator's: location and a severity on every sample, SNR in dB."""
+    rng = random.Random(42)
+    stamps = [
+        (generated_at - timedelta(minutes=15 * k)).isoformat().replace("+00:00", "Z")
+        for k in range(samples)
+    ]
+    rows: list[dict[str, Any]] = []
+    for i in range(entries):
+        critical = rng.random() < critical_ratio
+        ccap, sg = i // 5000, i // 25
+        rows.append(
+            {
+                "entity_id": f"MKT{i % 40:02d}-CCAP{ccap:03d}:US-{sg}/0/{i % 4}",
+                "market": f"Mercado {i % 40}",
+                "hub": f"HUB{i // 2500:03d}",
+                "ccap": f"CCAP{ccap:03d}",
+                "service_group": f"N{sg:05d}",
+                "channel": f"US-{sg}/0/{i % 4}",
+                "subscribers": rng.randint(5, 400),
+                "samples": [
+                    {
+                        "at": stamp,
+                        "value": round(rng.uniform(18, 24.9) if bad else rng.uniform(30, 40), 1),
+                        "severity": "critical" if bad else "normal",
+                    }
+                    for k, stamp in enumerate(stamps)
+                    for bad in [critical and k == 0]
+                ],
+            }
+        )
+    body = {
+        "aggregation_id": aggregation_id,
+        "generated_at": generated_at.isoformat().replace("+00:00", "Z"),
+        "entries": rows,
+    }
+    return msgspec.json.encode(body)
+
+
+class PeakRss:
+    """Samples a process's RSS every 10 ms in a thread; `peak` is the largest seen."""
+
+    def __init__(self, pid: int) -> None:
+        self._process = psutil.Process(pid)
+        self.peak = self._process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            try:
+                self.peak = max(self.peak, self._process.memory_info().rss)
+            except psutil.Error:
+                return
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_wm(data_dir: str, token: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "WM_DATA_DIR": data_dir,
+        "WM_INGEST_TOKEN": token,
+        "WM_ADMIN_TOKEN": token,
+        "WM_LOG_LEVEL": "WARNING",
+    }
+    env.pop("WM_DATABASE_URL", None)
+    command = [sys.executable, "-m", "ticketing_cli.main", "wm", "--port", str(port)]
+    process = subprocess.Popen(command, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"ticketing wm exited with {process.returncode}")
+        try:
+            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise SystemExit("ticketing wm did not become ready")
+
+
+def push(url: str, token: str, body: bytes) -> tuple[float, dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {token}", "content-type": "application/json"}
+    started = time.perf_counter()
+    response = httpx.post(
+        f"{url}/api/v1/aggregations/snr-upstream", content=body, headers=headers, timeout=300
+    )
+    elapsed = time.perf_counter() - started
+    if response.status_code != 200:
+        raise SystemExit(f"push failed: {response.status_code} {response.text[:500]}")
+    result: dict[str, Any] = response.json()
+    return elapsed, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=100_000)
+    parser.add_argument("--samples", type=int, default=4)
+    parser.add_argument("--critical", type=float, default=0.05, help="share of critical entries")
+    parser.add_argument("--url", help="a running WM (default: start one)")
+    parser.add_argument("--token", help="its ingest token (with --url)")
+    args = parser.parse_args()
+
+    run = secrets.token_hex(4)
+    # Both pushes carry the same samples, so the second one finds nothing new.
+    generated_at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    bodies = [
+        generate(args.entries, args.samples, args.critical, f"bench-{run}-{n}", generated_at)
+        for n in (1, 2)
+    ]
+    print(
+        f"push body: {args.entries} entries x {args.samples} samples, "
+        f"{len(bodies[0]) / 1e6:.1f} MB JSON"
+    )
+
+    with tempfile.TemporaryDirectory(prefix="wm-bench-") as data_dir:
+        process = None
+        if args.url:
+            url, token = args.url.rstrip("/"), args.token or ""
+        else:
+            token = secrets.token_urlsafe(16)
+            process, url = start_wm(data_dir, token)
+        try:
+            idle = psutil.Process(process.pid).memory_info().rss if process else None
+            for label, body in (
+                ("first push (opens tickets)", bodies[0]),
+                ("repeated full push (unchanged)", bodies[1]),
+            ):
+                monitor = PeakRss(process.pid) if process else None
+                if monitor:
+                    with monitor:
+                        elapsed, result = push(url, token, body)
+                else:
+                    elapsed, result = push(url, token, body)
+                print(
+                    f"{label}: {elapsed:.2f} s, {args.entries / elapsed:,.0f} entries/s, "
+                    f"critical entries {result['critical_entries']}, tickets {result['tickets']}"
+                )
+                if monitor and idle:
+                    print(
+                        f"  WM peak RSS {monitor.peak / 2**20:.0f} MiB "
+                        f"(idle before the pushes {idle / 2**20:.0f} MiB)"
+                    )
+        finally:
+            if process is not None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+if __name__ == "__main__":
+    main()
