@@ -250,7 +250,11 @@ class BatchSender:
         results = await self.ctx.sfyc.upsert_work_orders(orders)
         at = _now()
         upserted = [c for c, r in zip(chunk, results, strict=True) if r.ok]
-        numbers = await self.ctx.sfyc.work_order_numbers([_external_key(c) for c in upserted])
+        numbers = (
+            await self.ctx.sfyc.work_order_numbers([_external_key(c) for c in upserted])
+            if upserted
+            else {}
+        )
         outcomes = []
         for c, result in zip(chunk, results, strict=True):
             if not result.ok:

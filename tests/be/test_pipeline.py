@@ -1,0 +1,169 @@
+"""The processing pipeline against the emulators: create, note, order, batching, on/off."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from tests.be.conftest import make_ticket
+
+
+def test_new_ticket_creates_incident_work_order_and_links_them(make_be, emulator):
+    """A new ticket becomes a Cherwell incident, an SFyC work order, and the OT number on it."""
+    be = make_be()
+    ticket = make_ticket(priority="P1")
+    be.intake([ticket])
+    be.wait_all(1)
+    [incident] = emulator.records("incident")
+    [work_order] = emulator.records("workorder")
+    revision = be.ticket(ticket["ticket_id"])["revisions"][0]
+    assert (incident["TpcCorrelationKey"], incident["Category"], incident["Priority"]) == (
+        ticket["dedup_key"],
+        "SNR",
+        "1",
+    )
+    assert incident["Status"] == "New"
+    assert work_order["External_Key__c"] == f"{ticket['dedup_key']}#{incident['busObPublicId']}"
+    assert incident["TpcWorkOrderNumber"] == work_order["WorkOrderNumber"]
+    assert (revision["cherwell_rec_id"], revision["cherwell_public_id"]) == (
+        incident["busObRecId"],
+        incident["busObPublicId"],
+    )
+    assert (revision["sfyc_id"], revision["sfyc_work_order_number"]) == (
+        work_order["Id"],
+        work_order["WorkOrderNumber"],
+    )
+
+
+def test_update_of_an_existing_ticket_adds_a_note(make_be, emulator):
+    """A later revision of a ticket whose incident is open becomes a Journal note on it."""
+    be = make_be()
+    opened = make_ticket()
+    be.intake([opened])
+    be.wait_all(1)
+    be.intake(
+        [
+            make_ticket(
+                opened["dedup_key"], ticket_id=opened["ticket_id"], revision=2, action="update"
+            )
+        ]
+    )
+    be.wait_all(2)
+    [incident] = emulator.records("incident")
+    [note] = emulator.records("journal")
+    assert note["ParentRecID"] == incident["busObRecId"]
+    assert len(emulator.records("workorder")) == 1
+
+
+def test_open_for_a_key_whose_incident_is_open_adds_a_note(make_be, emulator):
+    """A new ticket id for a dedup key with an open incident does not create a second one."""
+    be = make_be()
+    first = make_ticket()
+    be.intake([first])
+    be.wait_all(1)
+    be.intake([make_ticket(first["dedup_key"])])
+    be.wait_all(2)
+    assert len(emulator.records("incident")) == 1
+    assert len(emulator.records("journal")) == 1
+
+
+def test_revisions_of_one_key_are_processed_in_order(make_be, emulator):
+    """open, update and clear sent together reach Cherwell as one incident and two ordered notes."""
+    be = make_be()
+    ticket_id, key = str(uuid.uuid4()), f"snr-upstream:MTY01:US-{uuid.uuid4().hex[:6]}"
+    be.intake(
+        [
+            make_ticket(key, ticket_id=ticket_id, revision=3, action="clear"),
+            make_ticket(key, ticket_id=ticket_id, revision=1),
+            make_ticket(key, ticket_id=ticket_id, revision=2, action="update"),
+        ]
+    )
+    be.wait_all(3)
+    assert len(emulator.records("incident")) == 1
+    notes = [n["Details"] for n in emulator.records("journal")]
+    assert [n.split("]")[0] for n in notes] == ["[update r2", "[clear r3"]
+
+
+def test_clear_of_a_ticket_that_never_reached_the_platform_makes_no_call(make_be, emulator):
+    """After an open that ended in Error before any create, its clear completes with no call."""
+    be = make_be(max_retries=0)
+    emulator.faults(platform="cherwell", fail_next=1, status=400, endpoint="getsearchresults")
+    opened = make_ticket()
+    be.intake([opened])
+    be.wait_all(1, "Error")
+    before = emulator.stats()["requests"]
+    be.intake(
+        [
+            make_ticket(
+                opened["dedup_key"], ticket_id=opened["ticket_id"], revision=2, action="clear"
+            )
+        ]
+    )
+    be.wait_all(1, "Completed")
+    assert emulator.stats()["requests"] == before
+
+
+def test_clear_without_an_open_incident_completes_without_writing(make_be, emulator):
+    """A clear whose incident is not open on Cherwell completes after the search alone."""
+    be = make_be()
+    be.intake([make_ticket(revision=2, action="clear")])
+    be.wait_all(1)
+    assert emulator.requests("savebusinessobjectbatch") == 0
+    assert emulator.requests("getsearchresults") == 1
+
+
+def test_every_step_is_sent_in_batches_of_max_tickets_per_request(make_be, emulator):
+    """25 new tickets with batch size 10 take 3 searches, 6 saves, 3 upserts and 3 queries."""
+    be = make_be(processing_enabled=False)
+    be.intake([make_ticket() for _ in range(25)])
+    be.patch_settings(max_tickets_per_request=10, processing_enabled=True)
+    be.wait_all(25)
+    assert emulator.requests("getsearchresults") == 3
+    assert emulator.requests("savebusinessobjectbatch") == 6
+    assert emulator.requests("composite/sobjects") == 3
+    assert emulator.requests("query") == 3
+
+
+def test_processing_off_keeps_tickets_received_until_switched_on(make_be, emulator):
+    """With processing off nothing is sent; switching it on delivers the waiting tickets."""
+    be = make_be(processing_enabled=False)
+    be.intake([make_ticket() for _ in range(3)])
+    time.sleep(0.5)  # several poll intervals of the workers
+    assert be.counts()["Received"] == 3
+    assert emulator.stats()["requests"] == {}
+    be.patch_settings(processing_enabled=True)
+    be.wait_all(3)
+    assert len(emulator.records("incident")) == 3
+
+
+def test_operator_list_filters_and_paginates(make_be):
+    """The list filters by status and dedup key and walks all rows with the cursor."""
+    be = make_be(processing_enabled=False)
+    tickets = [make_ticket() for _ in range(5)]
+    be.intake(tickets)
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2, "status": "Received"} | ({"cursor": cursor} if cursor else {})
+        page = be.client.get("/api/v1/tickets", params=params).json()
+        seen += [item["ticket_id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(t["ticket_id"] for t in tickets)
+    one = be.client.get("/api/v1/tickets", params={"dedup_key": tickets[2]["dedup_key"]}).json()
+    assert [item["ticket_id"] for item in one["items"]] == [tickets[2]["ticket_id"]]
+    assert one["counts"] == {"Received": 1, "Completed": 0, "Error": 0}
+
+
+def test_operator_list_rejects_an_unknown_status(make_be):
+    """A status filter outside Received/Completed/Error is a 422 naming `status`."""
+    be = make_be(processing_enabled=False)
+    response = be.client.get("/api/v1/tickets", params={"status": "Done"})
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["field"] == "query.status"
+
+
+def test_unknown_ticket_is_404(make_be):
+    """The detail of a ticket this BE never received is a 404."""
+    be = make_be(processing_enabled=False)
+    assert be.client.get(f"/api/v1/tickets/{uuid.uuid4()}").status_code == 404

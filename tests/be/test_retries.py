@@ -1,0 +1,181 @@
+"""Retries against the emulators' faults: 503/429 with Retry-After, per-item failures,
+Error after max retries and the retry endpoints, token expiry, a lost create answer."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+
+import httpx
+import pytest
+
+from emulators.app import create_app as create_emulator_app
+from emulators.config import EmulatorSettings
+from tests.be.conftest import Emulator, be_settings, make_ticket, running_be
+from tests.support.servers import serve_in_thread
+
+
+def _attempts(be, ticket, operation):
+    revision = be.ticket(ticket["ticket_id"])["revisions"][0]
+    return [a for a in revision["attempts"] if a["operation"] == operation]
+
+
+def test_503_with_retry_after_is_retried_after_the_delay(make_be, emulator):
+    """Two 503s with Retry-After: 1 are retried no sooner than a second apart, then succeed."""
+    be = make_be()
+    emulator.faults(
+        platform="cherwell",
+        fail_next=2,
+        status=503,
+        retry_after=1,
+        endpoint="savebusinessobjectbatch",
+    )
+    ticket = make_ticket()
+    be.intake([ticket])
+    be.wait_all(1)
+    creates = _attempts(be, ticket, "create")
+    assert [(a["ok"], a["http_status"]) for a in creates] == [
+        (False, 503),
+        (False, 503),
+        (True, 200),
+    ]
+    times = [datetime.fromisoformat(a["at"]) for a in creates]
+    assert all(
+        (later - earlier).total_seconds() >= 1 for earlier, later in itertools.pairwise(times)
+    )
+
+
+def test_429_is_retried(make_be, emulator):
+    """A 429 from SFyC is a failed attempt that is retried until the work order exists."""
+    be = make_be()
+    emulator.faults(platform="sfyc", fail_next=1, status=429, endpoint="composite")
+    ticket = make_ticket()
+    be.intake([ticket])
+    be.wait_all(1)
+    work_orders = _attempts(be, ticket, "workorder")
+    assert [(a["ok"], a["http_status"]) for a in work_orders] == [(False, 429), (True, 200)]
+    assert len(emulator.records("workorder")) == 1
+
+
+def test_a_400_is_not_retried(make_be, emulator):
+    """A 400 on a whole call ends the ticket in Error at once with the platform's message."""
+    be = make_be(max_retries=5)
+    emulator.faults(platform="cherwell", fail_next=1, status=400, endpoint="getsearchresults")
+    ticket = make_ticket()
+    be.intake([ticket])
+    be.wait_all(1, "Error")
+    revision = be.ticket(ticket["ticket_id"])["revisions"][0]
+    assert [a["http_status"] for a in revision["attempts"]] == [400]
+    assert "400" in revision["last_error"]
+
+
+@pytest.fixture
+def seeded_emulator():
+    with (
+        serve_in_thread(create_emulator_app(EmulatorSettings(seed=11))) as server,
+        httpx.Client(base_url=server.url, timeout=30) as client,
+    ):
+        yield Emulator(server.url, client)
+
+
+def test_per_item_failures_retry_only_the_failed_items(be_database_url, seeded_emulator):
+    """With half the batch items failing validation, only failed items are resent, once each."""
+    emulator = seeded_emulator
+    emulator.faults(platform="all", item_error_rate=0.5)
+    settings = be_settings(be_database_url, emulator, workers=1, max_retries=30)
+    tickets = [make_ticket() for _ in range(10)]
+    with running_be(settings) as be:
+        be.intake(tickets)
+        be.wait_all(10)
+        creates = [_attempts(be, t, "create") for t in tickets]
+    assert any(not a["ok"] for attempts in creates for a in attempts)
+    # Each ticket: some failed tries, then exactly one success as its last create attempt.
+    assert all([a["ok"] for a in attempts].count(True) == 1 for attempts in creates)
+    assert all(attempts[-1]["ok"] for attempts in creates)
+    keys = [r["TpcCorrelationKey"] for r in emulator.records("incident")]
+    assert sorted(keys) == sorted(t["dedup_key"] for t in tickets)
+
+
+def test_error_after_max_retries_keeps_the_last_platform_message(make_be, emulator):
+    """max_retries=2: the third failed create ends the ticket in Error with the 503 message."""
+    be = make_be(max_retries=2)
+    emulator.faults(
+        platform="cherwell", error_rate=1, status=503, endpoint="savebusinessobjectbatch"
+    )
+    ticket = make_ticket()
+    be.intake([ticket])
+    be.wait_all(1, "Error")
+    revision = be.ticket(ticket["ticket_id"])["revisions"][0]
+    assert [a["ok"] for a in revision["attempts"] if a["operation"] == "create"] == [False] * 3
+    assert revision["status"] == "Error"
+    assert "503" in revision["last_error"]
+
+
+def test_retry_endpoint_revives_an_error_ticket_with_fresh_counts(make_be, emulator):
+    """After the fault clears, POST …/retry completes the ticket and the history shows it."""
+    be = make_be(max_retries=0)
+    emulator.faults(
+        platform="cherwell", error_rate=1, status=503, endpoint="savebusinessobjectbatch"
+    )
+    ticket = make_ticket()
+    be.intake([ticket])
+    be.wait_all(1, "Error")
+    emulator.client.delete("/_emulator/faults")
+    response = be.client.post(f"/api/v1/tickets/{ticket['ticket_id']}/retry")
+    assert response.json() == {"retried": 1}
+    be.wait_all(1)
+    attempts = be.ticket(ticket["ticket_id"])["revisions"][0]["attempts"]
+    operations = [(a["operation"], a["retry_round"], a["ok"]) for a in attempts]
+    assert ("operator_retry", 1, True) in operations
+    assert ("create", 1, True) in operations
+    assert len(emulator.records("incident")) == 1
+
+
+def test_retry_of_a_ticket_without_errors_is_a_conflict(make_be):
+    """POST …/retry on a ticket with no Error revision answers 409."""
+    be = make_be(processing_enabled=False)
+    ticket = make_ticket()
+    be.intake([ticket])
+    assert be.client.post(f"/api/v1/tickets/{ticket['ticket_id']}/retry").status_code == 409
+
+
+def test_retry_errors_revives_every_error_ticket(make_be, emulator):
+    """POST /tickets/retry-errors sends all Error tickets back; they complete."""
+    be = make_be(max_retries=0)
+    emulator.faults(platform="sfyc", error_rate=1, status=503, endpoint="composite")
+    be.intake([make_ticket() for _ in range(3)])
+    be.wait_all(3, "Error")
+    emulator.client.delete("/_emulator/faults")
+    assert be.client.post("/api/v1/tickets/retry-errors").json() == {"retried": 3}
+    be.wait_all(3)
+    assert len(emulator.records("workorder")) == 3
+    assert len(emulator.records("incident")) == 3
+
+
+def test_expired_tokens_are_renewed_once_without_failing_an_attempt(make_be, emulator):
+    """After every token expires, both platforms log in again and no attempt fails."""
+    be = make_be()
+    be.intake([make_ticket()])
+    be.wait_all(1)
+    emulator.client.post("/_emulator/tokens/expire")
+    ticket = make_ticket()
+    be.intake([ticket])
+    be.wait_all(2)
+    assert emulator.requests("CherwellAPI/token") == 2
+    assert emulator.requests("oauth2/token") == 2
+    assert all(a["ok"] for a in be.ticket(ticket["ticket_id"])["revisions"][0]["attempts"])
+
+
+def test_lost_create_answer_does_not_duplicate_the_incident(make_be, emulator):
+    """A create applied but answered 504 is found by the next search and adopted."""
+    be = make_be()
+    emulator.faults(platform="cherwell", lose_response_next=1, endpoint="savebusinessobjectbatch")
+    ticket = make_ticket()
+    be.intake([ticket])
+    be.wait_all(1)
+    assert len(emulator.records("incident")) == 1
+    attempts = be.ticket(ticket["ticket_id"])["revisions"][0]["attempts"]
+    steps = [(a["operation"], a["ok"]) for a in attempts]
+    assert steps[:3] == [("check", True), ("create", False), ("check", True)]
+    assert ("create", True) not in steps
+    assert len(emulator.records("workorder")) == 1
