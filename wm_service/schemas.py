@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -200,8 +200,3 @@ class TicketPage(BaseModel):
 class TicketDetail(TicketSummary):
     ticket: TicketDocument = Field(description="The current ticket JSON (latest revision).")
     revisions: list[RevisionPublic]
-
-
-def as_dict(model: BaseModel) -> dict[str, Any]:
-    """JSON-ready dict of a model (datetimes and UUIDs as strings)."""
-    return model.model_dump(mode="json")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import httpx
+import logging
+from pathlib import Path
 
-from tests.wm.conftest import ADMIN, INGEST
+import httpx
+import pytest
+
+from tests.wm.conftest import ADMIN, ADMIN_TOKEN, INGEST, wm_settings
+from wm_service.main import create_app
 
 
 async def test_healthz_answers_without_a_token(client: httpx.AsyncClient) -> None:
@@ -55,3 +60,27 @@ async def test_errors_never_echo_the_presented_token(client: httpx.AsyncClient) 
     response = await client.get("/api/v1/settings", headers={"Authorization": "Bearer s3cr3t-x"})
     assert response.status_code == 403
     assert "s3cr3t-x" not in response.text
+
+
+async def test_unset_admin_token_locks_admin_endpoints(
+    wm_database_url: str, tmp_path: Path
+) -> None:
+    """Without WM_ADMIN_TOKEN no token opens the admin endpoints (locked, not open)."""
+    settings = wm_settings(wm_database_url, tmp_path).model_copy(update={"admin_token": None})
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://wm.test") as http:
+            for headers in (ADMIN, INGEST, {"Authorization": "Bearer "}):
+                response = await http.get("/api/v1/settings", headers=headers)
+                assert response.status_code in (401, 403)
+
+
+async def test_tokens_never_reach_the_log(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Neither a valid nor a rejected token appears in any log record of a request."""
+    caplog.set_level(logging.DEBUG)
+    await client.get("/api/v1/settings", headers=ADMIN)
+    await client.get("/api/v1/settings", headers={"Authorization": "Bearer wrong-secret-1"})
+    assert ADMIN_TOKEN not in caplog.text and "wrong-secret-1" not in caplog.text
