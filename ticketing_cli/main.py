@@ -205,8 +205,8 @@ def status(
     wm_table = Table(title=f"WM {wm_url}")
     wm_table.add_column("state")
     wm_table.add_column("tickets", justify="right")
-    for state in ("open", "cleared"):
-        wm_table.add_row(state, str(wm.get("/api/v1/tickets", state=state, limit=1)["total"]))
+    for state, count in wm.get("/api/v1/tickets", limit=1)["counts"].items():
+        wm_table.add_row(state, str(count))
     console.print(wm_table)
     be_table = Table(title="BEs")
     for column in ("BE", "available", "assigned", "pending", "delivered", "statuses on the BE"):

@@ -195,6 +195,9 @@ class TicketSummary(BaseModel):
 class TicketPage(BaseModel):
     items: list[TicketSummary]
     next_cursor: str | None = Field(description="Opaque; pass as `cursor` for the next page.")
+    counts: dict[str, int] = Field(
+        description="Tickets per state matching kind/category/entity (the state filter aside)."
+    )
 
 
 class TicketDetail(TicketSummary):

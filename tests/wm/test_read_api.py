@@ -40,6 +40,15 @@ async def test_filter_by_state_and_entity(client: httpx.AsyncClient) -> None:
     assert found["entity_id"] == "E3"
 
 
+async def test_list_counts_tickets_per_state(client: httpx.AsyncClient) -> None:
+    """counts gives tickets per state under the kind filter, whatever the page size."""
+    await seed(client)
+    response = await client.get(
+        "/api/v1/tickets", params={"kind": "snr-upstream", "limit": 1}, headers=ADMIN
+    )
+    assert response.json()["counts"] == {"open": 5, "cleared": 0}
+
+
 async def test_pagination_visits_every_ticket_once(client: httpx.AsyncClient) -> None:
     """Following next_cursor pages through all tickets without repeats, then stops."""
     await seed(client)

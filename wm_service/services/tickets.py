@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ticketing_common.errors import ErrorDetail, NotFound, ValidationFailed
@@ -38,19 +38,25 @@ async def list_tickets(
     cursor: str | None,
 ) -> TicketPage:
     """Newest opened first; every filter is optional and they combine with AND."""
+    filters = []
+    if kind is not None:
+        filters.append(col(Ticket.kind) == kind.value)
+    if category is not None:
+        filters.append(col(Ticket.category) == category)
+    if entity_id is not None:
+        filters.append(col(Ticket.entity_id) == entity_id)
+    per_state = await session.exec(
+        select(Ticket.state, func.count()).where(*filters).group_by(col(Ticket.state))
+    )
+    counts = {"open": 0, "cleared": 0} | {name: int(n) for name, n in per_state.all()}
     query = (
         select(Ticket)
+        .where(*filters)
         .order_by(col(Ticket.opened_at).desc(), col(Ticket.id).desc())
         .limit(limit + 1)
     )
-    if kind is not None:
-        query = query.where(Ticket.kind == kind.value)
-    if category is not None:
-        query = query.where(Ticket.category == category)
     if state is not None:
         query = query.where(Ticket.state == state)
-    if entity_id is not None:
-        query = query.where(Ticket.entity_id == entity_id)
     if cursor is not None:
         opened_text, id_text = cursors.decode(cursor, size=2)
         try:
@@ -70,7 +76,7 @@ async def list_tickets(
         if len(rows) > limit
         else None
     )
-    return TicketPage(items=[_summary(t) for t in page], next_cursor=next_cursor)
+    return TicketPage(items=[_summary(t) for t in page], next_cursor=next_cursor, counts=counts)
 
 
 async def get_ticket(session: AsyncSession, *, ticket_id: uuid.UUID) -> TicketDetail:
