@@ -126,8 +126,13 @@ class DistributionWorker:
                 assigned = await assignment.assign_pending(
                     session, targets=targets, now=now, limit=config.batch_size
                 )
+            # Senders start after the first chunk: a large backlog flows while the rest of
+            # it is still being assigned.
+            self._ensure_senders(available)
             if assigned < config.batch_size:
                 break
+
+    def _ensure_senders(self, available: list[Backend]) -> None:
         for backend in available:
             sender = self._senders.get(backend.name)
             if sender is None or sender.done():

@@ -36,15 +36,16 @@ scope = contextlib.asynccontextmanager(session_scope)
 
 
 def make_config(**overrides: Any) -> DistributionConfig:
-    """Small timings so that failover and retries happen within a test."""
+    """Quick polling and retries; health limits long enough that a busy machine never trips
+    them by accident (the failover test shortens them)."""
     values: dict[str, Any] = {
         "batch_size": 50,
         "health": registry.Health(
-            backend_timeout=timedelta(seconds=1), failover_after=timedelta(seconds=1)
+            backend_timeout=timedelta(seconds=30), failover_after=timedelta(seconds=30)
         ),
         "poll_seconds": 0.05,
         "probe_interval_seconds": 0.2,
-        "probe_timeout_seconds": 1.0,
+        "probe_timeout_seconds": 5.0,
         "concurrency": 2,
         "request_timeout_seconds": 5.0,
         "backoff": Backoff(base_seconds=0.1, cap_seconds=0.4),

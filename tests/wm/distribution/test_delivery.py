@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -19,7 +19,7 @@ from tests.wm.distribution.conftest import (
     register,
     scope,
 )
-from wm_service.distribution import assignment, rendezvous
+from wm_service.distribution import assignment, registry, rendezvous
 from wm_service.distribution.delivery import BatchResult, Target, deliver_batch
 from wm_service.distribution.worker import DistributionWorker
 
@@ -163,7 +163,11 @@ async def test_failover_moves_a_silent_backends_rows_to_the_other(
         )
     share = {r.dedup_key for r in await outbox.rows() if r.backend_name == "be-down"}
     assert share
-    await run_worker()
+    await run_worker(
+        health=registry.Health(
+            backend_timeout=timedelta(seconds=1), failover_after=timedelta(seconds=1)
+        )
+    )
     rows = await outbox.wait_until(all_delivered)
     assert {r.backend_name for r in rows} == {"be-up"}
     assert sorted(healthy.received()) == sorted((key, 1) for key in KEYS[:60])
