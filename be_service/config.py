@@ -74,7 +74,7 @@ class BESettings(BaseSettings):
     request_timeout_seconds: float = Field(30.0, gt=0)
     bypass_proxy: bool = False
 
-    workers: int = Field(4, ge=1, le=64)
+    workers: int = Field(8, ge=1, le=64)
     poll_interval_seconds: float = Field(0.5, gt=0)
     claim_lease_seconds: float = Field(120.0, gt=0)
     backoff_base_seconds: float = Field(1.0, ge=0)

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -81,9 +81,7 @@ def _priority_digit(priority: str) -> str:
 
 
 def _note_text(c: Claimed) -> str:
-    title = c.payload.get("title") or ""
-    description = c.payload.get("description") or ""
-    return f"[{c.action} r{c.revision}] {title}\n{description}".strip()
+    return f"[{c.action} r{c.revision}] {c.title}\n{c.description}".strip()
 
 
 def _external_key(c: Claimed) -> str:
@@ -103,16 +101,27 @@ class BatchSender:
 
     async def run(self) -> None:
         """Each step takes the revisions the previous ones left at its step; a failure leaves
-        a revision where it was (released with a backoff), so later steps skip it."""
+        a revision where it was (released with a backoff), so later steps skip it.
+
+        The check is recorded before anything is written: it moves new tickets to the
+        create step, so a create whose fate a crash hides is searched for, never resent
+        blindly. What follows is recorded once at the end (two transactions per batch, not
+        five): a crash before that record only repeats idempotent work (search and adopt
+        the incident, upsert the work order by external id, set the OT number again);
+        a note is the one write a crash there can repeat.
+        """
         live = await self._skip_clears_that_never_reached(self.claimed)
         live = await self._check(live)
+        pending: list[Outcome] = []
         for step, operation, call in (
             (Step.note, Operation.note, self._note_chunk),
             (Step.create, Operation.create, self._create_chunk),
             (Step.workorder, Operation.workorder, self._work_order_chunk),
             (Step.link, Operation.link, self._link_chunk),
         ):
-            await self._per_chunk([c for c in live if c.step == step], operation, call)
+            items = [c for c in live if c.step == step]
+            await self._per_chunk(items, operation, call, deferred=pending)
+        await self._record(pending)
 
     async def _record(self, outcomes: list[Outcome]) -> None:
         async for session in session_scope(self.ctx.sessionmaker):
@@ -132,15 +141,21 @@ class BatchSender:
         items: Sequence[Claimed],
         operation: Operation,
         call: Callable[[Sequence[Claimed]], Awaitable[list[Outcome]]],
+        *,
+        deferred: list[Outcome] | None = None,
     ) -> set[int]:
-        """Run `call` per chunk of max_tickets_per_request and record; returns the successes."""
+        """Run `call` per chunk of max_tickets_per_request; record the outcomes now, or add
+        them to `deferred` for the caller to record. Returns the revisions that succeeded."""
         succeeded: set[int] = set()
         for chunk in _chunks(items, self.limits.max_tickets_per_request):
             try:
                 outcomes = await call(chunk)
             except PlatformError as exc:
                 outcomes = _failed(chunk, operation, exc.failure)
-            await self._record(outcomes)
+            if deferred is None:
+                await self._record(outcomes)
+            else:
+                deferred.extend(outcomes)
             succeeded.update(o.revision_id for o in outcomes if o.ok)
         return succeeded
 
@@ -223,8 +238,8 @@ class BatchSender:
             [
                 NewIncident(
                     correlation_key=c.dedup_key,
-                    title=str(c.payload.get("title") or ""),
-                    description=str(c.payload.get("description") or ""),
+                    title=c.title,
+                    description=c.description,
                     priority=_priority_digit(c.priority),
                     category=c.category,
                     subcategory=c.kind,
@@ -235,18 +250,16 @@ class BatchSender:
         return self._save_outcomes(chunk, results, Operation.create, next_step=Step.workorder)
 
     async def _work_order_chunk(self, chunk: Sequence[Claimed]) -> list[Outcome]:
-        orders = []
-        for c in chunk:
-            work_order: dict[str, Any] = c.payload.get("work_order") or {}
-            orders.append(
-                NewWorkOrder(
-                    external_key=_external_key(c),
-                    subject=str(work_order.get("subject") or c.payload.get("title") or ""),
-                    description=str(work_order.get("description") or ""),
-                    priority=c.priority,
-                    cherwell_incident=c.cherwell_public_id or "",
-                )
+        orders = [
+            NewWorkOrder(
+                external_key=_external_key(c),
+                subject=c.work_order_subject,
+                description=c.work_order_description,
+                priority=c.priority,
+                cherwell_incident=c.cherwell_public_id or "",
             )
+            for c in chunk
+        ]
         results = await self.ctx.sfyc.upsert_work_orders(orders)
         at = _now()
         upserted = [c for c, r in zip(chunk, results, strict=True) if r.ok]

@@ -31,7 +31,10 @@ class Claimed:
     kind: str
     category: str
     priority: str
-    payload: dict[str, Any]
+    title: str
+    description: str
+    work_order_subject: str
+    work_order_description: str
     step: str
     cherwell_rec_id: str | None
     cherwell_public_id: str | None
@@ -77,7 +80,12 @@ _CLAIM = text(
     SET claimed_by = :worker, claimed_until = now() + make_interval(secs => :lease)
     FROM picked WHERE t.id = picked.id
     RETURNING t.id, t.ticket_id, t.revision, t.dedup_key, t.action, t.kind, t.category,
-              t.priority, t.payload, t.step, t.cherwell_rec_id, t.cherwell_public_id,
+              t.priority, t.payload->>'title' AS title,
+              coalesce(t.payload->>'description', '') AS description,
+              coalesce(t.payload->'work_order'->>'subject', t.payload->>'title')
+                  AS work_order_subject,
+              coalesce(t.payload->'work_order'->>'description', '') AS work_order_description,
+              t.step, t.cherwell_rec_id, t.cherwell_public_id,
               t.sfyc_id, t.sfyc_work_order_number
     """
 )
@@ -105,8 +113,9 @@ _INSERT_ATTEMPTS = text(
                 CAST(:ats AS timestamptz[]), CAST(:oks AS boolean[]),
                 CAST(:http_statuses AS integer[]), CAST(:responses AS text[]),
                 CAST(:errors AS text[]))
-         AS v(revision_id, operation, at, ok, http_status, response, error)
+         WITH ORDINALITY AS v(revision_id, operation, at, ok, http_status, response, error, n)
     JOIN ticket_revision r ON r.id = v.revision_id
+    ORDER BY v.n
     """
 )
 
@@ -184,43 +193,49 @@ async def record_outcomes(
         for revision_id, operation, count in rows:
             failures[(revision_id, operation)] = count
 
-    names = ["ids", "steps", "statuses", "rec_ids", "public_ids", "sfyc_ids", "sfyc_numbers"]
-    names += ["errors", "keep_claims", "delays"]
-    columns: dict[str, list[Any]] = {name: [] for name in names}
+    # Several outcomes of one revision (create, work order, link) fold into one row update:
+    # ids accumulate, the last outcome decides the step and the claim.
+    merged: dict[int, dict[str, Any]] = {}
     errored: set[int] = set()
     for o in outcomes:
-        status = step = error = delay = None
-        keep_claim = False
+        row = merged.setdefault(o.revision_id, {"ids": {}})
+        row["ids"].update(o.ids)
+        row.update(status=None, step=None, error=None, delay=None, keep_claim=False)
         if o.ok:
-            step = o.step
-            if step is Step.done:
-                status = Status.completed.value
+            row["step"] = o.step
+            if o.step is Step.done:
+                row["status"] = Status.completed.value
             else:
-                keep_claim, delay = True, lease_seconds
+                row["keep_claim"], row["delay"] = True, lease_seconds
+            continue
+        row["error"] = o.error
+        decision = decide(
+            failures=failures[(o.revision_id, o.operation.value)],
+            max_retries=max_retries,
+            retryable=o.retryable,
+            retry_after=o.retry_after,
+            backoff=backoff,
+        )
+        if decision.give_up:
+            row["status"] = Status.error.value
+            errored.add(o.revision_id)
         else:
-            error = o.error
-            decision = decide(
-                failures=failures[(o.revision_id, o.operation.value)],
-                max_retries=max_retries,
-                retryable=o.retryable,
-                retry_after=o.retry_after,
-                backoff=backoff,
-            )
-            if decision.give_up:
-                status = Status.error.value
-                errored.add(o.revision_id)
-            else:
-                delay = decision.delay_seconds
-        columns["ids"].append(o.revision_id)
-        columns["steps"].append(step.value if step else None)
-        columns["statuses"].append(status)
-        columns["rec_ids"].append(o.ids.get("cherwell_rec_id"))
-        columns["public_ids"].append(o.ids.get("cherwell_public_id"))
-        columns["sfyc_ids"].append(o.ids.get("sfyc_id"))
-        columns["sfyc_numbers"].append(o.ids.get("sfyc_work_order_number"))
-        columns["errors"].append(error)
-        columns["keep_claims"].append(keep_claim)
-        columns["delays"].append(delay)
+            row["delay"] = decision.delay_seconds
+    columns: dict[str, list[Any]] = {
+        "ids": list(merged),
+        "steps": [r["step"].value if r["step"] else None for r in merged.values()],
+        "statuses": [r["status"] for r in merged.values()],
+        "errors": [r["error"] for r in merged.values()],
+        "keep_claims": [r["keep_claim"] for r in merged.values()],
+        "delays": [r["delay"] for r in merged.values()],
+    }
+    for column, key in (
+        ("rec_ids", "cherwell_rec_id"),
+        ("public_ids", "cherwell_public_id"),
+        ("sfyc_ids", "sfyc_id"),
+        ("sfyc_numbers", "sfyc_work_order_number"),
+    ):
+        columns[column] = [r["ids"].get(key) for r in merged.values()]
     await (await session.connection()).execute(_UPDATE_REVISIONS, {**columns, "worker": worker})
     return errored
 

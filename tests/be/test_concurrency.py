@@ -1,0 +1,97 @@
+"""Several workers and processes on one database, and a BE killed mid-batch: every ticket
+reaches the platforms exactly once."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import httpx
+
+from tests.be.conftest import (
+    ADMIN_TOKEN,
+    INTAKE_TOKEN,
+    be_settings,
+    make_ticket,
+    running_be,
+    wait_until,
+)
+from tests.support.servers import spawn_service
+
+
+def _assert_exactly_once(emulator, tickets):
+    keys = Counter(r["TpcCorrelationKey"] for r in emulator.records("incident"))
+    assert keys == Counter(t["dedup_key"] for t in tickets)
+    orders = Counter(r["External_Key__c"].split("#")[0] for r in emulator.records("workorder"))
+    assert orders == Counter(t["dedup_key"] for t in tickets)
+
+
+def test_two_bes_on_one_database_never_send_a_ticket_twice(make_database, emulator):
+    """Two BE processes with three workers each share the work without a duplicate."""
+    url = make_database("be")
+    emulator.faults(platform="all", latency_ms=20)
+    tickets = [make_ticket() for _ in range(120)]
+    first = be_settings(url, emulator, name="be-a", workers=3, processing_enabled=False)
+    second = be_settings(url, emulator, name="be-b", workers=3)
+    with running_be(first) as a, running_be(second) as b:
+        a.intake(tickets)
+        a.patch_settings(processing_enabled=True, max_tickets_per_request=10)
+        a.wait_all(120)
+        creates = emulator.requests("savebusinessobjectbatch")
+        detail = b.ticket(tickets[0]["ticket_id"])
+    _assert_exactly_once(emulator, tickets)
+    # 12 batches of 10: one create and one link save each, nothing resent.
+    assert creates == 24
+    assert [x["operation"] for x in detail["revisions"][0]["attempts"]] == [
+        "check",
+        "create",
+        "workorder",
+        "link",
+    ]
+
+
+def test_a_be_killed_mid_batch_completes_every_ticket_exactly_once(make_database, emulator):
+    """SIGKILL while creates are in flight; the restarted BE finishes without duplicates."""
+    url = make_database("be")
+    emulator.faults(platform="cherwell", latency_ms=400, endpoint="savebusinessobjectbatch")
+    env = {
+        "BE_NAME": "be-crash",
+        "BE_DATABASE_URL": url,
+        "BE_INTAKE_TOKEN": INTAKE_TOKEN,
+        "BE_ADMIN_TOKEN": ADMIN_TOKEN,
+        "BE_CHERWELL_URL": f"{emulator.url}/CherwellAPI",
+        "BE_SFYC_URL": f"{emulator.url}/services",
+        "BE_BYPASS_PROXY": "true",
+        "BE_WORKERS": "4",
+        "BE_MAX_TICKETS_PER_REQUEST": "20",
+        "BE_POLL_INTERVAL_SECONDS": "0.05",
+        "BE_BACKOFF_BASE_SECONDS": "0.05",
+        "BE_BACKOFF_CAP_SECONDS": "0.2",
+        "BE_CLAIM_LEASE_SECONDS": "2",
+        "BE_LOG_LEVEL": "WARNING",
+    }
+    tickets = [make_ticket() for _ in range(200)]
+    headers = {"Authorization": f"Bearer {INTAKE_TOKEN}"}
+    service = spawn_service("be", env)
+    try:
+        response = httpx.post(
+            f"{service.url}/api/v1/tickets", json={"tickets": tickets}, headers=headers, timeout=30
+        )
+        assert response.status_code == 200, response.text
+        wait_until(lambda: emulator.stats()["records"]["incident"] > 0, what="first incidents")
+        service.kill()
+    finally:
+        service.stop()
+    assert emulator.stats()["records"]["incident"] < 200
+    restarted = spawn_service("be", env)
+    try:
+        with httpx.Client(
+            base_url=restarted.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
+        ) as client:
+            wait_until(
+                lambda: client.get("/api/v1/tickets").json()["counts"]["Completed"] == 200,
+                timeout=90,
+                what="all tickets Completed after the restart",
+            )
+    finally:
+        restarted.stop()
+    _assert_exactly_once(emulator, tickets)
