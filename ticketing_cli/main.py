@@ -219,10 +219,10 @@ def status(
             counts = f"unreachable ({type(exc).__name__})"
         be_table.add_row(
             backend["name"],
-            str(backend.get("available")),
-            str(backend.get("assigned")),
-            str(backend.get("pending")),
-            str(backend.get("delivered")),
+            str(backend["available"]),
+            str(backend["tickets"]["assigned"]),
+            str(backend["tickets"]["pending"]),
+            str(backend["tickets"]["delivered"]),
             counts,
         )
     console.print(be_table)
