@@ -189,8 +189,7 @@ def start_stack(data_dir: Path, layout: StackLayout) -> Stack:
                         "BE_ADMIN_TOKEN": tokens.be_admin,
                         "BE_WM_URL": layout.wm_url,
                         "BE_WM_TOKEN": tokens.wm_admin,
-                        "BE_CHERWELL_URL": f"{layout.emulator_url}/CherwellAPI",
-                        "BE_SFYC_URL": layout.emulator_url,
+                        "BE_PLATFORM_URL": layout.emulator_url,
                     },
                 )
             )

@@ -118,8 +118,7 @@ class System:
                 "BE_ADMIN_TOKEN": BE_ADMIN,
                 "BE_WM_URL": self.wm.url,
                 "BE_WM_TOKEN": WM_ADMIN,
-                "BE_CHERWELL_URL": f"{self.emulators.url}/CherwellAPI",
-                "BE_SFYC_URL": self.emulators.url,
+                "BE_PLATFORM_URL": self.emulators.url,
                 **FAST_BE,
             }
         env = self.be_envs[name]
