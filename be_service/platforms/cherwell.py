@@ -268,6 +268,5 @@ def _bad_body(message: str, data: Any) -> PlatformError:
             retryable=True,
             http_status=200,
             response=truncate(encode_json(data).decode()) if data is not None else None,
-            maybe_applied=True,
         )
     )

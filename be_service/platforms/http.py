@@ -31,8 +31,6 @@ class CallFailure:
     http_status: int | None = None
     response: str | None = None
     retry_after: float | None = None
-    # The request may have been applied although no answer came back (timeout, 5xx).
-    maybe_applied: bool = False
 
 
 class PlatformError(Exception):
@@ -78,18 +76,15 @@ def failure_from_response(response: httpx.Response, *, message: str | None = Non
         http_status=status,
         response=truncate(text),
         retry_after=parse_retry_after(response.headers.get("retry-after")),
-        maybe_applied=status >= 500,
     )
 
 
 def failure_from_exception(exc: httpx.HTTPError) -> CallFailure:
-    # A request that was never sent cannot have been applied; any other transport
-    # error after sending (read timeout, dropped connection) might have been.
-    unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    """Transport errors and timeouts are retryable; whether a create they interrupted was
+    applied is settled by the search before the next create (pipeline/sender.py)."""
     return CallFailure(
         message=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
         retryable=True,
-        maybe_applied=not unsent,
     )
 
 
@@ -104,14 +99,9 @@ def decode_json(response: httpx.Response) -> Any:
                 retryable=True,
                 http_status=response.status_code,
                 response=truncate(response.text),
-                maybe_applied=True,
             )
         ) from exc
 
 
 def encode_json(body: Any) -> bytes:
     return _json_encoder.encode(body)
-
-
-def client_timeout(*, connect: float, request: float) -> httpx.Timeout:
-    return httpx.Timeout(request, connect=connect)

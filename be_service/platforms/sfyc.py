@@ -95,7 +95,6 @@ class SfycClient:
                     retryable=True,
                     http_status=200,
                     response=truncate(encode_json(data).decode()),
-                    maybe_applied=True,
                 )
             )
         return [_upsert_result(item) for item in data]

@@ -57,11 +57,11 @@ def test_retry_after_in_seconds_and_as_an_http_date():
     assert parse_retry_after("soon", now=now) is None
 
 
-def test_connect_errors_were_not_applied_but_read_timeouts_may_have_been():
-    """A refused connection never reached the platform; a read timeout may have."""
+def test_transport_errors_are_retryable():
+    """Refused connections and timeouts are retried."""
     request = httpx.Request("POST", "http://127.0.0.1:1/x")
-    assert not failure_from_exception(httpx.ConnectError("refused", request=request)).maybe_applied
-    assert failure_from_exception(httpx.ReadTimeout("slow", request=request)).maybe_applied
+    assert failure_from_exception(httpx.ConnectError("refused", request=request)).retryable
+    assert failure_from_exception(httpx.ReadTimeout("slow", request=request)).retryable
 
 
 def test_backoff_is_capped_and_honours_a_longer_retry_after():
