@@ -76,7 +76,9 @@ class BESettings(BaseSettings):
 
     workers: int = Field(8, ge=1, le=64)
     poll_interval_seconds: float = Field(0.5, gt=0)
-    claim_lease_seconds: float = Field(120.0, gt=0)
+    # Renewed every third of itself while a batch is sent; after a crash, the dead worker's
+    # revisions become claimable once it lapses.
+    claim_lease_seconds: float = Field(30.0, gt=0)
     backoff_base_seconds: float = Field(1.0, ge=0)
     backoff_cap_seconds: float = Field(60.0, ge=0)
     retry_after_cap_seconds: float = Field(300.0, ge=0)

@@ -103,6 +103,25 @@ async def claim_batch(
     return claimed
 
 
+_EXTEND = text(
+    """
+    UPDATE ticket_revision
+    SET claimed_until = now() + make_interval(secs => :lease)
+    WHERE id = ANY(CAST(:ids AS bigint[])) AND claimed_by = :worker AND status = 'Received'
+    """
+)
+
+
+async def extend_claims(
+    session: AsyncSession, *, worker: str, ids: list[int], lease_seconds: float
+) -> int:
+    """Push the lease of this worker's claimed revisions forward; returns how many it holds."""
+    result = await (await session.connection()).execute(
+        _EXTEND, {"worker": worker, "ids": ids, "lease": lease_seconds}
+    )
+    return int(result.rowcount)
+
+
 _INSERT_ATTEMPTS = text(
     """
     INSERT INTO ticket_attempt

@@ -49,6 +49,27 @@ def test_two_bes_on_one_database_never_send_a_ticket_twice(make_database, emulat
     ]
 
 
+def test_a_lease_shorter_than_a_slow_batch_is_renewed_so_nothing_is_sent_twice(
+    make_database, emulator
+):
+    """Platform calls outlast the claim lease; renewal keeps the other BE off the batch."""
+    url = make_database("be")
+    emulator.faults(platform="all", latency_ms=1000)
+    tickets = [make_ticket() for _ in range(20)]
+    lease = {"claim_lease_seconds": 0.5, "workers": 2}
+    first = be_settings(url, emulator, name="be-a", processing_enabled=False, **lease)
+    second = be_settings(url, emulator, name="be-b", **lease)
+    with running_be(first) as a, running_be(second) as b:
+        a.intake(tickets)
+        a.patch_settings(processing_enabled=True, max_tickets_per_request=5)
+        a.wait_all(20, timeout=60)
+        details = [b.ticket(t["ticket_id"]) for t in tickets]
+    _assert_exactly_once(emulator, tickets)
+    for detail in details:
+        operations = [x["operation"] for x in detail["revisions"][0]["attempts"]]
+        assert operations == ["check", "create", "workorder", "link"]
+
+
 def test_a_be_killed_mid_batch_completes_every_ticket_exactly_once(make_database, emulator):
     """SIGKILL while creates are in flight; the restarted BE finishes without duplicates."""
     url = make_database("be")
