@@ -7,6 +7,7 @@ tickets per request) live in the database instead (services/settings.py); these 
 from __future__ import annotations
 
 import re
+import secrets
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
@@ -14,6 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Development credentials: the emulators accept any non-empty value (docs/contracts.md §4).
 _DEV = "dev-only-change-me"
+
+
+def _locked_token() -> SecretStr:
+    return SecretStr(secrets.token_urlsafe(32))
 
 
 class CherwellFields(BaseSettings):
@@ -54,8 +59,10 @@ class BESettings(BaseSettings):
     database_name: str = ""
     db_pool_size: int = Field(10, ge=1, le=100)
 
-    intake_token: SecretStr = SecretStr(_DEV + "-intake")
-    admin_token: SecretStr = SecretStr(_DEV + "-admin")
+    # Unset tokens are locked, not open: a random value nobody knows (see unset_tokens()).
+    # The intake token still reaches the WM through the self-registration.
+    intake_token: SecretStr = Field(default_factory=_locked_token)
+    admin_token: SecretStr = Field(default_factory=_locked_token)
 
     # One ticket-operations host for both platforms; the per-platform URLs win when set.
     platform_url: str | None = None
@@ -91,6 +98,14 @@ class BESettings(BaseSettings):
     wm_url: str | None = None
     wm_token: SecretStr | None = None
     heartbeat_seconds: float = Field(10.0, gt=0)
+
+    def unset_tokens(self) -> list[str]:
+        """The token variables left unset (their endpoints reject every request)."""
+        return [
+            f"BE_{name.upper()}"
+            for name in ("intake_token", "admin_token")
+            if name not in self.model_fields_set
+        ]
 
     @model_validator(mode="after")
     def _derive(self) -> BESettings:

@@ -112,6 +112,8 @@ def create_app(settings: BESettings | None = None) -> FastAPI:
     if settings is None:
         settings = BESettings()
         configure_logging(settings.log_level, service=f"be[{settings.name}]")
+    for variable in settings.unset_tokens():
+        log.warning("%s is not set: its endpoints reject every request until it is", variable)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
