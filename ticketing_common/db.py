@@ -53,11 +53,14 @@ def redact_url(url: str) -> str:
 
 
 def create_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngine:
+    # hide_parameters: a failed statement's error text must not quote its bind values,
+    # which can be tokens (the backend registry stores intake tokens).
     return create_async_engine(
         normalize_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        hide_parameters=True,
         **kwargs,
     )
 

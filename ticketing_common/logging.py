@@ -29,21 +29,22 @@ def scrub(text: str) -> str:
     return text
 
 
-class SecretScrubber(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = scrub(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
+class ScrubbingFormatter(logging.Formatter):
+    """Scrubs the whole formatted line: message, exception traceback and stack alike.
+
+    A traceback can quote a secret too (an HTTP error echoing a header, a driver error
+    quoting a URL), so filtering the message alone is not enough.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
 
 
 def configure_logging(level: str = "INFO", *, service: str) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(
-        logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s")
+        ScrubbingFormatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s")
     )
-    handler.addFilter(SecretScrubber())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
