@@ -105,26 +105,30 @@ def test_killed_be_fails_over_and_its_received_tickets_complete_after_restart(
     _assert_exactly_once_and_linked(system, {snr_key(i) for i in range(40)} | second)
 
 
-def test_third_be_takes_about_a_third_of_the_keys_and_moves_no_others(
+def test_third_be_takes_about_a_third_of_new_keys_and_existing_keys_stay(
     system: System, now: datetime
 ) -> None:
-    """After a third BE registers, ~1/3 of keys move to it and no key moves between the others."""
+    """After a third BE registers, ~1/3 of new keys go to it; known keys keep their BE."""
     system.start(["be1", "be2"])
     earlier = now - timedelta(minutes=5)
     system.push_snr(snr_entries(list(range(150)), at=earlier), at=earlier)
     system.wait_until_finished(150)
     system.start_be("be3")
     system.wait_for_backends(3)
-    system.push_snr(snr_entries(list(range(150)), at=now), at=now)
-    system.wait_until_finished(300)
+    # The same 150 elements again (new samples → revision 2) plus 150 new elements.
+    system.push_snr(snr_entries(list(range(300)), at=now), at=now)
+    system.wait_until_finished(450)
 
     home = {name: system.revisions_on(name) for name in ("be1", "be2", "be3")}
     first = {key: name for name, revs in home.items() for key, rev in revs if rev == 1}
     second = {key: name for name, revs in home.items() for key, rev in revs if rev == 2}
-    assert len(first) == len(second) == 150
-    moved = {key for key in second if second[key] != first[key]}
-    assert all(second[key] == "be3" for key in moved)
-    assert 25 <= len(moved) <= 75
+    old_keys = {snr_key(i) for i in range(150)}
+    new_keys = {snr_key(i) for i in range(150, 300)}
+    assert set(second) == old_keys and set(first) == old_keys | new_keys
+    # Revisions of a known element follow it: a second BE on one element could race it.
+    assert all(second[key] == first[key] for key in old_keys)
+    on_be3 = sum(1 for key in new_keys if first[key] == "be3")
+    assert 25 <= on_be3 <= 75
 
 
 def test_wm_restarted_mid_delivery_loses_nothing(system: System, now: datetime) -> None:
