@@ -29,9 +29,13 @@ from ticketing_cli.tour import be_status_counts, clients, wait_for_backends
 
 
 class PeakRss:
-    """Samples the resident memory of a set of PIDs (with their children) in a thread."""
+    """Samples the memory of a set of PIDs (with their children) in a thread.
 
-    def __init__(self, pids: dict[str, int], interval: float = 0.2) -> None:
+    Proportional set size (PSS): Postgres backends share their buffers, and summing their
+    RSS would count the shared memory once per backend.
+    """
+
+    def __init__(self, pids: dict[str, int], interval: float = 0.5) -> None:
         self.pids = pids
         self.peaks = dict.fromkeys(pids, 0)
         self._stop = threading.Event()
@@ -43,8 +47,8 @@ class PeakRss:
             for name, pid in self.pids.items():
                 try:
                     process = psutil.Process(pid)
-                    rss = process.memory_info().rss + sum(
-                        child.memory_info().rss for child in process.children(recursive=True)
+                    rss = process.memory_full_info().pss + sum(
+                        child.memory_full_info().pss for child in process.children(recursive=True)
                     )
                 except psutil.Error:
                     continue
@@ -138,7 +142,7 @@ def main() -> None:
     print(
         f"platform requests per ticket:       {sum(stats['requests'].values()) / max(done, 1):.2f}"
     )
-    print("peak RSS per process:")
+    print("peak memory (PSS) per process:")
     for name, peak in rss.peaks.items():
         print(f"  {name:<10} {peak / 2**20:7.0f} MB")
 
