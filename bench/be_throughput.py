@@ -3,22 +3,17 @@
 Spawns the emulators and a BE as `ticketing` subprocesses (the BE on a temporary embedded
 Postgres unless --database-url is given), posts N tickets with processing off, switches it
 on and waits until all are Completed. Prints tickets/s, requests per ticket and the BE's
-peak RSS; stops everything it started.
+peak memory; stops everything it started.
 
-    .venv/bin/python bench/be_throughput.py --tickets 5000 --batch 100 --latency-ms 20
+    .venv/bin/python -m bench.be_throughput --tickets 5000 --batch 100 --latency-ms 20
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,78 +23,24 @@ from typing import Any
 import httpx
 import psutil
 
+from bench.support import PeakMemory
+from ticketing_cli.stack import launch
+from ticketing_common.embedded_pg import free_port
+
 INTAKE_TOKEN = "bench-intake"  # noqa: S105 (a throwaway token for a local benchmark)
 ADMIN_TOKEN = "bench-admin"  # noqa: S105
 INTAKE_CHUNK = 1000
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextlib.contextmanager
 def _service(command: str, env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ticketing_cli.main",
-            command,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env={**os.environ, **env},
-    )
-    url = f"http://127.0.0.1:{port}"
+    """A `ticketing <command>` subprocess on a free port, ready; stopped on exit."""
+    child = launch(command, command, port=free_port(), env=env)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"ticketing {command} exited with {process.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"ticketing {command} did not become ready")
-            time.sleep(0.2)
-        yield url, process
+        child.wait_ready()
+        yield child.url, child.process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-class PeakRss:
-    """Samples a process's resident set size every 50 ms in a thread."""
-
-    def __init__(self, pid: int) -> None:
-        self._process = psutil.Process(pid)
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(psutil.Error):
-                self.peak = max(self.peak, self._process.memory_info().rss)
-            self._stop.wait(0.05)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        child.stop()
 
 
 def _ticket(n: int) -> dict[str, Any]:
@@ -153,7 +94,10 @@ def run(args: argparse.Namespace) -> None:
         }
         if args.database_url:
             env["BE_DATABASE_URL"] = args.database_url
-        with _service("be", env) as (be_url, be_process), PeakRss(be_process.pid) as rss:
+        with (
+            _service("be", env) as (be_url, be_process),
+            PeakMemory({"be": be_process.pid}) as memory,
+        ):
             admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
             tickets = [_ticket(n) for n in range(args.tickets)]
             with httpx.Client(base_url=be_url, timeout=120) as client:
@@ -196,7 +140,7 @@ def run(args: argparse.Namespace) -> None:
     )
     print(f"end to end         {args.tickets / (intake_seconds + delivery_seconds):,.0f} tickets/s")
     print(f"requests/ticket    {requests / args.tickets:.3f} ({requests} platform requests)")
-    print(f"BE peak RSS        {rss.peak / 2**20:.0f} MB")
+    print(f"BE peak memory     {memory.peaks['be'] / 2**20:.0f} MB (PSS)")
     print(f"CPU seconds        BE {be_cpu:.1f}, emulators {emulator_cpu:.1f} (whole run)")
 
 

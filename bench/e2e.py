@@ -6,7 +6,7 @@ entries (default 20 000), and measures the time until every ticket is Completed 
 Prints tickets/s end to end, the ingest time and the peak RSS of every process; stops
 everything it started.
 
-    .venv/bin/python bench/e2e.py [--tickets 20000] [--latency-ms 20] [--batch-size 100]
+    .venv/bin/python -m bench.e2e [--tickets 20000] [--latency-ms 20] [--batch-size 100]
 """
 
 from __future__ import annotations
@@ -14,54 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 
+from bench.support import PeakMemory
 from ticketing_cli.client import EmulatorClient
 from ticketing_cli.stack import StackLayout, start_stack
 from ticketing_cli.tour import be_status_counts, clients, wait_for_backends
-
-
-class PeakRss:
-    """Samples the memory of a set of PIDs (with their children) in a thread.
-
-    Proportional set size (PSS): Postgres backends share their buffers, and summing their
-    RSS would count the shared memory once per backend.
-    """
-
-    def __init__(self, pids: dict[str, int], interval: float = 0.5) -> None:
-        self.pids = pids
-        self.peaks = dict.fromkeys(pids, 0)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.interval = interval
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for name, pid in self.pids.items():
-                try:
-                    process = psutil.Process(pid)
-                    rss = process.memory_full_info().pss + sum(
-                        child.memory_full_info().pss for child in process.children(recursive=True)
-                    )
-                except psutil.Error:
-                    continue
-                self.peaks[name] = max(self.peaks[name], rss)
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def critical_aggregation(count: int) -> dict[str, Any]:
@@ -115,7 +78,7 @@ def main() -> None:
             body = json.dumps(critical_aggregation(args.tickets)).encode()
             pids = {child.name: child.process.pid for child in stack.children}
             pids["postgres"] = stack.database.pid
-            with PeakRss(pids) as rss:
+            with PeakMemory(pids) as rss:
                 started = time.perf_counter()
                 result = wm.push("snr-upstream", body)
                 ingest_seconds = time.perf_counter() - started

@@ -8,6 +8,7 @@ every process it started, by PID, on Ctrl-C or on any failure.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -52,10 +53,72 @@ class DevTokens:
 
 @dataclass
 class Child:
+    """One `ticketing <command>` process of the system."""
+
     name: str
     url: str
     process: subprocess.Popen[bytes]
-    log_path: Path
+    log_path: Path | None = None
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Until /readyz answers 200; fails early if the process exits."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                where = f"; see {self.log_path}" if self.log_path else ""
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}{where}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)
+        self.kill()
+        raise RuntimeError(f"{self.name} was not ready after {timeout:.0f} s")
+
+    def stop(self, timeout: float = 20) -> None:
+        """SIGTERM (graceful: in-flight batches finish or roll back), then SIGKILL."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL: the crash case, no shutdown hooks run."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=30)
+
+
+def launch(
+    name: str,
+    command: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int,
+    env: Mapping[str, str],
+    log_path: Path | None = None,
+) -> Child:
+    """Start `ticketing <command> --host H --port P` (output to `log_path` when given)."""
+    argv = [
+        sys.executable,
+        "-m",
+        "ticketing_cli.main",
+        command,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    environment = {**os.environ, **env}
+    if log_path is None:
+        process = subprocess.Popen(argv, env=environment)
+    else:
+        with log_path.open("ab") as log_file:
+            process = subprocess.Popen(
+                argv, env=environment, stdout=log_file, stderr=subprocess.STDOUT
+            )
+    return Child(name, f"http://{host}:{port}", process, log_path)
 
 
 @dataclass
@@ -99,24 +162,14 @@ class Stack:
     def spawn(self, name: str, command: str, port: int, env: Mapping[str, str]) -> Child:
         log_dir = self.data_dir / "logs"
         log_dir.mkdir(exist_ok=True)
-        log_path = log_dir / f"{name}.log"
-        with log_path.open("ab") as log_file:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "ticketing_cli.main",
-                    command,
-                    "--host",
-                    self.layout.host,
-                    "--port",
-                    str(port),
-                ],
-                env={**os.environ, **env},
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
-        child = Child(name, f"http://{self.layout.host}:{port}", process, log_path)
+        child = launch(
+            name,
+            command,
+            host=self.layout.host,
+            port=port,
+            env=env,
+            log_path=log_dir / f"{name}.log",
+        )
         self.children.append(child)
         return child
 
@@ -125,30 +178,10 @@ class Stack:
             if child.process.poll() is None:
                 child.process.send_signal(signal.SIGTERM)
         for child in self.children:
-            try:
-                child.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                child.process.wait(timeout=10)
+            child.stop()
         self.children.clear()
         if self.database.started_here:
             embedded_pg.stop(self.database)
-
-
-def wait_ready(child: Child, *, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if child.process.poll() is not None:
-            raise RuntimeError(
-                f"{child.name} exited with {child.process.returncode}; see {child.log_path}"
-            )
-        try:
-            if httpx.get(f"{child.url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"{child.name} was not ready after {timeout:.0f} s; see {child.log_path}")
 
 
 def start_stack(data_dir: Path, layout: StackLayout) -> Stack:
@@ -194,7 +227,7 @@ def start_stack(data_dir: Path, layout: StackLayout) -> Stack:
                 )
             )
         for child in children:
-            wait_ready(child)
+            child.wait_ready()
     except BaseException:
         stack.stop()
         raise

@@ -1,0 +1,43 @@
+"""What the benchmarks share: a sampler of the peak memory of the processes they start."""
+
+from __future__ import annotations
+
+import threading
+
+import psutil
+
+
+class PeakMemory:
+    """Samples the memory of a set of PIDs (with their children) in a thread.
+
+    Proportional set size (PSS): Postgres backends share their buffers, and summing their
+    RSS would count the shared memory once per backend.
+    """
+
+    def __init__(self, pids: dict[str, int], interval: float = 0.5) -> None:
+        self.pids = pids
+        self.peaks = dict.fromkeys(pids, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.interval = interval
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for name, pid in self.pids.items():
+                try:
+                    process = psutil.Process(pid)
+                    rss = process.memory_full_info().pss + sum(
+                        child.memory_full_info().pss for child in process.children(recursive=True)
+                    )
+                except psutil.Error:
+                    continue
+                self.peaks[name] = max(self.peaks[name], rss)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
