@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from be_service.config import BESettings
-from be_service.deps import get_session, get_settings, require_admin
+from be_service.deps import SessionDep, get_settings, require_admin
 from be_service.schemas import SettingsPublic, SettingsUpdate
 from be_service.services import settings as settings_service
 
@@ -17,7 +16,7 @@ router = APIRouter(
 
 @router.get("", summary="Current settings (secrets are never shown)")
 async def get_settings_route(
-    session: AsyncSession = Depends(get_session), env: BESettings = Depends(get_settings)
+    session: SessionDep, env: BESettings = Depends(get_settings)
 ) -> SettingsPublic:
     return settings_service.public(await settings_service.get(session), env=env)
 
@@ -25,7 +24,7 @@ async def get_settings_route(
 @router.patch("", summary="Change run-time settings; the next batch uses them")
 async def patch_settings(
     patch: SettingsUpdate,
-    session: AsyncSession = Depends(get_session),
+    session: SessionDep,
     env: BESettings = Depends(get_settings),
 ) -> SettingsPublic:
     row = await settings_service.update(session, patch=patch)

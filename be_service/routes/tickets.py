@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Depends, Query
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from be_service.deps import get_session, require_admin, require_intake
+from be_service.deps import SessionDep, require_admin, require_intake
 from be_service.models import Status
 from be_service.schemas import IntakeResult, RetryResult, TicketBatchIn, TicketDetail, TicketPage
 from be_service.services import intake, tickets
@@ -20,20 +19,18 @@ router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
     dependencies=[Depends(require_intake)],
     summary="Record ticket revisions as Received (all or nothing, idempotent)",
 )
-async def post_tickets(
-    body: TicketBatchIn, session: AsyncSession = Depends(get_session)
-) -> IntakeResult:
+async def post_tickets(body: TicketBatchIn, session: SessionDep) -> IntakeResult:
     return await intake.create(session, tickets=body.tickets)
 
 
 @router.get("", dependencies=[Depends(require_admin)], summary="List ticket revisions")
 async def list_tickets(
+    session: SessionDep,
     status: Status | None = None,
     category: str | None = None,
     dedup_key: str | None = None,
     cursor: str | None = None,
     limit: int = Query(50, ge=1, le=500),
-    session: AsyncSession = Depends(get_session),
 ) -> TicketPage:
     return await tickets.get_page(
         session, status=status, category=category, dedup_key=dedup_key, cursor=cursor, limit=limit
@@ -45,7 +42,7 @@ async def list_tickets(
     dependencies=[Depends(require_admin)],
     summary="Send every Error revision back to processing with fresh retry counts",
 )
-async def retry_errors(session: AsyncSession = Depends(get_session)) -> RetryResult:
+async def retry_errors(session: SessionDep) -> RetryResult:
     return RetryResult(retried=await tickets.retry_errors(session))
 
 
@@ -54,9 +51,7 @@ async def retry_errors(session: AsyncSession = Depends(get_session)) -> RetryRes
     dependencies=[Depends(require_admin)],
     summary="A ticket's revisions, platform ids and attempts",
 )
-async def get_ticket(
-    ticket_id: uuid.UUID, session: AsyncSession = Depends(get_session)
-) -> TicketDetail:
+async def get_ticket(ticket_id: uuid.UUID, session: SessionDep) -> TicketDetail:
     return await tickets.get(session, ticket_id=ticket_id)
 
 
@@ -65,7 +60,5 @@ async def get_ticket(
     dependencies=[Depends(require_admin)],
     summary="Send a ticket's Error revisions back to processing with fresh retry counts",
 )
-async def retry_ticket(
-    ticket_id: uuid.UUID, session: AsyncSession = Depends(get_session)
-) -> RetryResult:
+async def retry_ticket(ticket_id: uuid.UUID, session: SessionDep) -> RetryResult:
     return RetryResult(retried=await tickets.retry(session, ticket_id=ticket_id))

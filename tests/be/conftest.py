@@ -6,6 +6,7 @@ documents as the WM does and poll with bounded deadlines.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import uuid
@@ -14,13 +15,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from be_service.config import BESettings
 from be_service.main import create_app
 from emulators.app import create_app as create_emulator_app
 from tests.support.servers import serve_in_thread
+from ticketing_common.db import asyncpg_dsn
 
 INTAKE_TOKEN = "test-intake-token"
 ADMIN_TOKEN = "test-admin-token"
@@ -97,12 +101,39 @@ class Emulator:
         assert response.status_code == 200, response.text
         return list(response.json())
 
+    def cherwell_save(self, save_requests: list[dict[str, Any]]) -> dict[str, Any]:
+        """Save business objects through the public Cherwell API, as the NOC's tools do."""
+        login = self.client.post(
+            "/CherwellAPI/token",
+            data={
+                "grant_type": "password",
+                "client_id": "noc-console",
+                "username": "noc",
+                "password": "noc-password",
+            },
+        )
+        assert login.status_code == 200, login.text
+        response = self.client.post(
+            "/CherwellAPI/api/V1/savebusinessobjectbatch",
+            json={"saveRequests": save_requests, "stopOnError": False},
+            headers={"Authorization": f"Bearer {login.json()['access_token']}"},
+        )
+        assert response.status_code == 200, response.text
+        body = dict(response.json())
+        assert not body["hasError"], body
+        return body
+
 
 @dataclass
 class BE:
     url: str
     client: httpx.Client  # carries the admin token
     settings: BESettings
+    app: FastAPI
+
+    def worker_polls(self) -> int:
+        """How many times this BE's workers have looked for work so far."""
+        return int(self.app.state.worker_stats.polls)
 
     def intake(self, tickets: list[dict[str, Any]]) -> httpx.Response:
         return self.client.post(
@@ -126,6 +157,27 @@ class BE:
 
     def wait_all(self, n: int, status: str = "Completed", *, timeout: float = 30.0) -> None:
         wait_until(lambda: self.counts()[status] >= n, timeout=timeout, what=f"{n} {status}")
+
+
+def reject_commits(database_url: str, table: str) -> None:
+    """Make every transaction that wrote to `table` fail at COMMIT (a deferred constraint
+    trigger), the way a real deferred constraint or a database lost at commit time does."""
+
+    async def install() -> None:
+        conn = await asyncpg.connect(asyncpg_dsn(database_url))
+        try:
+            await conn.execute(
+                f"""
+                CREATE OR REPLACE FUNCTION reject_at_commit() RETURNS trigger
+                LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'rejected at commit'; END $$;
+                CREATE CONSTRAINT TRIGGER reject_at_commit AFTER INSERT OR UPDATE ON {table}
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION reject_at_commit();
+                """
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(install())
 
 
 @pytest.fixture
@@ -153,6 +205,7 @@ def be_settings(database_url: str, emulator: Emulator, **overrides: Any) -> BESe
         "backoff_cap_seconds": 0.2,
         "claim_lease_seconds": 30,
         "request_timeout_seconds": 5,
+        "ambiguous_create_delay_seconds": 0.1,
     }
     values.update(overrides)
     return BESettings(**values)
@@ -160,13 +213,14 @@ def be_settings(database_url: str, emulator: Emulator, **overrides: Any) -> BESe
 
 @contextlib.contextmanager
 def running_be(settings: BESettings) -> Iterator[BE]:
+    app = create_app(settings)
     with (
-        serve_in_thread(create_app(settings)) as server,
+        serve_in_thread(app) as server,
         httpx.Client(
             base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
         ) as client,
     ):
-        yield BE(server.url, client, settings)
+        yield BE(server.url, client, settings, app)
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.be.conftest import ADMIN_TOKEN, INTAKE_TOKEN, make_ticket
+from tests.be.conftest import ADMIN_TOKEN, INTAKE_TOKEN, make_ticket, reject_commits
 
 
 def test_intake_records_every_ticket_as_received(make_be):
@@ -78,3 +78,12 @@ def test_health_probes_are_open(make_be):
     headers = {"Authorization": ""}
     assert be.client.get("/healthz", headers=headers).status_code == 200
     assert be.client.get("/readyz", headers=headers).json() == {"status": "ready"}
+
+
+def test_intake_whose_commit_fails_is_not_acknowledged(make_be, be_database_url):
+    """When the intake's transaction cannot commit, the WM gets an error, never a 2xx."""
+    be = make_be(processing_enabled=False)
+    reject_commits(be_database_url, "ticket_revision")
+    response = be.intake([make_ticket()])
+    assert response.status_code == 503
+    assert be.counts()["Received"] == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.be.conftest import ADMIN_TOKEN, INTAKE_TOKEN, be_settings, running_be
+from tests.be.conftest import ADMIN_TOKEN, INTAKE_TOKEN, be_settings, reject_commits, running_be
 
 
 def test_settings_show_connection_settings_but_no_secret(make_be):
@@ -66,3 +66,11 @@ def test_settings_survive_a_restart(be_database_url, emulator):
         7,
         12,
     )
+
+
+def test_patch_whose_commit_fails_is_not_acknowledged(make_be, be_database_url):
+    """When the settings change cannot commit, the operator gets an error and nothing changes."""
+    be = make_be(max_retries=3)
+    reject_commits(be_database_url, "be_setting")
+    assert be.patch_settings(max_retries=7).status_code == 503
+    assert be.client.get("/api/v1/settings").json()["max_retries"] == 3
