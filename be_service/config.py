@@ -89,6 +89,10 @@ class BESettings(BaseSettings):
     backoff_base_seconds: float = Field(1.0, ge=0)
     backoff_cap_seconds: float = Field(60.0, ge=0)
     retry_after_cap_seconds: float = Field(300.0, ge=0)
+    # Least wait after a create that failed as a whole (timeout, 5xx, lost answer) before
+    # the incident is searched for again: Cherwell may still be committing that create,
+    # and a search that misses it leads to a second incident.
+    ambiguous_create_delay_seconds: float = Field(30.0, ge=0)
 
     # Seeds of the run-time settings, used only when the database has none yet.
     processing_enabled: bool = True

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from be_service.config import BESettings
 from be_service.pipeline.retry import Backoff
 from be_service.pipeline.sender import SenderContext
-from be_service.pipeline.worker import run_worker
+from be_service.pipeline.worker import WorkerStats, run_worker
 from be_service.platforms.cherwell import CherwellClient, CherwellCredentials
 from be_service.platforms.sfyc import SfycClient, SfycCredentials
 from be_service.registration import heartbeat
@@ -90,6 +90,7 @@ def _sender_context(
             retry_after_cap_seconds=settings.retry_after_cap_seconds,
         ),
         lease_seconds=settings.claim_lease_seconds,
+        ambiguous_create_delay_seconds=settings.ambiguous_create_delay_seconds,
     )
 
 
@@ -152,6 +153,7 @@ def create_app(settings: BESettings | None = None) -> FastAPI:
                             worker=f"{settings.name}:{process_id}:{n}",
                             poll_interval=settings.poll_interval_seconds,
                             stop=stop,
+                            stats=app.state.worker_stats,
                         ),
                         name=f"be-worker-{n}",
                     )
@@ -180,6 +182,7 @@ def create_app(settings: BESettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.worker_stats = WorkerStats()
 
     async def readiness() -> dict[str, str]:
         engine = getattr(app.state, "engine", None)

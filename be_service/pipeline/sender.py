@@ -20,7 +20,7 @@ from be_service.pipeline import store
 from be_service.pipeline.retry import Backoff
 from be_service.pipeline.store import Claimed, Outcome
 from be_service.platforms.cherwell import CherwellClient, NewIncident, SaveResult
-from be_service.platforms.http import CallFailure, PlatformError
+from be_service.platforms.http import CallFailure, PlatformError, truncate
 from be_service.platforms.sfyc import NewWorkOrder, SfycClient
 from ticketing_common.db import session_scope
 
@@ -38,6 +38,7 @@ class SenderContext:
     sfyc: SfycClient
     backoff: Backoff
     lease_seconds: float
+    ambiguous_create_delay_seconds: float
 
 
 @dataclass(frozen=True)
@@ -54,26 +55,6 @@ def _now() -> datetime:
 
 def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _failed(
-    claimed: Sequence[Claimed], operation: Operation, failure: CallFailure
-) -> list[Outcome]:
-    at = _now()
-    return [
-        Outcome(
-            c.id,
-            operation,
-            ok=False,
-            at=at,
-            http_status=failure.http_status,
-            response=failure.response,
-            error=failure.message,
-            retryable=failure.retryable,
-            retry_after=failure.retry_after,
-        )
-        for c in claimed
-    ]
 
 
 def _priority_digit(priority: str) -> str:
@@ -105,16 +86,19 @@ class BatchSender:
 
         The check is recorded before anything is written: it moves new tickets to the
         create step, so a create whose fate a crash hides is searched for, never resent
-        blindly. What follows is recorded once at the end (two transactions per batch, not
-        five): a crash before that record only repeats idempotent work (search and adopt
-        the incident, upsert the work order by external id, set the OT number again);
-        a note is the one write a crash there can repeat.
+        blindly. Notes are recorded right after they are sent, as they are the one write
+        that is not idempotent. What follows is recorded once at the end (three
+        transactions per batch, not five): a crash before that record only repeats
+        idempotent work (search and adopt the incident, upsert the work order by external
+        id, set the OT number again).
         """
         live = await self._skip_clears_that_never_reached(self.claimed)
         live = await self._check(live)
+        await self._per_chunk(
+            [c for c in live if c.step == Step.note], Operation.note, self._note_chunk
+        )
         pending: list[Outcome] = []
         for step, operation, call in (
-            (Step.note, Operation.note, self._note_chunk),
             (Step.create, Operation.create, self._create_chunk),
             (Step.workorder, Operation.workorder, self._work_order_chunk),
             (Step.link, Operation.link, self._link_chunk),
@@ -151,13 +135,46 @@ class BatchSender:
             try:
                 outcomes = await call(chunk)
             except PlatformError as exc:
-                outcomes = _failed(chunk, operation, exc.failure)
+                outcomes = self._failed(chunk, operation, exc.failure)
+            except Exception as exc:
+                # A bug or a platform answer the adapter did not foresee: a failed attempt
+                # like any other, so max_retries ends it in Error instead of the batch
+                # being abandoned and taken again at every lease, forever.
+                log.exception("%s of %d revision(s) failed unexpectedly", operation, len(chunk))
+                failure = CallFailure(
+                    message=truncate(f"{type(exc).__name__}: {exc}", 300) or "",
+                    retryable=True,
+                )
+                outcomes = self._failed(chunk, operation, failure)
             if deferred is None:
                 await self._record(outcomes)
             else:
                 deferred.extend(outcomes)
             succeeded.update(o.revision_id for o in outcomes if o.ok)
         return succeeded
+
+    def _failed(
+        self, claimed: Sequence[Claimed], operation: Operation, failure: CallFailure
+    ) -> list[Outcome]:
+        at = _now()
+        # A create that failed as a whole (timeout, 5xx, lost answer) may still be being
+        # committed by Cherwell: searching for it too early would miss it and create it twice.
+        ambiguous = operation is Operation.create and failure.retryable
+        return [
+            Outcome(
+                c.id,
+                operation,
+                ok=False,
+                at=at,
+                http_status=failure.http_status,
+                response=failure.response,
+                error=failure.message,
+                retryable=failure.retryable,
+                retry_after=failure.retry_after,
+                min_delay=self.ctx.ambiguous_create_delay_seconds if ambiguous else 0.0,
+            )
+            for c in claimed
+        ]
 
     async def _skip_clears_that_never_reached(self, claimed: list[Claimed]) -> list[Claimed]:
         """A clear whose earlier revisions are all here and never created an incident is done."""
@@ -188,6 +205,12 @@ class BatchSender:
 
     async def _check(self, claimed: list[Claimed]) -> list[Claimed]:
         """Search open incidents by correlation key; a pending create may have landed already."""
+        for c in claimed:
+            # Its incident exists (the create succeeded before a later step failed): never
+            # search again, as the incident may be resolved by now and a create would
+            # duplicate it.
+            if c.step == Step.create and c.cherwell_rec_id:
+                c.step = Step.workorder
         to_search = [c for c in claimed if c.step in (Step.check, Step.create)]
         pending = {c.id for c in to_search}
         searched = await self._per_chunk(to_search, Operation.check, self._check_chunk)

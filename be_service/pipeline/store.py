@@ -56,9 +56,11 @@ class Outcome:
     # On success: the next step (Step.done completes the revision) and new platform ids.
     step: Step | None = None
     ids: dict[str, str] = field(default_factory=dict)
-    # On failure: may it be retried, and how long did the platform ask us to wait.
+    # On failure: may it be retried, how long did the platform ask us to wait, and the
+    # least wait before the revision is taken again (an ambiguous create's settling time).
     retryable: bool = True
     retry_after: float | None = None
+    min_delay: float = 0.0
 
 
 _CLAIM = text(
@@ -213,13 +215,15 @@ async def record_outcomes(
             failures[(revision_id, operation)] = count
 
     # Several outcomes of one revision (create, work order, link) fold into one row update:
-    # ids accumulate, the last outcome decides the step and the claim.
+    # ids accumulate, the last success decides the step, the last outcome the claim. A
+    # failure never moves the step back: after a create that succeeded, a failed work
+    # order must resume at the work order, not search (and maybe create) the incident again.
     merged: dict[int, dict[str, Any]] = {}
     errored: set[int] = set()
     for o in outcomes:
-        row = merged.setdefault(o.revision_id, {"ids": {}})
+        row = merged.setdefault(o.revision_id, {"ids": {}, "step": None})
         row["ids"].update(o.ids)
-        row.update(status=None, step=None, error=None, delay=None, keep_claim=False)
+        row.update(status=None, error=None, delay=None, keep_claim=False)
         if o.ok:
             row["step"] = o.step
             if o.step is Step.done:
@@ -239,7 +243,7 @@ async def record_outcomes(
             row["status"] = Status.error.value
             errored.add(o.revision_id)
         else:
-            row["delay"] = decision.delay_seconds
+            row["delay"] = max(decision.delay_seconds, o.min_delay)
     columns: dict[str, list[Any]] = {
         "ids": list(merged),
         "steps": [r["step"].value if r["step"] else None for r in merged.values()],
@@ -261,13 +265,17 @@ async def record_outcomes(
 
 _EARLIER_REVISIONS = text(
     """
-    SELECT r.ticket_id,
-           bool_or(r.cherwell_rec_id IS NOT NULL OR EXISTS (
+    SELECT c.ticket_id
+    FROM unnest(CAST(:ticket_ids AS uuid[]), CAST(:revisions AS integer[]))
+         AS c(ticket_id, revision)
+    JOIN ticket_revision r ON r.ticket_id = c.ticket_id AND r.revision < c.revision
+    GROUP BY c.ticket_id, c.revision
+    -- Revisions are numbered from 1 without gaps: all earlier ones must be here, or one
+    -- may have gone through another BE (before a failover) and opened the incident.
+    HAVING count(*) = c.revision - 1
+       AND NOT bool_or(r.cherwell_rec_id IS NOT NULL OR EXISTS (
                SELECT 1 FROM ticket_attempt a
-               WHERE a.revision_id = r.id AND a.operation = 'create')) AS maybe_on_platform
-    FROM ticket_revision r
-    WHERE r.ticket_id = ANY(CAST(:ticket_ids AS uuid[])) AND r.id <> ALL(CAST(:ids AS bigint[]))
-    GROUP BY r.ticket_id
+               WHERE a.revision_id = r.id AND a.operation = 'create'))
     """
 )
 
@@ -275,9 +283,12 @@ _EARLIER_REVISIONS = text(
 async def tickets_known_off_platform(
     session: AsyncSession, claimed: list[Claimed]
 ) -> set[uuid.UUID]:
-    """Ticket ids whose earlier revisions are here and never sent a create to Cherwell."""
+    """Ticket ids whose earlier revisions are all here and never sent a create to Cherwell."""
     rows = await (await session.connection()).execute(
         _EARLIER_REVISIONS,
-        {"ticket_ids": [c.ticket_id for c in claimed], "ids": [c.id for c in claimed]},
+        {
+            "ticket_ids": [c.ticket_id for c in claimed],
+            "revisions": [c.revision for c in claimed],
+        },
     )
-    return {ticket_id for ticket_id, maybe_on_platform in rows if not maybe_on_platform}
+    return {ticket_id for (ticket_id,) in rows}

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from be_service.pipeline import store
 from be_service.pipeline.sender import BatchLimits, BatchSender, SenderContext
@@ -17,6 +18,14 @@ from be_service.services import settings as settings_service
 from ticketing_common.db import session_scope
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerStats:
+    """Shared by a process's workers (app.state.worker_stats): a poll count that keeps
+    growing tells an idle pipeline (processing off, nothing to do) from a stalled one."""
+
+    polls: int = 0
 
 
 async def work_once(ctx: SenderContext, *, worker: str) -> bool:
@@ -75,7 +84,12 @@ async def _keep_lease(ctx: SenderContext, *, worker: str, ids: list[int]) -> Asy
 
 
 async def run_worker(
-    ctx: SenderContext, *, worker: str, poll_interval: float, stop: asyncio.Event
+    ctx: SenderContext,
+    *,
+    worker: str,
+    poll_interval: float,
+    stop: asyncio.Event,
+    stats: WorkerStats,
 ) -> None:
     """Loop until `stop` is set; idle or failing iterations wait `poll_interval`."""
     while not stop.is_set():
@@ -85,6 +99,7 @@ async def run_worker(
             # The claimed revisions keep their lease and are taken again when it expires.
             log.exception("worker %s: batch failed", worker)
             busy = False
+        stats.polls += 1
         if not busy:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=poll_interval)

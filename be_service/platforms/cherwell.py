@@ -262,6 +262,7 @@ def _save_result(item: Any) -> SaveResult:
 
 
 def _bad_body(message: str, data: Any) -> PlatformError:
+    """A 2xx answer without the expected shape: retryable, like any transient fault."""
     return PlatformError(
         CallFailure(
             message=message,

@@ -89,7 +89,8 @@ def failure_from_exception(exc: httpx.HTTPError) -> CallFailure:
 
 
 def decode_json(response: httpx.Response) -> Any:
-    """The JSON body, or a non-retryable failure naming the problem."""
+    """The JSON body, or a retryable failure naming the problem: a garbled 2xx body is a
+    transient fault of the platform or the path to it (CONTEXT.md §4), not of the request."""
     try:
         return _json_decoder.decode(response.content)
     except msgspec.DecodeError as exc:

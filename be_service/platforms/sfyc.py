@@ -25,6 +25,9 @@ from be_service.platforms.http import (
 )
 
 _JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+# The number query is a GET whose IN list grows with the keys; Salesforce refuses long URIs
+# (about 16 000 characters), and 50 keys of up to ~300 characters stay below that.
+QUERY_KEYS_PER_REQUEST = 50
 PRIORITIES = {"P1": "High", "P2": "High", "P3": "Medium", "P4": "Low"}
 
 
@@ -101,6 +104,13 @@ class SfycClient:
 
     async def work_order_numbers(self, external_keys: Sequence[str]) -> dict[str, tuple[str, str]]:
         """(Id, WorkOrderNumber) of the work orders with these external keys."""
+        numbers: dict[str, tuple[str, str]] = {}
+        for start in range(0, len(external_keys), QUERY_KEYS_PER_REQUEST):
+            chunk = external_keys[start : start + QUERY_KEYS_PER_REQUEST]
+            numbers.update(await self._query_numbers(chunk))
+        return numbers
+
+    async def _query_numbers(self, external_keys: Sequence[str]) -> dict[str, tuple[str, str]]:
         field = self._credentials.external_id_field
         quoted = ", ".join(_soql_literal(k) for k in external_keys)
         # SOQL, not SQL: the field name is configuration and every value is quoted/escaped.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import func, text, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -111,8 +111,38 @@ async def get(session: AsyncSession, *, ticket_id: uuid.UUID) -> TicketDetail:
     )
 
 
+# An Error revision that would still add a note or create the incident, while a later
+# revision of its ticket has already completed (a clear, typically): that one brought
+# Cherwell up to date, and sending the stale one now would open an incident for an element
+# that has recovered. A revision whose incident exists still finishes its work order.
+_COMPLETE_SUPERSEDED = text(
+    """
+    UPDATE ticket_revision t SET
+        status = 'Completed', step = 'done', retry_round = t.retry_round + 1,
+        last_error = NULL, claimed_by = NULL, claimed_until = NULL,
+        completed_at = now(), updated_at = now()
+    FROM (
+        SELECT r.id, max(l.revision) AS later
+        FROM ticket_revision r
+        JOIN ticket_revision l
+          ON l.ticket_id = r.ticket_id AND l.revision > r.revision AND l.status = 'Completed'
+        WHERE r.status = 'Error'
+          AND (CAST(:ticket_id AS uuid) IS NULL OR r.ticket_id = CAST(:ticket_id AS uuid))
+          AND (r.step IN ('check', 'note') OR (r.step = 'create' AND r.cherwell_rec_id IS NULL))
+        GROUP BY r.id
+    ) s
+    WHERE t.id = s.id
+    RETURNING t.id, t.retry_round, s.later
+    """
+)
+
+
 async def _retry(session: AsyncSession, *, ticket_id: uuid.UUID | None) -> int:
-    """Send Error revisions back to processing in a new round, with a history row each."""
+    """Send Error revisions back to processing in a new round, with a history row each;
+    those superseded by a later Completed revision complete at once without platform calls."""
+    superseded = (
+        await (await session.connection()).execute(_COMPLETE_SUPERSEDED, {"ticket_id": ticket_id})
+    ).all()
     statement = (
         update(TicketRevision)
         .where(col(TicketRevision.status) == Status.error.value)
@@ -129,6 +159,18 @@ async def _retry(session: AsyncSession, *, ticket_id: uuid.UUID | None) -> int:
         statement = statement.where(col(TicketRevision.ticket_id) == ticket_id)
     revived = (await session.exec(statement)).all()
     now = datetime.now(UTC)
+    history = [
+        (revision_id, retry_round, "sent back to processing by an operator")
+        for revision_id, retry_round in revived
+    ] + [
+        (
+            revision_id,
+            retry_round,
+            f"retried by an operator but superseded by revision {later}, already Completed: "
+            "completed without platform calls",
+        )
+        for revision_id, retry_round, later in superseded
+    ]
     session.add_all(
         TicketAttempt(
             revision_id=revision_id,
@@ -136,12 +178,12 @@ async def _retry(session: AsyncSession, *, ticket_id: uuid.UUID | None) -> int:
             operation=Operation.operator_retry.value,
             at=now,
             ok=True,
-            response="sent back to processing by an operator",
+            response=response,
         )
-        for revision_id, retry_round in revived
+        for revision_id, retry_round, response in history
     )
     await session.flush()
-    return len(revived)
+    return len(history)
 
 
 async def retry(session: AsyncSession, *, ticket_id: uuid.UUID) -> int:

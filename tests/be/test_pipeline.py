@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import time
 import uuid
+from datetime import datetime
 
-from tests.be.conftest import make_ticket
+from be_service.config import CherwellFields
+from tests.be.conftest import make_ticket, wait_until
 
 
 def test_new_ticket_creates_incident_work_order_and_links_them(make_be, emulator):
@@ -128,7 +129,10 @@ def test_processing_off_keeps_tickets_received_until_switched_on(make_be, emulat
     """With processing off nothing is sent; switching it on delivers the waiting tickets."""
     be = make_be(processing_enabled=False)
     be.intake([make_ticket() for _ in range(3)])
-    time.sleep(0.5)  # several poll intervals of the workers
+    # An iteration that ends now may have begun before the intake; one more than there are
+    # workers proves an iteration began after it, so the tickets were there to be taken.
+    polls = be.worker_polls()
+    wait_until(lambda: be.worker_polls() > polls + be.settings.workers, what="workers polled again")
     assert be.counts()["Received"] == 3
     assert emulator.stats()["requests"] == {}
     be.patch_settings(processing_enabled=True)
@@ -167,3 +171,54 @@ def test_unknown_ticket_is_404(make_be):
     """The detail of a ticket this BE never received is a 404."""
     be = make_be(processing_enabled=False)
     assert be.client.get(f"/api/v1/tickets/{uuid.uuid4()}").status_code == 404
+
+
+def test_a_note_is_recorded_before_the_rest_of_its_batch_is_sent(make_be, emulator):
+    """A note's outcome is stored right after the call, so a later crash cannot resend it."""
+    be = make_be()
+    opened = make_ticket()
+    be.intake([opened])
+    be.wait_all(1)
+    update = make_ticket(
+        opened["dedup_key"], ticket_id=opened["ticket_id"], revision=2, action="update"
+    )
+    new = make_ticket()
+    be.intake([update, new])  # one transaction, so one claim takes both
+    be.wait_all(3)
+    noted = be.ticket(opened["ticket_id"])["revisions"][1]
+    attempts = be.ticket(new["ticket_id"])["revisions"][0]["attempts"]
+    create = next(a for a in attempts if a["operation"] == "create")
+    assert datetime.fromisoformat(noted["completed_at"]) < datetime.fromisoformat(create["at"])
+
+
+def test_clear_of_a_ticket_first_sent_by_another_be_is_noted(make_be, emulator):
+    """A clear whose earlier revisions are not all here is checked on Cherwell, not skipped."""
+    be = make_be(max_retries=0)
+    ticket_id, key = str(uuid.uuid4()), f"snr-upstream:MTY01:US-{uuid.uuid4().hex[:6]}"
+    fields = CherwellFields()
+    # Revision 1 went through another BE before a failover: its incident is open.
+    emulator.cherwell_save(
+        [
+            {
+                "busObId": fields.incident_busobid,
+                "persist": True,
+                "fields": [
+                    {"dirty": True, "fieldId": field_id, "name": name, "value": value}
+                    for field_id, name, value in (
+                        (fields.field_status, "Status", "New"),
+                        (fields.field_category, "Category", "SNR"),
+                        (fields.field_correlation_key, "TpcCorrelationKey", key),
+                    )
+                ],
+            }
+        ]
+    )
+    emulator.faults(platform="cherwell", fail_next=1, status=400, endpoint="getsearchresults")
+    be.intake([make_ticket(key, ticket_id=ticket_id, revision=2, action="update")])
+    be.wait_all(1, "Error")
+    be.intake([make_ticket(key, ticket_id=ticket_id, revision=3, action="clear")])
+    be.wait_all(1)
+    [incident] = emulator.records("incident")
+    [note] = emulator.records("journal")
+    assert note["ParentRecID"] == incident["busObRecId"]
+    assert note["Details"].startswith("[clear r3")

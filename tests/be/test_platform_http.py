@@ -157,3 +157,30 @@ async def test_sfyc_logs_in_again_once_on_invalid_session():
     )
     assert await client.work_order_numbers(["a#1"]) == {}
     assert len(logins) == 2
+
+
+async def test_sfyc_number_query_is_split_into_chunks_of_50_keys():
+    """200 external keys are read back in four queries of 50, so no URI grows unbounded."""
+    in_lists = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/oauth2/token"):
+            return httpx.Response(200, json={"access_token": "s"})
+        keys = request.url.params["q"].split(" IN (")[1].rstrip(")").split(", ")
+        in_lists.append(keys)
+        records = [
+            {"Id": f"id{k}", "WorkOrderNumber": f"n{k}", "External_Key__c": k.strip("'")}
+            for k in keys
+        ]
+        return httpx.Response(
+            200, json={"totalSize": len(records), "done": True, "records": records}
+        )
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    client = SfycClient(
+        http, SfycCredentials("http://sfyc/services", "id", "secret", "v60.0", "External_Key__c")
+    )
+    keys = [f"k{n}#1" for n in range(200)]
+    numbers = await client.work_order_numbers(keys)
+    assert [len(chunk) for chunk in in_lists] == [50, 50, 50, 50]
+    assert sorted(numbers) == sorted(keys)

@@ -8,10 +8,12 @@ from datetime import datetime
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from be_service.config import CherwellFields
 from emulators.app import create_app as create_emulator_app
 from emulators.config import EmulatorSettings
-from tests.be.conftest import Emulator, be_settings, make_ticket, running_be
+from tests.be.conftest import Emulator, be_settings, make_ticket, running_be, wait_until
 from tests.support.servers import serve_in_thread
 
 
@@ -179,3 +181,110 @@ def test_lost_create_answer_does_not_duplicate_the_incident(make_be, emulator):
     assert steps[:3] == [("check", True), ("create", False), ("check", True)]
     assert ("create", True) not in steps
     assert len(emulator.records("workorder")) == 1
+
+
+def _at(attempt):
+    return datetime.fromisoformat(attempt["at"])
+
+
+def test_retry_after_a_failed_work_order_reuses_the_incident_even_once_resolved(make_be, emulator):
+    """A revision whose incident exists goes on from the work order, never searching again."""
+    be = make_be()
+    emulator.faults(platform="sfyc", fail_next=1, status=400, endpoint="composite")
+    ticket = make_ticket()
+    be.intake([ticket])
+    be.wait_all(1, "Error")
+    [incident] = emulator.records("incident")
+    fields = CherwellFields()
+    emulator.cherwell_save(
+        [
+            {
+                "busObId": fields.incident_busobid,
+                "busObRecId": incident["busObRecId"],
+                "persist": True,
+                "fields": [
+                    {
+                        "dirty": True,
+                        "fieldId": fields.field_status,
+                        "name": "Status",
+                        "value": "Resolved",
+                    }
+                ],
+            }
+        ]
+    )
+    assert be.client.post(f"/api/v1/tickets/{ticket['ticket_id']}/retry").status_code == 200
+    be.wait_all(1)
+    assert [i["busObRecId"] for i in emulator.records("incident")] == [incident["busObRecId"]]
+    [work_order] = emulator.records("workorder")
+    assert work_order["External_Key__c"] == f"{ticket['dedup_key']}#{incident['busObPublicId']}"
+
+
+def test_ambiguous_create_is_searched_again_only_after_the_minimum_delay(make_be, emulator):
+    """After a lost create answer the next search waits BE_AMBIGUOUS_CREATE_DELAY_SECONDS."""
+    be = make_be(ambiguous_create_delay_seconds=2)
+    emulator.faults(platform="cherwell", lose_response_next=1, endpoint="savebusinessobjectbatch")
+    ticket = make_ticket()
+    be.intake([ticket])
+    be.wait_all(1)
+    attempts = be.ticket(ticket["ticket_id"])["revisions"][0]["attempts"]
+    lost = next(i for i, a in enumerate(attempts) if a["operation"] == "create")
+    assert (attempts[lost]["ok"], attempts[lost + 1]["operation"]) == (False, "check")
+    assert (_at(attempts[lost + 1]) - _at(attempts[lost])).total_seconds() >= 2
+    assert len(emulator.records("incident")) == 1
+
+
+def _cherwell_with_malformed_search() -> FastAPI:
+    """A Cherwell stand-in whose search answers 200 with a businessObjects item not an object."""
+    app = FastAPI()
+
+    @app.post("/CherwellAPI/token")
+    async def token() -> dict[str, object]:
+        return {"access_token": "t", "token_type": "bearer", "expires_in": 1199}
+
+    @app.post("/CherwellAPI/api/V1/getsearchresults")
+    async def search() -> dict[str, object]:
+        return {"businessObjects": ["not an object"], "totalRows": 1, "hasMoreRecords": False}
+
+    return app
+
+
+def test_an_unexpected_error_in_a_step_counts_as_a_failed_attempt(be_database_url, emulator):
+    """A malformed platform answer that breaks the adapter ends the ticket in Error, named."""
+    with serve_in_thread(_cherwell_with_malformed_search()) as cherwell:
+        settings = be_settings(
+            be_database_url, emulator, cherwell_url=f"{cherwell.url}/CherwellAPI", max_retries=1
+        )
+        ticket = make_ticket()
+        with running_be(settings) as be:
+            be.intake([ticket])
+            be.wait_all(1, "Error")
+            revision = be.ticket(ticket["ticket_id"])["revisions"][0]
+    assert [(a["operation"], a["ok"]) for a in revision["attempts"]] == [("check", False)] * 2
+    assert revision["last_error"].startswith("AttributeError: ")
+
+
+def test_retry_of_a_revision_superseded_by_a_completed_clear_sends_nothing(make_be, emulator):
+    """An Error open whose clear already completed is completed by the retry without a call."""
+    be = make_be(max_retries=0)
+    emulator.faults(platform="cherwell", fail_next=1, status=400, endpoint="getsearchresults")
+    opened = make_ticket()
+    be.intake([opened])
+    be.wait_all(1, "Error")
+    clear = make_ticket(
+        opened["dedup_key"], ticket_id=opened["ticket_id"], revision=2, action="clear"
+    )
+    be.intake([clear])
+    be.wait_all(1)
+    before = emulator.stats()["requests"]
+    response = be.client.post(f"/api/v1/tickets/{opened['ticket_id']}/retry")
+    assert response.json() == {"retried": 1}
+    wait_until(
+        lambda: be.ticket(opened["ticket_id"])["revisions"][0]["status"] == "Completed",
+        what="the retried open completed",
+    )
+    assert emulator.records("incident") == []
+    assert emulator.stats()["requests"] == before
+    last = be.ticket(opened["ticket_id"])["revisions"][0]["attempts"][-1]
+    assert (last["operation"], last["retry_round"]) == ("operator_retry", 1)
+    assert "superseded by revision 2" in last["response"]
