@@ -1,63 +1,88 @@
 """Assignment of outbox rows to backends: first assignment, failover and removal.
 
-Set-based steps of the distribution worker (one SELECT … FOR UPDATE SKIP LOCKED and one UPDATE
-per batch); the winner of a key comes from rendezvous hashing over the available backends.
+Set-based steps of the distribution worker (one SELECT … FOR UPDATE SKIP LOCKED, then one
+UPDATE per backend); a key stays with the backend of its latest revision, and a key without
+one goes to the rendezvous winner among the available backends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import update
-from sqlalchemy.orm import aliased
+from sqlalchemy import BigInteger, String, any_, bindparam, literal_column, update
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
+from sqlalchemy.sql.elements import CollectionAggregate, ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from wm_service.distribution import rendezvous
 from wm_service.models import TicketDelivery
 
-_PENDING = col(TicketDelivery.status) == "pending"
+# Inline literal, not a bind parameter: only then can the planner use the partial indexes
+# (`WHERE status = 'pending'`) in the generic plans of asyncpg's prepared statements.
+PENDING: ColumnElement[str] = literal_column("'pending'")
+_IS_PENDING = col(TicketDelivery.status) == PENDING
+
+
+def ids_param(ids: Iterable[int]) -> CollectionAggregate[Any]:
+    """`= ANY(:ids)` as one array parameter: IN (…) would bind thousands of parameters."""
+    return any_(bindparam("ids", list(ids), type_=ARRAY(BigInteger)))
 
 
 async def assign_pending(
-    session: AsyncSession, *, targets: Sequence[str], now: datetime, limit: int
+    session: AsyncSession,
+    *,
+    keep: Sequence[str],
+    targets: Sequence[str],
+    now: datetime,
+    limit: int,
 ) -> int:
-    """Assign up to `limit` unassigned pending rows; returns how many were assigned.
+    """Assign up to `limit` unassigned pending rows, oldest first; returns how many it assigned.
 
-    A row goes to the backend already holding an undelivered revision of its key (so the
-    revisions of one key stay together and in order), else to the rendezvous winner among
-    `targets`. With no target the rows stay unassigned and wait.
+    A row goes to the backend of the latest assigned revision of its key (pending or already
+    delivered) while that backend is in `keep` (registered, not failed over): the BE may still
+    be working on the older revision, and a second BE on the same key would create a second
+    incident. Only a key without such a backend goes to its rendezvous winner among `targets`;
+    with no target it stays unassigned and waits.
     """
-    if not targets:
-        return 0
-    sibling = aliased(TicketDelivery)
-    sibling_backend = (
-        select(col(sibling.backend_name))
-        .where(
-            col(sibling.dedup_key) == col(TicketDelivery.dedup_key),
-            col(sibling.status) == "pending",
-            col(sibling.backend_name).is_not(None),
-        )
-        .order_by(col(sibling.id))
-        .limit(1)
-        .scalar_subquery()
-    )
     statement = (
-        select(col(TicketDelivery.id), col(TicketDelivery.dedup_key), sibling_backend)
-        .where(col(TicketDelivery.backend_name).is_(None), _PENDING)
+        select(col(TicketDelivery.id), col(TicketDelivery.dedup_key))
+        .where(col(TicketDelivery.backend_name).is_(None), _IS_PENDING)
         .order_by(col(TicketDelivery.id))
         .limit(limit)
-        .with_for_update(skip_locked=True, of=TicketDelivery)
+        .with_for_update(skip_locked=True)
     )
-    rows = (await session.exec(statement)).all()
+    rows = [(cast(int, row_id), key) for row_id, key in (await session.exec(statement)).all()]
     if not rows:
         return 0
-    winners = rendezvous.assign((key for _, key, held_by in rows if held_by is None), targets)
-    chosen = {cast(int, row_id): held_by or winners[key] for row_id, key, held_by in rows}
+    keys = {key for _, key in rows}
+    kept = set(keep)
+    holders = {
+        key: name for key, name in (await _latest_backends(session, keys)).items() if name in kept
+    }
+    winners = rendezvous.assign((key for key in keys if key not in holders), targets)
+    chosen = {
+        row_id: name for row_id, key in rows if (name := holders.get(key) or winners.get(key))
+    }
     await _set_backends(session, chosen=chosen, now=now)
-    return len(rows)
+    return len(chosen)
+
+
+async def _latest_backends(session: AsyncSession, keys: Iterable[str]) -> dict[str, str]:
+    """The backend of the latest assigned revision of each key, whatever its status."""
+    statement = (
+        select(col(TicketDelivery.dedup_key), col(TicketDelivery.backend_name))
+        .where(
+            col(TicketDelivery.dedup_key)
+            == any_(bindparam("keys", list(keys), type_=ARRAY(String))),
+            col(TicketDelivery.backend_name).is_not(None),
+        )
+        .order_by(col(TicketDelivery.dedup_key), col(TicketDelivery.id).desc())
+        .ext(distinct_on(col(TicketDelivery.dedup_key)))
+    )
+    return {key: cast(str, name) for key, name in (await session.exec(statement)).all()}
 
 
 async def fail_over(
@@ -79,7 +104,7 @@ async def fail_over(
     statement = (
         select(col(TicketDelivery.id), col(TicketDelivery.dedup_key))
         .where(
-            _PENDING,
+            _IS_PENDING,
             col(TicketDelivery.backend_name).is_not(None),
             col(TicketDelivery.backend_name).not_in(list(keep)),
         )
@@ -102,7 +127,7 @@ async def move_all_from(
     """
     statement = (
         select(col(TicketDelivery.id), col(TicketDelivery.dedup_key))
-        .where(_PENDING, col(TicketDelivery.backend_name) == backend_name)
+        .where(_IS_PENDING, col(TicketDelivery.backend_name) == backend_name)
         .order_by(col(TicketDelivery.id))
         .with_for_update()
     )
@@ -123,7 +148,7 @@ async def _reassign(
     if not targets:
         unassign = (
             update(TicketDelivery)
-            .where(col(TicketDelivery.id).in_([row_id for row_id, _ in rows]))
+            .where(col(TicketDelivery.id) == ids_param(row_id for row_id, _ in rows))
             .values(backend_name=None, assigned_at=None, next_attempt_at=None)
         )
         await session.exec(unassign)
@@ -133,14 +158,14 @@ async def _reassign(
 
 
 async def _set_backends(session: AsyncSession, *, chosen: dict[int, str], now: datetime) -> None:
-    """One UPDATE per backend (a handful), each for all of its rows of the batch."""
+    """One UPDATE per backend (a handful), each for all of its rows of the chunk."""
     by_backend: dict[str, list[int]] = {}
     for row_id, name in chosen.items():
         by_backend.setdefault(name, []).append(row_id)
     for name, ids in by_backend.items():
         statement = (
             update(TicketDelivery)
-            .where(col(TicketDelivery.id).in_(ids))
+            .where(col(TicketDelivery.id) == ids_param(ids))
             .values(backend_name=name, assigned_at=now, next_attempt_at=None)
         )
         await session.exec(statement)

@@ -13,14 +13,20 @@ from typing import Any, cast
 
 import httpx
 import msgspec
-from sqlalchemy import Update, and_, exists, or_, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import String, Update, any_, bindparam, or_, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from wm_service.distribution.assignment import PENDING, ids_param
 from wm_service.models import TicketDelivery
 
 INTAKE_PATH = "/api/v1/tickets"
+# Answers that blame the batch's content (a revision the BE cannot validate, a batch too
+# large): halving the batch lets the good revisions through and isolates the bad one.
+# Other 4xx (401, 403, 404) blame the target, not a revision.
+SPLIT_STATUSES = frozenset({400, 413, 422})
+HELD_BACK = "held back: an older revision of this key was not accepted"
 
 
 def utcnow() -> datetime:
@@ -77,29 +83,20 @@ async def claim(
     the same batch (ids grow with revisions, so id order is per-key revision order). Rows that
     another sender holds are skipped, and so are the later revisions of their keys.
     """
-    older = aliased(TicketDelivery)
     row = TicketDelivery
-    not_due = or_(
-        col(older.backend_name).is_distinct_from(col(row.backend_name)),
-        col(older.next_attempt_at) > now,
-    )
-    waits_for_older = exists().where(
-        col(older.dedup_key) == col(row.dedup_key),
-        col(older.status) == "pending",
-        col(older.id) < col(row.id),
-        not_due,
-    )
+    # Deliberately a plain indexed range and the per-key check in Python below: a correlated
+    # NOT EXISTS here was planned once on a near-empty table (asyncpg caches the statement)
+    # and later ran for minutes as a nested loop over the whole outbox.
     statement = (
         select(col(row.id), col(row.dedup_key), col(row.attempts), col(row.payload))
         .where(
-            col(row.status) == "pending",
+            col(row.status) == PENDING,
             col(row.backend_name) == backend_name,
             or_(col(row.next_attempt_at).is_(None), col(row.next_attempt_at) <= now),
-            ~waits_for_older,
         )
         .order_by(col(row.id))
         .limit(limit)
-        .with_for_update(skip_locked=True, of=row)
+        .with_for_update(skip_locked=True)
     )
     candidates = [
         Claimed(id=cast(int, row_id), dedup_key=key, attempts=attempts, payload=payload)
@@ -107,17 +104,17 @@ async def claim(
     ]
     if not candidates:
         return []
-    # SKIP LOCKED hides rows other senders hold right now; a later revision of such a key must
-    # wait for them, so keep a row only if every older pending revision of its key is kept.
+    # An older pending revision of a key may be held by another sender (SKIP LOCKED hid it),
+    # wait for a retry, or sit at another backend: keep a row only if every older pending
+    # revision of its key is kept. Rows left out stay locked until this batch is done, which
+    # is harmless: they could not be sent before their older revision anyway.
     keys = {c.dedup_key for c in candidates}
     newest = max(c.id for c in candidates)
     pending = await session.exec(
         select(col(row.id), col(row.dedup_key)).where(
-            and_(
-                col(row.status) == "pending",
-                col(row.dedup_key).in_(keys),
-                col(row.id) < newest,
-            )
+            col(row.status) == PENDING,
+            col(row.dedup_key) == any_(bindparam("keys", list(keys), type_=ARRAY(String))),
+            col(row.id) < newest,
         )
     )
     pending_by_key: dict[str, list[int]] = {}
@@ -151,31 +148,68 @@ async def deliver_batch(
     batch = await claim(session, backend_name=target.name, now=now, limit=batch_size)
     if not batch:
         return BatchResult(sent=0, delivered=True)
-    ids = [c.id for c in batch]
-    error = await _post(client, target, [c.payload for c in batch])
-    if error is None:
-        delivered = _rows(ids).values(
+    delivered, failed = await _send(client, target, batch)
+    if delivered:
+        done = _rows([c.id for c in delivered]).values(
             status="delivered",
             delivered_at=utcnow(),
             attempts=col(TicketDelivery.attempts) + 1,
             last_error=None,
             next_attempt_at=None,
         )
-        await session.exec(delivered)
+        await session.exec(done)
+    if not failed:
         return BatchResult(sent=len(batch), delivered=True)
-    attempts = max(c.attempts for c in batch) + 1
+    attempts = max(c.attempts for rows in failed.values() for c in rows) + 1
     retry_at = utcnow() + timedelta(seconds=backoff.delay(attempts))
-    failed = _rows(ids).values(
-        attempts=col(TicketDelivery.attempts) + 1, last_error=error, next_attempt_at=retry_at
-    )
-    await session.exec(failed)
-    return BatchResult(sent=len(batch), delivered=False, error=error)
+    for error, rows in failed.items():
+        retry = _rows([c.id for c in rows]).values(
+            attempts=col(TicketDelivery.attempts) + 1, last_error=error, next_attempt_at=retry_at
+        )
+        await session.exec(retry)
+    return BatchResult(sent=len(batch), delivered=False, error=next(iter(failed)))
+
+
+async def _send(
+    client: httpx.AsyncClient, target: Target, batch: list[Claimed]
+) -> tuple[list[Claimed], dict[str, list[Claimed]]]:
+    """POST the batch, halving it while the BE rejects its content; (delivered, failed by error).
+
+    Parts are sent depth first in id order, so a revision is decided before any later one of
+    its key, and the later revisions of a key whose revision failed are held back (never
+    delivered out of order). Any other failure fails every revision not yet delivered.
+    """
+    delivered: list[Claimed] = []
+    failed: dict[str, list[Claimed]] = {}
+    failed_keys: set[str] = set()
+    parts = [batch]
+    while parts:
+        part = parts.pop()
+        held = [c for c in part if c.dedup_key in failed_keys]
+        if held:
+            failed.setdefault(HELD_BACK, []).extend(held)
+            part = [c for c in part if c.dedup_key not in failed_keys]
+        if not part:
+            continue
+        status, error = await _post(client, target, [c.payload for c in part])
+        if error is None:
+            delivered.extend(part)
+        elif status in SPLIT_STATUSES and len(part) > 1:
+            half = len(part) // 2
+            parts += [part[half:], part[:half]]  # popped from the end: first half first
+        elif status in SPLIT_STATUSES:
+            failed.setdefault(error, []).extend(part)
+            failed_keys.add(part[0].dedup_key)
+        else:
+            failed.setdefault(error, []).extend([*part, *(c for p in parts for c in p)])
+            break
+    return delivered, failed
 
 
 async def _post(
     client: httpx.AsyncClient, target: Target, payloads: list[dict[str, Any]]
-) -> str | None:
-    """POST the batch; None on 2xx, else a short description of the failure."""
+) -> tuple[int | None, str | None]:
+    """POST the batch; (HTTP status or None, None on 2xx else a short description)."""
     try:
         response = await client.post(
             target.url + INTAKE_PATH,
@@ -186,14 +220,16 @@ async def _post(
             },
         )
     except httpx.HTTPError as exc:
-        return _redact(f"{type(exc).__name__}: {exc}", target)
+        return None, _redact(f"{type(exc).__name__}: {exc}", target)
     if response.is_success:
-        return None
-    return _redact(f"HTTP {response.status_code}: {response.text[:300]}", target)
+        return response.status_code, None
+    return response.status_code, _redact(
+        f"HTTP {response.status_code}: {response.text[:300]}", target
+    )
 
 
 def _rows(ids: list[int]) -> Update:
-    return update(TicketDelivery).where(col(TicketDelivery.id).in_(ids))
+    return update(TicketDelivery).where(col(TicketDelivery.id) == ids_param(ids))
 
 
 def _redact(message: str, target: Target) -> str:

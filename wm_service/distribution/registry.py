@@ -14,8 +14,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ticketing_common.db import redact_url
 from ticketing_common.errors import NotFound
 from wm_service.distribution import assignment
+from wm_service.distribution.assignment import PENDING
 from wm_service.distribution.models import Backend
 from wm_service.distribution.schemas import (
     BackendList,
@@ -132,8 +134,8 @@ async def describe(
 async def _delivery_counts(
     session: AsyncSession, *, backend_name: str | None = None
 ) -> dict[str | None, DeliveryCounts]:
-    pending = col(TicketDelivery.status) == "pending"
-    delivered = col(TicketDelivery.status) == "delivered"
+    pending = col(TicketDelivery.status) == PENDING
+    delivered = col(TicketDelivery.status) != PENDING
     statement = select(
         col(TicketDelivery.backend_name),
         func.count(),
@@ -154,7 +156,8 @@ def _public(
 ) -> BackendPublic:
     return BackendPublic(
         name=backend.name,
-        url=backend.url,
+        # A URL registered with user:password@ keeps them for the calls, never for display.
+        url=redact_url(backend.url),
         available=is_available(backend, now=now, health=health),
         registered_at=backend.registered_at,
         last_seen_at=backend.last_seen_at,

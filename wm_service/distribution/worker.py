@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 _scope = contextlib.asynccontextmanager(session_scope)
 
+# Rows assigned or failed over per transaction: large enough that a 100 000-revision backlog
+# takes a few set-based round trips, small enough to keep each transaction's locks short.
+ASSIGN_CHUNK = 5_000
+
 
 @dataclass(frozen=True)
 class DistributionConfig:
@@ -115,21 +119,21 @@ class DistributionWorker:
         while True:
             async with _scope(self._sessionmaker) as session:
                 moved = await assignment.fail_over(
-                    session, keep=keep, targets=targets, now=now, limit=config.batch_size
+                    session, keep=keep, targets=targets, now=now, limit=ASSIGN_CHUNK
                 )
             if moved:
                 log.info("failed over %d revisions to %s", moved, ", ".join(targets))
-            if moved < config.batch_size:
+            if moved < ASSIGN_CHUNK:
                 break
         while True:
             async with _scope(self._sessionmaker) as session:
                 assigned = await assignment.assign_pending(
-                    session, targets=targets, now=now, limit=config.batch_size
+                    session, keep=keep, targets=targets, now=now, limit=ASSIGN_CHUNK
                 )
             # Senders start after the first chunk: a large backlog flows while the rest of
             # it is still being assigned.
             self._ensure_senders(available)
-            if assigned < config.batch_size:
+            if assigned < ASSIGN_CHUNK:
                 break
 
     def _ensure_senders(self, available: list[Backend]) -> None:

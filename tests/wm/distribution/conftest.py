@@ -158,6 +158,9 @@ class StandInBE:
     fail_status: int = 503
     down: bool = False
     latency: float = 0.0
+    # (dedup_key, revision) the BE cannot validate: a batch holding one is refused whole with
+    # a 422, as the BE's request validation does.
+    reject: set[tuple[str, int]] = field(default_factory=set)
     batches: list[list[dict[str, Any]]] = field(default_factory=list)
     accepted: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -180,6 +183,8 @@ class StandInBE:
                 await asyncio.sleep(self.latency)
             with self.lock:
                 self.batches.append(tickets)
+                if any((t["dedup_key"], t["revision"]) in self.reject for t in tickets):
+                    return JSONResponse({"error": "invalid ticket"}, status_code=422)
                 if self.down or self.fail_next > 0:
                     self.fail_next = max(self.fail_next - 1, 0)
                     return JSONResponse({"error": "unavailable"}, status_code=self.fail_status)

@@ -41,7 +41,9 @@ async def send_one_batch(
 ) -> BatchResult:
     """Assign every unassigned row to `name` and run one delivery step for it."""
     async with scope(sessionmaker) as session:
-        await assignment.assign_pending(session, targets=[name], now=datetime.now(UTC), limit=1000)
+        await assignment.assign_pending(
+            session, keep=[name], targets=[name], now=datetime.now(UTC), limit=1000
+        )
     async with scope(sessionmaker) as session:
         return await deliver_batch(
             session,
@@ -98,6 +100,38 @@ async def test_a_failed_send_leaves_the_rows_pending_with_the_error(
     assert all(r.next_attempt_at is not None and r.next_attempt_at > before for r in rows)
 
 
+async def test_a_rejected_batch_is_halved_until_only_the_bad_revision_is_left(
+    outbox: Outbox, stand_in: StandIn, sessionmaker: Sessions, http: httpx.AsyncClient
+) -> None:
+    """A 422 for a batch: the good revisions are delivered, the bad one keeps its error."""
+    bad = KEYS[6]
+    backend = stand_in(reject={(bad, 1)})
+    await register(sessionmaker, "be-1", backend)
+    await outbox.add(KEYS[:10])
+    result = await send_one_batch(sessionmaker, http, "be-1", backend)
+    rows = {r.dedup_key: r for r in await outbox.rows()}
+    assert not result.delivered
+    assert sorted(backend.received()) == sorted((key, 1) for key in KEYS[:10] if key != bad)
+    assert {k for k, r in rows.items() if r.status == "pending"} == {bad}
+    assert (rows[bad].last_error or "").startswith("HTTP 422")
+    assert rows[bad].next_attempt_at is not None
+
+
+async def test_later_revisions_of_a_rejected_key_are_held_back(
+    outbox: Outbox, stand_in: StandIn, sessionmaker: Sessions, http: httpx.AsyncClient
+) -> None:
+    """Revision 2 of a key whose revision 1 the BE refused is not delivered before it."""
+    bad = KEYS[1]
+    backend = stand_in(reject={(bad, 1)})  # revision 2 alone would be accepted
+    await register(sessionmaker, "be-1", backend)
+    await outbox.add(KEYS[:4])
+    await outbox.add(KEYS[:4])
+    await send_one_batch(sessionmaker, http, "be-1", backend)
+    pending = [(r.dedup_key, r.revision) for r in await outbox.rows() if r.status == "pending"]
+    assert pending == [(bad, 1), (bad, 2)]
+    assert (bad, 2) not in backend.received()
+
+
 async def test_rows_in_backoff_are_not_sent_again_at_once(
     outbox: Outbox, stand_in: StandIn, sessionmaker: Sessions, http: httpx.AsyncClient
 ) -> None:
@@ -105,13 +139,15 @@ async def test_rows_in_backoff_are_not_sent_again_at_once(
     backend = stand_in(fail_next=1)
     await register(sessionmaker, "be-1", backend)
     await outbox.add(KEYS[:3])
+    failed_at = datetime.now(UTC)
     await send_one_batch(sessionmaker, http, "be-1", backend)
     async with scope(sessionmaker) as session:
         again = await deliver_batch(
             session,
             client=http,
             target=Target(name="be-1", url=backend.url, intake_token=backend.token),
-            now=datetime.now(UTC),
+            # The failure's time, not the clock's: a slow machine must not outlast the backoff.
+            now=failed_at,
             batch_size=100,
             backoff=make_config().backoff,
         )
@@ -159,7 +195,11 @@ async def test_failover_moves_a_silent_backends_rows_to_the_other(
     await outbox.add(KEYS[:60])
     async with scope(sessionmaker) as session:
         await assignment.assign_pending(
-            session, targets=["be-down", "be-up"], now=datetime.now(UTC), limit=1000
+            session,
+            keep=["be-down", "be-up"],
+            targets=["be-down", "be-up"],
+            now=datetime.now(UTC),
+            limit=1000,
         )
     share = {r.dedup_key for r in await outbox.rows() if r.backend_name == "be-down"}
     assert share

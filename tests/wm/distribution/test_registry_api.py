@@ -57,6 +57,16 @@ async def test_put_registers_a_backend_without_echoing_its_token(api: httpx.Asyn
     assert "intake_token" not in data
 
 
+async def test_a_password_in_the_url_is_never_shown(api: httpx.AsyncClient) -> None:
+    """A URL registered with user:password@ is listed with the password masked."""
+    url = "http://ops:s3cret-pw@127.0.0.1:8101"
+    put = await api.put("/api/v1/backends/be-1", json=body(url=url), headers=ADMIN)
+    listed = await api.get("/api/v1/backends", headers=ADMIN)
+    assert put.json()["url"] == "http://ops:***@127.0.0.1:8101"
+    assert listed.json()["backends"][0]["url"] == "http://ops:***@127.0.0.1:8101"
+    assert "s3cret-pw" not in put.text + listed.text
+
+
 async def test_the_list_never_contains_a_token(api: httpx.AsyncClient) -> None:
     """GET /api/v1/backends lists the backends and no token."""
     await api.put("/api/v1/backends/be-1", json=body(), headers=ADMIN)

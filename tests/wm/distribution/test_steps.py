@@ -6,6 +6,7 @@ import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -13,9 +14,23 @@ from tests.wm.distribution.conftest import Outbox, StandInBE, register, scope
 from wm_service.distribution import assignment, registry
 from wm_service.distribution.delivery import Backoff
 from wm_service.distribution.worker import DistributionWorker
+from wm_service.models import TicketDelivery
 
 Sessions = async_sessionmaker[AsyncSession]
 KEY = "us-service-group:MTY01-CCAP02:N0423"
+
+
+async def assign(sessionmaker: Sessions, *, keep: list[str], targets: list[str]) -> None:
+    async with scope(sessionmaker) as session:
+        await assignment.assign_pending(
+            session, keep=keep, targets=targets, now=datetime.now(UTC), limit=10_000
+        )
+
+
+async def deliver_everything(sessionmaker: Sessions) -> None:
+    """What a BE's 2xx does to the rows: they stay with their backend, delivered."""
+    async with scope(sessionmaker) as session:
+        await session.exec(update(TicketDelivery).values(status="delivered"))
 
 
 def test_backoff_grows_exponentially_within_its_jitter_band() -> None:
@@ -40,14 +55,58 @@ async def test_a_new_revision_follows_the_backend_holding_the_older_one(
     await outbox.add([KEY])
     async with scope(sessionmaker) as session:
         await assignment.assign_pending(
-            session, targets=["be-old"], now=datetime.now(UTC), limit=10
+            session, keep=["be-old"], targets=["be-old"], now=datetime.now(UTC), limit=10
         )
     await outbox.add([KEY])
     async with scope(sessionmaker) as session:
         await assignment.assign_pending(
-            session, targets=["be-new"], now=datetime.now(UTC), limit=10
+            session, keep=["be-old", "be-new"], targets=["be-new"], now=datetime.now(UTC), limit=10
         )
     assert [r.backend_name for r in await outbox.rows()] == ["be-old", "be-old"]
+
+
+async def test_a_new_revision_follows_a_delivered_one_while_its_backend_is_kept(
+    outbox: Outbox, sessionmaker: Sessions
+) -> None:
+    """Revision 1 delivered to a BE that is silent but not failed over: revision 2 joins it."""
+    await outbox.add([KEY])
+    await assign(sessionmaker, keep=["be-old"], targets=["be-old"])
+    await deliver_everything(sessionmaker)
+    await outbox.add([KEY])
+    # be-old may still be working on revision 1: a second BE on the key would open a
+    # second incident, so revision 2 waits for be-old rather than going to be-new.
+    await assign(sessionmaker, keep=["be-old", "be-new"], targets=["be-new"])
+    assert [r.backend_name for r in await outbox.rows()] == ["be-old", "be-old"]
+
+
+async def test_a_key_moves_once_its_backend_is_failed_over(
+    outbox: Outbox, sessionmaker: Sessions
+) -> None:
+    """Revision 1 delivered to a failed-over BE: revision 2 goes to an available one."""
+    await outbox.add([KEY])
+    await assign(sessionmaker, keep=["be-old"], targets=["be-old"])
+    await deliver_everything(sessionmaker)
+    await outbox.add([KEY])
+    await assign(sessionmaker, keep=["be-new"], targets=["be-new"])
+    assert [r.backend_name for r in await outbox.rows()] == ["be-old", "be-new"]
+
+
+async def test_a_third_backend_takes_about_a_third_of_new_keys_and_no_known_key(
+    outbox: Outbox, sessionmaker: Sessions
+) -> None:
+    """Known keys stay with their backend; keys never seen are spread by HRW over all three."""
+    known = [f"{KEY}-known-{i}" for i in range(300)]
+    await outbox.add(known)
+    await assign(sessionmaker, keep=["a", "b"], targets=["a", "b"])
+    await deliver_everything(sessionmaker)
+    first = {r.dedup_key: r.backend_name for r in await outbox.rows()}
+    new = [f"{KEY}-new-{i}" for i in range(300)]
+    await outbox.add(known + new)
+    await assign(sessionmaker, keep=["a", "b", "c"], targets=["a", "b", "c"])
+    pending = [r for r in await outbox.rows() if r.status == "pending"]
+    assert {r.dedup_key: r.backend_name for r in pending if r.dedup_key in first} == first
+    to_c = sum(1 for r in pending if r.dedup_key not in first and r.backend_name == "c")
+    assert 0.25 * len(new) <= to_c <= 0.42 * len(new)
 
 
 async def test_failover_keeps_the_rows_of_backends_in_keep(
@@ -58,7 +117,7 @@ async def test_failover_keeps_the_rows_of_backends_in_keep(
     await outbox.add(keys)
     async with scope(sessionmaker) as session:
         await assignment.assign_pending(
-            session, targets=["a", "b"], now=datetime.now(UTC), limit=100
+            session, keep=["a", "b"], targets=["a", "b"], now=datetime.now(UTC), limit=100
         )
     before = {r.dedup_key: r.backend_name for r in await outbox.rows()}
     async with scope(sessionmaker) as session:
