@@ -144,7 +144,8 @@ class TopologyElementIn(BaseModel):
     ccap: str | None = Field(default=None, max_length=200)
     service_group: str | None = Field(default=None, max_length=200)
     channel: str | None = Field(default=None, max_length=200)
-    subscribers: int | None = Field(default=None, ge=0)
+    # Stored in a Postgres integer column: larger is a 422 here, not a driver error later.
+    subscribers: int | None = Field(default=None, ge=0, le=2_147_483_647)
 
 
 class TopologyUpload(BaseModel):

@@ -54,6 +54,15 @@ async def test_csv_bad_value_names_the_line(client: httpx.AsyncClient) -> None:
     assert await tickets(client) == []
 
 
+async def test_csv_subscribers_beyond_int32_name_the_line(client: httpx.AsyncClient) -> None:
+    """A CSV subscriber count above 2**31-1 is a 422 naming line[N].subscribers."""
+    text = HEADER + f"E1,,,,,,{2**31},{iso(T0 - MIN)},21.4,\n"
+    response = await push_csv(client, text)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"][0]["field"] == "line[2].subscribers"
+    assert await tickets(client) == []
+
+
 async def test_csv_unknown_column_is_rejected(client: httpx.AsyncClient) -> None:
     """An unexpected CSV column is reported on the header."""
     response = await push_csv(client, "entity_id,at,value,colour\n")
@@ -143,6 +152,15 @@ async def test_topology_bad_subscribers_names_the_element(client: httpx.AsyncCli
     )
     assert response.status_code == 422
     assert response.json()["error"]["details"][0]["field"] == "elements[1].subscribers"
+
+
+async def test_topology_subscribers_beyond_int32_name_the_element(
+    client: httpx.AsyncClient,
+) -> None:
+    """A subscriber count above 2**31-1 is a 422, not a database error (a 500)."""
+    response = await put_topology(client, [{"element_id": "E1", "subscribers": 2**31}])
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"][0]["field"] == "elements[0].subscribers"
 
 
 async def test_topology_needs_the_admin_token(client: httpx.AsyncClient) -> None:

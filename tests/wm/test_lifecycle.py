@@ -113,3 +113,39 @@ async def test_each_revision_gets_one_pending_outbox_row(client: httpx.AsyncClie
         assert delivery["status"] == "pending"
         assert delivery["backend_name"] is None
         assert delivery["attempts"] == 0
+
+
+async def test_a_late_push_is_refused_and_reopens_nothing(client: httpx.AsyncClient) -> None:
+    """Critical at T0, cleared at T0+30 h; a push generated at T0+1 h arriving last is a 409."""
+    await push(client, push_body(entry("E1", sample(21.0, T0 - 30 * MIN))))
+    await push(
+        client, push_body(entry("E1", sample(33.0, T0 + 29 * 60 * MIN)), at=T0 + 30 * 60 * MIN)
+    )
+    late = push_body(entry("E1", sample(33.0, T0 + 50 * MIN)), at=T0 + 60 * MIN)
+    response = await push(client, late)
+    assert response.status_code == 409, response.text
+    assert response.json()["error"]["details"][0]["field"] == "generated_at"
+    [ticket] = await tickets(client)
+    assert (ticket["state"], ticket["revision"]) == ("cleared", 2)
+
+
+async def test_replaying_an_older_processed_push_still_returns_its_result(
+    client: httpx.AsyncClient,
+) -> None:
+    """An exact re-send of an earlier push is answered with its first result, not a 409."""
+    first = push_body(entry("E1", sample(21.0, T0 - 30 * MIN)))
+    answer = await push(client, first)
+    await push(client, push_body(entry("E1"), at=T0 + 30 * 60 * MIN))
+    again = await push(client, first)
+    assert again.status_code == 200, again.text
+    assert again.json() == answer.json()
+
+
+async def test_a_sample_after_the_push_time_counts_only_from_a_later_push(
+    client: httpx.AsyncClient,
+) -> None:
+    """A critical sample within the clock skew after T is not in the window (T-24 h, T]."""
+    early = await push(client, push_body(entry("E1", sample(21.0, T0 + 4 * MIN))))
+    later = await push(client, push_body(entry("E1"), at=T0 + 15 * MIN))
+    assert early.json()["tickets"]["opened"] == 0
+    assert later.json()["tickets"]["opened"] == 1

@@ -101,6 +101,14 @@ async def test_push_from_the_future_is_rejected(client: httpx.AsyncClient) -> No
     assert error["details"][0]["field"] == "generated_at"
 
 
+async def test_subscribers_beyond_int32_are_rejected(client: httpx.AsyncClient) -> None:
+    """Subscribers above 2**31-1 (the column's range) are a 422 naming the entry's field."""
+    error = await rejected(
+        client, push_body(entry("E1", sample(20.0, T0 - MIN), subscribers=2**31))
+    )
+    assert error["details"][0]["field"] == "entries[0].subscribers"
+
+
 async def test_unknown_severity_is_rejected(client: httpx.AsyncClient) -> None:
     """A severity outside the accepted set is reported with its path."""
     bad = entry("E1", sample(20.0, T0 - MIN, "disaster"))

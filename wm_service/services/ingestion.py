@@ -17,6 +17,7 @@ from datetime import datetime
 import msgspec
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ticketing_common.errors import Conflict, ErrorDetail
 from wm_service.kinds import KINDS, Kind
 from wm_service.schemas import PushResult, RuleSettings, TicketCounts
 from wm_service.services import settings as settings_service
@@ -74,7 +75,9 @@ async def process_push(
     """Apply a validated push; returns its result and whether it was a replay of a known one.
 
     A push whose aggregation_id was already processed for this kind changes nothing and
-    returns the stored result of the first time.
+    returns the stored result of the first time. A new push generated before the latest
+    processed push of its kind is refused (409): decided after that push, it would judge
+    entities by an older window and could reopen tickets that have since cleared.
     """
     db = await driver_connection(session)
     await db.execute("SELECT pg_advisory_xact_lock($1)", push_lock_key(kind))
@@ -85,6 +88,15 @@ async def process_push(
     )
     if stored is not None:
         return PushResult.model_validate_json(stored), True
+    latest = await db.fetchval(
+        "SELECT max(generated_at) FROM aggregation_push WHERE kind = $1", kind.value
+    )
+    if latest is not None and push.generated_at < latest:
+        raise Conflict(
+            f"generated_at {push.generated_at.isoformat()} is older than the latest processed "
+            f"{kind.value} push ({latest.isoformat()}); late pushes are not applied",
+            details=[ErrorDetail("generated_at", f"older than {latest.isoformat()}")],
+        )
 
     rules = await settings_service.get_rules(session)
     push_id: int = await db.fetchval(
@@ -123,10 +135,11 @@ async def process_push(
         f"""
         SELECT entity_id, count(*) AS n, min(at) AS first_at, max(at) AS last_at,
                {worst} AS worst
-        FROM critical_sample WHERE kind = $1 AND at > $2 GROUP BY entity_id
+        FROM critical_sample WHERE kind = $1 AND at > $2 AND at <= $3 GROUP BY entity_id
         """,  # noqa: S608  (worst is one of two literals above)
         kind.value,
         since,
+        push.generated_at,
     )
     stats = {
         row["entity_id"]: WindowStats(row["n"], row["first_at"], row["last_at"], row["worst"])

@@ -25,6 +25,9 @@ MAX_ERRORS = 20
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+# Subscribers are stored in Postgres integer columns: larger values must be a 422 here, not
+# an error of the database driver (a 500) later.
+MAX_SUBSCRIBERS = 2_147_483_647
 
 
 class Sample(msgspec.Struct, gc=False):
@@ -41,7 +44,7 @@ class Entry(msgspec.Struct, gc=False):
     ccap: Text | None = None
     service_group: Text | None = None
     channel: Text | None = None
-    subscribers: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    subscribers: Annotated[int, msgspec.Meta(ge=0, le=MAX_SUBSCRIBERS)] | None = None
 
 
 class Push(msgspec.Struct, gc=False):
@@ -221,6 +224,8 @@ def _csv_merge_entity_fields(
         return
     if subscribers < 0:
         errors.append(ErrorDetail(f"line[{line}].subscribers", "must be ≥ 0"))
+    elif subscribers > MAX_SUBSCRIBERS:
+        errors.append(ErrorDetail(f"line[{line}].subscribers", f"must be ≤ {MAX_SUBSCRIBERS}"))
     elif entry.subscribers is None:
         entry.subscribers = subscribers
     elif entry.subscribers != subscribers:

@@ -18,6 +18,9 @@ PRIORITY_RANK = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
 # Priority bands (an assumption, CONTEXT.md §3): subscribers affected, and very low SNR.
 P1_SUBSCRIBERS, P2_SUBSCRIBERS, P3_SUBSCRIBERS = 200, 65, 10
 P1_SNR_BELOW_DB = 20.0
+# The BE's TicketIn limits (docs/contracts.md §1): a longer title or subject makes the BE
+# reject the whole batch it came in, so long entity names are shortened here instead.
+TITLE_MAX, SUBJECT_MAX = 255, 255
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,11 @@ def priority(kind: Kind, *, subscribers: int | None, worst_value: float | None) 
 
 def is_worse(new: str, old: str) -> bool:
     return PRIORITY_RANK[new] < PRIORITY_RANK[old]
+
+
+def _fit(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, the cut shown by an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _when(at: datetime | None) -> str:
@@ -144,7 +152,7 @@ def build_document(
         "kind": kind.value,
         "category": info.category,
         "priority": ticket_priority,
-        "title": title,
+        "title": _fit(title, TITLE_MAX),
         "description": description,
         "location": {
             "market": place.market,
@@ -155,7 +163,7 @@ def build_document(
             "missing_location": place.missing_location,
         },
         "subscribers": place.subscribers,
-        "work_order": work_order,
+        "work_order": {**work_order, "subject": _fit(work_order["subject"], SUBJECT_MAX)},
         "generated_at": generated_at.isoformat(),
         "entity_id": entity_id,
         "critical_samples": stats.count if stats else 0,

@@ -1,0 +1,87 @@
+"""The ticket JSON the WM builds always passes the BE's intake validation (docs/contracts.md §1).
+
+The BE rejects a whole batch for one invalid ticket, so the WM must never build one: every
+field at its WM maximum still fits the BE's TicketIn. (A test may import the other service.)
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from be_service.schemas import TicketIn
+from wm_service.kinds import KINDS, Kind
+from wm_service.services.critical import WindowStats
+from wm_service.services.push_decode import MAX_SUBSCRIBERS
+from wm_service.services.ticket_document import Place, build_document
+
+LONGEST = 200  # the WM's limit on entity ids, location fields and aggregation ids
+AT = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+
+
+def longest(prefix: str) -> str:
+    return (prefix * LONGEST)[:LONGEST]
+
+
+@pytest.mark.parametrize("action", ["open", "update", "clear"])
+@pytest.mark.parametrize("kind", list(Kind))
+@pytest.mark.parametrize("located", [True, False])
+def test_a_maximal_entity_builds_a_ticket_the_be_accepts(
+    kind: Kind, action: str, located: bool
+) -> None:
+    """Every field at its maximum, every kind and action: TicketIn validates the document."""
+    info = KINDS[kind]
+    place = Place(
+        market=longest("Monterrey ") if located else None,
+        hub=longest("MTY-HUB-01 "),
+        ccap=longest("CCAP02 "),
+        service_group=longest("N0423 "),
+        channel=longest("US-3/0/1 "),
+        subscribers=MAX_SUBSCRIBERS,
+    )
+    stats = WindowStats(
+        count=1_000_000, first_at=AT - timedelta(hours=24), last_at=AT, worst_value=-1e308
+    )
+    document = build_document(
+        ticket_id=uuid.uuid4(),
+        kind=kind,
+        entity_id=longest("MTY01-CCAP02:US-3/0/1 "),
+        revision=2**31 - 1,
+        action=action,
+        ticket_priority="P1",
+        place=place,
+        stats=None if action == "clear" else stats,
+        threshold=info.value_range[1],
+        window_hours=168,
+        aggregation_id=longest("agg-"),
+        generated_at=AT,
+    )
+    ticket = TicketIn.model_validate(document)
+    assert ticket.title.endswith("…") and len(ticket.title) == 255
+    assert len(ticket.work_order.subject) <= 255
+
+
+def test_the_issue_example_is_cut_with_an_ellipsis() -> None:
+    """A 180-character us-service-group entity in Monterrey / MTY-HUB-01: title cut to 255."""
+    place = Place("Monterrey", "MTY-HUB-01", "CCAP01", "N1", None, 10)
+    stats = WindowStats(count=1, first_at=AT, last_at=AT, worst_value=0.5)
+    entity_id = "S" * 180
+    document = build_document(
+        ticket_id=uuid.uuid4(),
+        kind=Kind.us_service_group,
+        entity_id=entity_id,
+        revision=1,
+        action="open",
+        ticket_priority="P3",
+        place=place,
+        stats=stats,
+        threshold=0.3,
+        window_hours=24,
+        aggregation_id="agg-1",
+        generated_at=AT,
+    )
+    assert len(document["title"]) == 255 and document["title"].endswith("…")
+    assert document["title"].startswith(f"{KINDS[Kind.us_service_group].label} crítica en SSS")
+    assert entity_id in document["description"]  # the full name stays in the description
