@@ -55,12 +55,16 @@ def redact_url(url: str) -> str:
 def create_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngine:
     # hide_parameters: a failed statement's error text must not quote its bind values,
     # which can be tokens (the backend registry stores intake tokens).
+    # force_custom_plan: asyncpg prepares every statement, and Postgres would otherwise
+    # settle on a generic plan made while a queue table was nearly empty; the claim queries
+    # then crawl for seconds once thousands of rows arrive (measured: 10 s+ per claim).
     return create_async_engine(
         normalize_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         hide_parameters=True,
+        connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
         **kwargs,
     )
 
