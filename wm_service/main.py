@@ -97,9 +97,14 @@ def _publish_push_schema(app: FastAPI) -> None:
 
 
 def create_app(settings: WMSettings | None = None) -> FastAPI:
-    """The WM FastAPI app; `settings` defaults to the WM_* environment."""
+    """The WM FastAPI app; `settings` defaults to the WM_* environment.
+
+    Only the process entry point (no `settings`) configures logging: an app built inside
+    another process (tests, benchmarks) leaves that process's logging alone.
+    """
     config = settings or WMSettings()
-    configure_logging(config.log_level, service="wm")
+    if settings is None:
+        configure_logging(config.log_level, service="wm")
     app = create_base_app(
         title="WM — workflow manager",
         description=(
