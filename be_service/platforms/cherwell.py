@@ -6,28 +6,20 @@ batch, one re-login on 401, per-item results because batch items never roll back
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from be_service.config import CherwellFields
 from be_service.platforms.http import (
+    BearerSession,
     CallFailure,
     PlatformError,
-    decode_json,
     encode_json,
-    failure_from_exception,
-    failure_from_response,
     truncate,
 )
-
-_JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
-# Renew a little before the announced expiry so a token never dies mid-batch.
-_EXPIRY_MARGIN_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -35,7 +27,7 @@ class CherwellCredentials:
     base_url: str
     client_id: str
     username: str
-    password: str
+    password: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -71,13 +63,19 @@ class CherwellClient:
     def __init__(
         self, http: httpx.AsyncClient, credentials: CherwellCredentials, fields: CherwellFields
     ) -> None:
-        self._http = http
-        self._credentials = credentials
         self._fields = fields
         self._base = credentials.base_url.rstrip("/")
-        self._token: str | None = None
-        self._token_expires = 0.0
-        self._login_lock = asyncio.Lock()
+        self._session = BearerSession(
+            http,
+            platform="Cherwell",
+            token_url=self._base + "/token",
+            form={
+                "grant_type": "password",
+                "client_id": credentials.client_id,
+                "username": credentials.username,
+                "password": credentials.password,
+            },
+        )
 
     async def search_open(self, keys: Sequence[str], *, page_size: int) -> dict[str, FoundIncident]:
         """Open incidents of the configured categories whose correlation key is one of `keys`."""
@@ -173,66 +171,14 @@ class CherwellClient:
         return [_save_result(item) for item in responses]
 
     async def _post_json(self, path: str, body: dict[str, Any]) -> Any:
-        token = await self._current_token()
-        response = await self._send(path, body, token)
-        if response.status_code == 401:
-            token = await self._login(stale=token)
-            response = await self._send(path, body, token)
-        if response.status_code != 200:
-            raise PlatformError(failure_from_response(response))
-        return decode_json(response)
-
-    async def _send(self, path: str, body: dict[str, Any], token: str) -> httpx.Response:
-        try:
-            return await self._http.post(
-                self._base + path,
-                content=encode_json(body),
-                headers={**_JSON_HEADERS, "Authorization": f"Bearer {token}"},
-            )
-        except httpx.HTTPError as exc:
-            raise PlatformError(failure_from_exception(exc)) from exc
-
-    async def _current_token(self) -> str:
-        if self._token is not None and time.monotonic() < self._token_expires:
-            return self._token
-        return await self._login(stale=self._token)
-
-    async def _login(self, *, stale: str | None) -> str:
-        async with self._login_lock:
-            # Another worker may have logged in while this one waited for the lock.
-            if self._token is not None and self._token != stale:
-                return self._token
-            c = self._credentials
-            form = {
-                "grant_type": "password",
-                "client_id": c.client_id,
-                "username": c.username,
-                "password": c.password,
-            }
-            try:
-                response = await self._http.post(self._base + "/token", data=form)
-            except httpx.HTTPError as exc:
-                raise PlatformError(failure_from_exception(exc)) from exc
-            if response.status_code != 200:
-                failure = failure_from_response(
-                    response, message=f"Cherwell login failed with HTTP {response.status_code}"
-                )
-                raise PlatformError(failure)
-            data = decode_json(response)
-            token = data.get("access_token") if isinstance(data, dict) else None
-            if not token:
-                raise _bad_body("Cherwell login answered without access_token", None)
-            expires_in = float(data.get("expires_in") or 1199)
-            self._token = str(token)
-            self._token_expires = time.monotonic() + max(expires_in - _EXPIRY_MARGIN_SECONDS, 1.0)
-            return self._token
+        return await self._session.request("POST", self._base + path, content=encode_json(body))
 
     @staticmethod
     def _field_value(fields: list[dict[str, Any]], field_id: str) -> str | None:
-        for field in fields:
+        for item in fields:
             # Cherwell may answer with the short id or the full "BO:…,FI:<id>" form.
-            if str(field.get("fieldId") or "").endswith(field_id):
-                value = field.get("value")
+            if str(item.get("fieldId") or "").endswith(field_id):
+                value = item.get("value")
                 return str(value) if value is not None else None
         return None
 

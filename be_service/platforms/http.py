@@ -1,4 +1,4 @@
-"""What both platform adapters share: the outcome of one call and the retry predicate.
+"""What both platform adapters share: the token session, the outcome of a call, retries.
 
 A call either fails as a whole (`CallFailure`, retryable or not) or returns per-item results;
 the pipeline records both as attempts and decides from them (pipeline/retry.py).
@@ -6,6 +6,8 @@ the pipeline records both as attempts and decides from them (pipeline/retry.py).
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -106,3 +108,105 @@ def decode_json(response: httpx.Response) -> Any:
 
 def encode_json(body: Any) -> bytes:
     return _json_encoder.encode(body)
+
+
+JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+# Renew a little before the platform's own expiry, so no call starts on a dying token.
+_EXPIRY_MARGIN_SECONDS = 30.0
+
+
+class BearerSession:
+    """The access token a platform client's workers share, and the calls made with it.
+
+    One login at a time (the workers waiting for it reuse its token); the token is reused
+    until `expires_in` (when the platform gives one) and renewed once when a call gets 401,
+    as both platforms expect (CONTEXT.md §4).
+    """
+
+    def __init__(
+        self, http: httpx.AsyncClient, *, platform: str, token_url: str, form: dict[str, str]
+    ) -> None:
+        self._http = http
+        self._platform = platform
+        self._token_url = token_url
+        self._form = form
+        self._token: str | None = None
+        self._expires_at = float("inf")
+        self._lock = asyncio.Lock()
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        content: bytes | None = None,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        """The decoded JSON of a 200 answer; any other answer raises `PlatformError`."""
+        token = await self._current()
+        response = await self._send(method, url, token, content=content, params=params)
+        if response.status_code == 401:
+            token = await self._login(stale=token)
+            response = await self._send(method, url, token, content=content, params=params)
+        if response.status_code != 200:
+            raise PlatformError(failure_from_response(response))
+        return decode_json(response)
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        token: str,
+        *,
+        content: bytes | None,
+        params: dict[str, str] | None,
+    ) -> httpx.Response:
+        try:
+            return await self._http.request(
+                method,
+                url,
+                content=content,
+                params=params,
+                headers={**JSON_HEADERS, "Authorization": f"Bearer {token}"},
+            )
+        except httpx.HTTPError as exc:
+            raise PlatformError(failure_from_exception(exc)) from exc
+
+    async def _current(self) -> str:
+        if self._token is not None and time.monotonic() < self._expires_at:
+            return self._token
+        return await self._login(stale=self._token)
+
+    async def _login(self, *, stale: str | None) -> str:
+        async with self._lock:
+            # Another worker may have logged in while this one waited for the lock.
+            if self._token is not None and self._token != stale:
+                return self._token
+            try:
+                response = await self._http.post(self._token_url, data=self._form)
+            except httpx.HTTPError as exc:
+                raise PlatformError(failure_from_exception(exc)) from exc
+            if response.status_code != 200:
+                raise PlatformError(
+                    failure_from_response(
+                        response,
+                        message=f"{self._platform} login failed with HTTP {response.status_code}",
+                    )
+                )
+            data = decode_json(response)
+            token = data.get("access_token") if isinstance(data, dict) else None
+            if not token:
+                raise PlatformError(
+                    CallFailure(
+                        message=f"{self._platform} login answered without access_token",
+                        retryable=True,
+                    )
+                )
+            expires_in = data.get("expires_in")
+            self._token = str(token)
+            self._expires_at = (
+                time.monotonic() + max(float(expires_in) - _EXPIRY_MARGIN_SECONDS, 1.0)
+                if expires_in
+                else float("inf")
+            )
+            return self._token

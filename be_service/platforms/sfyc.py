@@ -6,25 +6,21 @@ the WorkOrderNumber is read back with one SOQL query per batch.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from be_service.platforms.http import (
+    BearerSession,
     CallFailure,
     PlatformError,
-    decode_json,
     encode_json,
-    failure_from_exception,
-    failure_from_response,
     truncate,
 )
 
-_JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 # The number query is a GET whose IN list grows with the keys; Salesforce refuses long URIs
 # (about 16 000 characters), and 50 keys of up to ~300 characters stay below that.
 QUERY_KEYS_PER_REQUEST = 50
@@ -35,7 +31,7 @@ PRIORITIES = {"P1": "High", "P2": "High", "P3": "Medium", "P4": "Low"}
 class SfycCredentials:
     base_url: str  # up to and including /services
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
     api_version: str
     external_id_field: str
 
@@ -63,14 +59,21 @@ class SfycClient:
     """One per BE process; safe to share between the workers."""
 
     def __init__(self, http: httpx.AsyncClient, credentials: SfycCredentials) -> None:
-        self._http = http
         self._credentials = credentials
         self._base = credentials.base_url.rstrip("/")
         parts = urlsplit(self._base)
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._data = f"{self._base}/data/{credentials.api_version}"
-        self._token: str | None = None
-        self._login_lock = asyncio.Lock()
+        self._session = BearerSession(
+            http,
+            platform="SFyC",
+            token_url=self._base + "/oauth2/token",
+            form={
+                "grant_type": "client_credentials",
+                "client_id": credentials.client_id,
+                "client_secret": credentials.client_secret,
+            },
+        )
 
     async def upsert_work_orders(self, orders: Sequence[NewWorkOrder]) -> list[UpsertResult]:
         field = self._credentials.external_id_field
@@ -147,63 +150,7 @@ class SfycClient:
         content: bytes | None = None,
         params: dict[str, str] | None = None,
     ) -> Any:
-        token = self._token or await self._login(stale=None)
-        response = await self._send(method, url, token, content=content, params=params)
-        if response.status_code == 401:
-            token = await self._login(stale=token)
-            response = await self._send(method, url, token, content=content, params=params)
-        if response.status_code != 200:
-            raise PlatformError(failure_from_response(response))
-        return decode_json(response)
-
-    async def _send(
-        self,
-        method: str,
-        url: str,
-        token: str,
-        *,
-        content: bytes | None,
-        params: dict[str, str] | None,
-    ) -> httpx.Response:
-        try:
-            return await self._http.request(
-                method,
-                url,
-                content=content,
-                params=params,
-                headers={**_JSON_HEADERS, "Authorization": f"Bearer {token}"},
-            )
-        except httpx.HTTPError as exc:
-            raise PlatformError(failure_from_exception(exc)) from exc
-
-    async def _login(self, *, stale: str | None) -> str:
-        async with self._login_lock:
-            if self._token is not None and self._token != stale:
-                return self._token
-            c = self._credentials
-            form = {
-                "grant_type": "client_credentials",
-                "client_id": c.client_id,
-                "client_secret": c.client_secret,
-            }
-            try:
-                response = await self._http.post(self._base + "/oauth2/token", data=form)
-            except httpx.HTTPError as exc:
-                raise PlatformError(failure_from_exception(exc)) from exc
-            if response.status_code != 200:
-                raise PlatformError(
-                    failure_from_response(
-                        response, message=f"SFyC login failed with HTTP {response.status_code}"
-                    )
-                )
-            data = decode_json(response)
-            token = data.get("access_token") if isinstance(data, dict) else None
-            if not token:
-                raise PlatformError(
-                    CallFailure(message="SFyC login answered without access_token", retryable=True)
-                )
-            self._token = str(token)
-            return self._token
+        return await self._session.request(method, url, content=content, params=params)
 
 
 def _soql_literal(value: str) -> str:
