@@ -1,29 +1,54 @@
 """`ticketing`: one command line for every process of the system.
 
-ticketing wm --port 8000          the workflow manager
-ticketing be --port 8101          a backend instance (settings from BE_* variables)
-ticketing emulators --port 8200   the Cherwell + SFyC emulators on one port
-ticketing migrate wm|be           bring a service's database to the migration head
+Every day: `up` (everything on embedded defaults, with a sample network), `status`,
+`push FILE`, `sample`. Deployments: `wm`, `be`, `emulators` (one process each, settings from
+WM_*, BE_*, EMULATOR_* variables) and `migrate wm|be`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import signal
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 
+import httpx
 import typer
 import uvicorn
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
-from ticketing_cli.client import CSV_TYPE, JSON_TYPE, BEClient, WMClient
+from ticketing_cli.client import CSV_TYPE, JSON_TYPE, ApiError, BEClient, WMClient
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False
+)
+
+
+def _console() -> Console:
+    # Rich assumes 80 columns when output is not a terminal (a log file, CI): too narrow
+    # for the summary tables.
+    return Console() if sys.stdout.isatty() else Console(width=140)
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """A refused request or an unreachable service is one clear line and exit 1."""
+    try:
+        yield
+    except ApiError as exc:
+        typer.secho(str(exc), err=True, fg="red")
+        raise typer.Exit(1) from exc
+    except httpx.HTTPError as exc:
+        typer.secho(f"cannot reach the service: {exc}", err=True, fg="red")
+        raise typer.Exit(1) from exc
 
 
 class Service(StrEnum):
@@ -109,41 +134,58 @@ DATA_DIR = typer.Option(Path(".data"), help="Embedded Postgres data, logs and de
 @app.command()
 def up(
     data_dir: Path = DATA_DIR,
-    wm_port: int = typer.Option(8000),
-    be_ports: str = typer.Option("8101,8102", help="One port per BE instance."),
-    emulator_port: int = typer.Option(8200),
+    wm_port: int = typer.Option(8000, help="Port of the WM."),
+    be_ports: str = typer.Option(
+        "8101,8102", help="Comma-separated ports, one BE instance per port (be1, be2, …)."
+    ),
+    emulator_port: int = typer.Option(8200, help="Port of the Cherwell + SFyC emulators."),
     service_groups: int = typer.Option(2000, help="Size of the sample network (0: no sample)."),
+    fresh: bool = typer.Option(
+        False, "--fresh", help="Delete the data folder first (databases, tokens, logs)."
+    ),
 ) -> None:
-    """Run everything: embedded Postgres, emulators, WM and BEs; push a sample network."""
+    """Run everything until Ctrl-C (or SIGTERM): embedded Postgres, emulators, WM and BEs.
+
+    Pushes a generated sample network and shows its tickets reaching both platforms. The data
+    folder (databases, run-time settings, dev tokens, logs) is kept between runs; the
+    emulators keep their records in memory only, so start with --fresh for a clean slate.
+    """
     from ticketing_cli import tour
     from ticketing_cli.stack import StackLayout, start_stack
 
-    console = Console()
+    console = _console()
     layout = StackLayout(
         wm_port=wm_port,
         be_ports=tuple(int(p) for p in be_ports.split(",") if p.strip()),
         emulator_port=emulator_port,
     )
+    if fresh and data_dir.exists():
+        shutil.rmtree(data_dir)
     stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    # Both signals stop the system the same way, also when started in the background
+    # (where a shell may have set SIGINT to be ignored).
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, lambda *_: stopping.set())
     with console.status("Starting Postgres, emulators, WM and BEs…"):
         stack = start_stack(data_dir, layout)
     try:
         wm, bes, emulator = tour.clients(stack)
         tour.wait_for_backends(wm, len(bes))
+        tour.warn_if_paused(bes, console)
         if service_groups > 0:
+            before = tour.finished_revisions(bes)
             pushes = tour.push_sample(wm, console, service_groups=service_groups)
             expected = sum(
                 p["tickets"]["opened"] + p["tickets"]["updated"] + p["tickets"]["cleared"]
                 for p in pushes
             )
-            per_be = tour.follow_tickets(bes, expected, console)
+            per_be = tour.follow_tickets(
+                bes, expected, console, already_finished=before, stopping=stopping
+            )
             for table in tour.summary_tables(pushes, per_be, emulator.stats()):
                 console.print(table)
         console.print(tour.access_table(stack))
         stopping.wait()
-    except KeyboardInterrupt:
-        pass
     finally:
         with console.status("Stopping every process started…"):
             stack.stop()
@@ -158,7 +200,9 @@ def _dev_tokens(data_dir: Path) -> dict[str, str]:
 @app.command()
 def push(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON or CSV file."),
-    kind: Kind = typer.Option(..., "--kind", "-k"),
+    kind: Kind | None = typer.Option(
+        None, "--kind", "-k", help="Default: the kind named in the file name."
+    ),
     wm_url: str = typer.Option("http://127.0.0.1:8000", envvar="WM_URL"),
     token: str | None = typer.Option(None, envvar="WM_INGEST_TOKEN", help="Default: dev token."),
     aggregation_id: str | None = typer.Option(None, help="CSV only (JSON carries its own)."),
@@ -166,6 +210,7 @@ def push(
     data_dir: Path = DATA_DIR,
 ) -> None:
     """Push one aggregation file to the WM and print what it did."""
+    kind = _push_kind(file, kind)
     token = token or _dev_tokens(data_dir).get("wm_ingest")
     if not token:
         raise typer.BadParameter("no token: set WM_INGEST_TOKEN or run `ticketing up` first")
@@ -177,7 +222,10 @@ def push(
             raise typer.BadParameter("a CSV push needs --aggregation-id and --generated-at")
         params = {"aggregation_id": aggregation_id, "generated_at": generated_at}
     client = WMClient(wm_url, admin_token=token, ingest_token=token)
-    with Progress(BarColumn(), DownloadColumn(), TransferSpeedColumn()) as progress:
+    with (
+        _one_line_errors(),
+        Progress(BarColumn(), DownloadColumn(), TransferSpeedColumn()) as progress,
+    ):
         task = progress.add_task("push", total=len(payload))
         result = client.push(
             kind.value,
@@ -186,7 +234,21 @@ def push(
             params=params,
             on_progress=lambda n: progress.advance(task, n),
         )
-    Console().print_json(data=result)
+    _console().print_json(data=result)
+
+
+def _push_kind(file: Path, given: Kind | None) -> Kind:
+    """The kind to push as: a file named after another kind is refused, not misread."""
+    named = [k for k in Kind if k.value in file.name]
+    if given is None:
+        if len(named) != 1:
+            raise typer.BadParameter("say which aggregation it is: --kind", param_hint="--kind")
+        return named[0]
+    if named and given not in named:
+        raise typer.BadParameter(
+            f"the file is named for {named[0].value}, not {given.value}", param_hint="--kind"
+        )
+    return given
 
 
 @app.command()
@@ -201,25 +263,38 @@ def status(
 
     dev = _dev_tokens(data_dir)
     wm = WMClient(wm_url, admin_token=wm_token or dev.get("wm_admin", ""))
-    console = Console()
+    console = _console()
+    with _one_line_errors():
+        wm_counts = wm.get("/api/v1/tickets", limit=1)["counts"]
+        backends = wm.backends()
     wm_table = Table(title=f"WM {wm_url}")
     wm_table.add_column("state")
     wm_table.add_column("tickets", justify="right")
-    for state, count in wm.get("/api/v1/tickets", limit=1)["counts"].items():
+    for state, count in wm_counts.items():
         wm_table.add_row(state, str(count))
     console.print(wm_table)
     be_table = Table(title="BEs")
-    for column in ("BE", "available", "assigned", "pending", "delivered", "statuses on the BE"):
+    for column in (
+        "BE",
+        "available",
+        "processing",
+        "assigned",
+        "pending",
+        "delivered",
+        "statuses on the BE",
+    ):
         be_table.add_column(column)
-    for backend in wm.backends():
+    for backend in backends:
         be = BEClient(backend["url"], be_token or dev.get("be_admin", ""))
         try:
             counts = ", ".join(f"{k}: {v}" for k, v in sorted(be_status_counts(be).items()))
-        except Exception as exc:  # an unreachable BE is a row, not a crash
-            counts = f"unreachable ({type(exc).__name__})"
+            processing = "on" if be.get("/api/v1/settings")["processing_enabled"] else "OFF"
+        except (ApiError, httpx.HTTPError) as exc:  # an unreachable BE is a row, not a crash
+            counts, processing = f"unreachable ({type(exc).__name__})", "?"
         be_table.add_row(
             backend["name"],
             str(backend["available"]),
+            processing,
             str(backend["tickets"]["assigned"]),
             str(backend["tickets"]["pending"]),
             str(backend["tickets"]["delivered"]),
@@ -230,7 +305,7 @@ def status(
 
 @app.command()
 def sample(
-    out: Path = typer.Option(Path("sample"), help="Folder to write the files into."),
+    out: Path = typer.Option(Path(".data/sample"), help="Folder to write the files into."),
     service_groups: int = typer.Option(2000),
 ) -> None:
     """Write the sample network's topology and three aggregations as JSON files."""

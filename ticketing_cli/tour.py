@@ -5,6 +5,7 @@ tickets reach both platforms, and print the summary, URLs and development tokens
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -56,10 +57,34 @@ def push_sample(wm: WMClient, console: Console, *, service_groups: int) -> list[
     return results
 
 
+def finished_revisions(bes: list[tuple[str, BEClient]]) -> int:
+    """Revisions already Completed or in Error on the BEs (from earlier runs on this data)."""
+    return sum(
+        sum(counts[s] for s in FINAL_STATUSES) for counts in (be_status_counts(be) for _, be in bes)
+    )
+
+
+def warn_if_paused(bes: list[tuple[str, BEClient]], console: Console) -> None:
+    """Processing off is kept across restarts; say so rather than show a stuck progress bar."""
+    for name, be in bes:
+        if not be.get("/api/v1/settings")["processing_enabled"]:
+            console.print(
+                f"[yellow]{name} has ticket processing switched off (a run-time setting kept "
+                f"in its database): its tickets wait as Received. Switch it on with PATCH "
+                f'{be.url}/api/v1/settings {{"processing_enabled": true}}.[/yellow]'
+            )
+
+
 def follow_tickets(
-    bes: list[tuple[str, BEClient]], expected: int, console: Console, *, timeout: float = 300
+    bes: list[tuple[str, BEClient]],
+    expected: int,
+    console: Console,
+    *,
+    already_finished: int,
+    stopping: threading.Event,
+    timeout: float = 300,
 ) -> dict[str, Counter[str]]:
-    """Show progress until the BEs hold `expected` revisions in a final status (or timeout)."""
+    """Show progress until `expected` more revisions are final on the BEs (or timeout)."""
     per_be: dict[str, Counter[str]] = {}
     with Progress(
         TextColumn("[bold]tickets on the platforms"),
@@ -70,13 +95,14 @@ def follow_tickets(
     ) as progress:
         task = progress.add_task("deliver", total=expected)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not stopping.is_set():
             per_be = {name: be_status_counts(be) for name, be in bes}
             done = sum(sum(c[s] for s in FINAL_STATUSES) for c in per_be.values())
+            done -= already_finished
             progress.update(task, completed=min(done, expected))
             if done >= expected:
                 break
-            time.sleep(0.5)
+            stopping.wait(0.5)
     return per_be
 
 
