@@ -152,7 +152,7 @@ def aggregation(
                     {"at": at.isoformat().replace("+00:00", "Z"), "value": _value(kind, rng, bad)}
                 )
             entries.append({"entity_id": entity_id, **location, **extra, "samples": samples})
-    stamp = generated_at.strftime("%Y-%m-%dT%H:%MZ")
+    stamp = generated_at.strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "aggregation_id": f"{kind}-{stamp}",
         "generated_at": generated_at.isoformat().replace("+00:00", "Z"),
