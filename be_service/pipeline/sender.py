@@ -65,6 +65,15 @@ def _note_text(c: Claimed) -> str:
     return f"[{c.action} r{c.revision}] {c.title}\n{c.description}".strip()
 
 
+def _item_failed(
+    c: Claimed, operation: Operation, at: datetime, response: str | None, error: str | None
+) -> Outcome:
+    """One item that failed inside a 200 answer (a validation error, a missing read-back)."""
+    return Outcome(
+        c.id, operation, ok=False, at=at, http_status=200, response=response, error=error
+    )
+
+
 def _external_key(c: Claimed) -> str:
     return f"{c.dedup_key}#{c.cherwell_public_id}"
 
@@ -295,28 +304,18 @@ class BatchSender:
         for c, result in zip(chunk, results, strict=True):
             if not result.ok:
                 outcomes.append(
-                    Outcome(
-                        c.id,
-                        Operation.workorder,
-                        ok=False,
-                        at=at,
-                        http_status=200,
-                        response=result.response,
-                        error=result.message,
-                    )
+                    _item_failed(c, Operation.workorder, at, result.response, result.message)
                 )
                 continue
             record_id, number = numbers.get(_external_key(c), (result.record_id or "", ""))
             if not number:
                 outcomes.append(
-                    Outcome(
-                        c.id,
+                    _item_failed(
+                        c,
                         Operation.workorder,
-                        ok=False,
-                        at=at,
-                        http_status=200,
-                        response=result.response,
-                        error="work order upserted but its number could not be read back",
+                        at,
+                        result.response,
+                        "work order upserted but its number could not be read back",
                     )
                 )
                 continue
@@ -353,17 +352,7 @@ class BatchSender:
         outcomes = []
         for c, result in zip(chunk, results, strict=True):
             if not result.ok:
-                outcomes.append(
-                    Outcome(
-                        c.id,
-                        operation,
-                        ok=False,
-                        at=at,
-                        http_status=200,
-                        response=result.response,
-                        error=result.message,
-                    )
-                )
+                outcomes.append(_item_failed(c, operation, at, result.response, result.message))
                 continue
             ids: dict[str, str] = {}
             if operation is Operation.create:

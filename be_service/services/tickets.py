@@ -111,10 +111,12 @@ async def get(session: AsyncSession, *, ticket_id: uuid.UUID) -> TicketDetail:
     )
 
 
-# An Error revision that would still add a note or create the incident, while a later
-# revision of its ticket has already completed (a clear, typically): that one brought
-# Cherwell up to date, and sending the stale one now would open an incident for an element
-# that has recovered. A revision whose incident exists still finishes its work order.
+# An Error revision that would still add a note or create the incident, while a later clear
+# of its ticket has already completed: the element has recovered, and sending the stale one
+# now would open an incident for it. Only a clear supersedes: after a later open or update,
+# the Error revision may be the only one that ever creates the work order (its create may
+# have landed although its answer was lost), so it goes back to processing instead, where
+# the check adopts the incident and the work order is upserted idempotently.
 _COMPLETE_SUPERSEDED = text(
     """
     UPDATE ticket_revision t SET
@@ -126,6 +128,7 @@ _COMPLETE_SUPERSEDED = text(
         FROM ticket_revision r
         JOIN ticket_revision l
           ON l.ticket_id = r.ticket_id AND l.revision > r.revision AND l.status = 'Completed'
+         AND l.action = 'clear'
         WHERE r.status = 'Error'
           AND (CAST(:ticket_id AS uuid) IS NULL OR r.ticket_id = CAST(:ticket_id AS uuid))
           AND (r.step IN ('check', 'note') OR (r.step = 'create' AND r.cherwell_rec_id IS NULL))

@@ -288,3 +288,24 @@ def test_retry_of_a_revision_superseded_by_a_completed_clear_sends_nothing(make_
     last = be.ticket(opened["ticket_id"])["revisions"][0]["attempts"][-1]
     assert (last["operation"], last["retry_round"]) == ("operator_retry", 1)
     assert "superseded by revision 2" in last["response"]
+
+
+def test_retry_of_an_open_whose_create_landed_finishes_its_work_order(make_be, emulator):
+    """A lost-answer create in Error, noted by a later update: the retry still links an OT."""
+    be = make_be(max_retries=0, ambiguous_create_delay_seconds=0.1)
+    emulator.faults(platform="cherwell", lose_response_next=1, endpoint="savebusinessobjectbatch")
+    opened = make_ticket()
+    be.intake([opened])
+    be.wait_all(1, "Error")
+    update = make_ticket(
+        opened["dedup_key"], ticket_id=opened["ticket_id"], revision=2, action="update"
+    )
+    be.intake([update])
+    be.wait_all(1)
+    assert emulator.records("workorder") == []
+    response = be.client.post(f"/api/v1/tickets/{opened['ticket_id']}/retry")
+    assert response.json() == {"retried": 1}
+    be.wait_all(2)
+    [incident] = emulator.records("incident")
+    [order] = emulator.records("workorder")
+    assert incident["TpcWorkOrderNumber"] == order["WorkOrderNumber"]
