@@ -13,8 +13,9 @@ from typing import Any, cast
 
 import httpx
 import msgspec
-from sqlalchemy import String, Update, any_, bindparam, or_, update
+from sqlalchemy import String, Update, any_, bindparam, exists, or_, update
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -84,15 +85,27 @@ async def claim(
     another sender holds are skipped, and so are the later revisions of their keys.
     """
     row = TicketDelivery
-    # Deliberately a plain indexed range and the per-key check in Python below: a correlated
-    # NOT EXISTS here was planned once on a near-empty table (asyncpg caches the statement)
-    # and later ran for minutes as a nested loop over the whole outbox.
+    older = aliased(TicketDelivery)
+    # Rows behind an older revision of their key that cannot go now (in backoff, or at
+    # another backend) are left out in SQL, before LIMIT: otherwise a full batch of them
+    # would hide every sendable row behind it until the backoff ends. (Plans are made per
+    # execution, see ticketing_common.db, so this correlated check stays an index probe.)
+    blocked = exists().where(
+        col(older.dedup_key) == col(row.dedup_key),
+        col(older.status) == PENDING,
+        col(older.id) < col(row.id),
+        or_(
+            col(older.backend_name).is_distinct_from(backend_name),
+            col(older.next_attempt_at) > now,
+        ),
+    )
     statement = (
         select(col(row.id), col(row.dedup_key), col(row.attempts), col(row.payload))
         .where(
             col(row.status) == PENDING,
             col(row.backend_name) == backend_name,
             or_(col(row.next_attempt_at).is_(None), col(row.next_attempt_at) <= now),
+            ~blocked,
         )
         .order_by(col(row.id))
         .limit(limit)
@@ -104,10 +117,10 @@ async def claim(
     ]
     if not candidates:
         return []
-    # An older pending revision of a key may be held by another sender (SKIP LOCKED hid it),
-    # wait for a retry, or sit at another backend: keep a row only if every older pending
-    # revision of its key is kept. Rows left out stay locked until this batch is done, which
-    # is harmless: they could not be sent before their older revision anyway.
+    # An older pending revision of a key may also be held by another sender right now (SKIP
+    # LOCKED hid it): keep a row only if every older pending revision of its key is kept.
+    # Rows left out stay locked until this batch is done, which is harmless: they could not
+    # be sent before their older revision anyway.
     keys = {c.dedup_key for c in candidates}
     newest = max(c.id for c in candidates)
     pending = await session.exec(

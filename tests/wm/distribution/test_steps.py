@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tests.wm.distribution.conftest import Outbox, StandInBE, register, scope
 from wm_service.distribution import assignment, registry
-from wm_service.distribution.delivery import Backoff
+from wm_service.distribution.delivery import Backoff, claim
 from wm_service.distribution.worker import DistributionWorker
 from wm_service.models import TicketDelivery
 
@@ -149,3 +150,23 @@ async def test_probes_record_ready_and_unready_backends(
         bad = await registry.get(session, name="unready")
     assert ok.last_probe_ok_at is not None and ok.last_probe_error is None
     assert bad.last_probe_ok_at is None and bad.last_probe_error == "HTTP 503"
+
+
+async def test_a_full_batch_blocked_behind_a_backoff_does_not_hide_a_sendable_row(
+    sessionmaker: Sessions, outbox: Outbox
+) -> None:
+    """Revisions waiting behind one in backoff are passed over; a free row is claimed."""
+    await outbox.add([KEY])
+    await outbox.add([KEY, KEY, KEY])
+    await outbox.add(["snr-upstream:OTHER"])
+    later = datetime.now(UTC) + timedelta(hours=1)
+    async with scope(sessionmaker) as session:
+        await session.exec(update(TicketDelivery).values(backend_name="be1"))
+        await session.exec(
+            update(TicketDelivery)
+            .where(col(TicketDelivery.dedup_key) == KEY, col(TicketDelivery.revision) == 1)
+            .values(next_attempt_at=later)
+        )
+    async with scope(sessionmaker) as session:
+        batch = await claim(session, backend_name="be1", now=datetime.now(UTC), limit=3)
+    assert [c.dedup_key for c in batch] == ["snr-upstream:OTHER"]
