@@ -128,18 +128,20 @@ async def process_push(
         push_id,
     )
     with_new_samples = {row["entity_id"] for row in fresh_rows}
-    # Samples that left the window can never count again.
+    # Samples that left the window can never count again. No upper bound: a sample up to
+    # the clock skew after T counts in its own push (later pushes are refused), so it is
+    # never stored by one push and counted only by the next, which could clear a ticket
+    # and reopen it 15 minutes later.
     await db.execute("DELETE FROM critical_sample WHERE kind = $1 AND at <= $2", kind.value, since)
     worst = "min(value)" if KINDS[kind].lower_is_worse else "max(value)"
     stats_rows = await db.fetch(
         f"""
         SELECT entity_id, count(*) AS n, min(at) AS first_at, max(at) AS last_at,
                {worst} AS worst
-        FROM critical_sample WHERE kind = $1 AND at > $2 AND at <= $3 GROUP BY entity_id
+        FROM critical_sample WHERE kind = $1 AND at > $2 GROUP BY entity_id
         """,  # noqa: S608  (worst is one of two literals above)
         kind.value,
         since,
-        push.generated_at,
     )
     stats = {
         row["entity_id"]: WindowStats(row["n"], row["first_at"], row["last_at"], row["worst"])
