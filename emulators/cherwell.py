@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hmac
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
@@ -224,6 +224,20 @@ async def token(request: Request) -> Response:
     )
 
 
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+async def _parse_body(request: Request, model: type[_Model]) -> _Model | Response:
+    """The body as `model` (JSON keys in any case, as the real server takes them), or the
+    400 envelope Cherwell answers for a body it cannot read."""
+    try:
+        return model.model_validate(lower_keys(await read_json(request)))
+    except BadJson as exc:
+        return envelope_error(400, "BadRequest", f"Invalid JSON: {exc}")
+    except ValidationError as exc:
+        return envelope_error(400, "BadRequest", _validation_message(exc))
+
+
 @router.post("/api/V1/savebusinessobjectbatch", summary="Create or update business objects")
 async def save_batch(request: Request) -> Response:
     state = get_state(request)
@@ -231,12 +245,9 @@ async def save_batch(request: Request) -> Response:
     async def handle(decision: FaultDecision) -> Response:
         if not _authorised(state, request):
             return render_failure(401)
-        try:
-            batch = BatchSaveRequest.model_validate(lower_keys(await read_json(request)))
-        except BadJson as exc:
-            return envelope_error(400, "BadRequest", f"Invalid JSON: {exc}")
-        except ValidationError as exc:
-            return envelope_error(400, "BadRequest", _validation_message(exc))
+        batch = await _parse_body(request, BatchSaveRequest)
+        if isinstance(batch, Response):
+            return batch
         responses: list[dict[str, Any]] = []
         stopped = False
         now = datetime.now(UTC)
@@ -283,12 +294,9 @@ async def search(request: Request) -> Response:
     async def handle(_: FaultDecision) -> Response:
         if not _authorised(state, request):
             return render_failure(401)
-        try:
-            query = SearchResultsRequest.model_validate(lower_keys(await read_json(request)))
-        except BadJson as exc:
-            return envelope_error(400, "BadRequest", f"Invalid JSON: {exc}")
-        except ValidationError as exc:
-            return envelope_error(400, "BadRequest", _validation_message(exc))
+        query = await _parse_body(request, SearchResultsRequest)
+        if isinstance(query, Response):
+            return query
         bo = CATALOGUE.get(query.bus_ob_id.strip().lower())
         if bo is None:
             return envelope_error(
