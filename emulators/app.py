@@ -25,6 +25,7 @@ def _build(title: str, routers: list[APIRouter], settings: EmulatorSettings | No
         title=title,
         description="In-memory platform emulators with fault injection (/_emulator).",
         version=VERSION,
+        uses_database=False,
     )
     app.state.emulator = EmulatorState(settings or EmulatorSettings())
     add_health_routes(app, _ready)

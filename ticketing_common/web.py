@@ -5,21 +5,30 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import swagger_ui_bundle
+import fastapi_swagger
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from ticketing_common.errors import install_error_handlers
+from ticketing_common.openapi import install_openapi
 
-_SWAGGER_ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
+# Swagger UI 5 (reads OpenAPI 3.1, which FastAPI writes), shipped inside a wheel: /docs works
+# on an air-gapped NOC network.
+_SWAGGER_ASSETS = Path(next(iter(fastapi_swagger.__path__))) / "resources"
 
 
 def create_base_app(
-    *, title: str, description: str, version: str, lifespan: Callable[..., object] | None = None
+    *,
+    title: str,
+    description: str,
+    version: str,
+    lifespan: Callable[..., object] | None = None,
+    uses_database: bool = True,
 ) -> FastAPI:
-    """A FastAPI app whose /docs works air-gapped: Swagger UI is served from the package."""
+    """A FastAPI app whose /docs works air-gapped (Swagger UI served from a package) and
+    documents the real error shape; `uses_database` adds the 503 answers to its operations."""
     app = FastAPI(
         title=title,
         description=description,
@@ -38,9 +47,11 @@ def create_base_app(
             swagger_js_url="/_docs_assets/swagger-ui-bundle.js",
             swagger_css_url="/_docs_assets/swagger-ui.css",
             swagger_favicon_url="/_docs_assets/favicon-32x32.png",
+            swagger_ui_parameters={"persistAuthorization": True, "displayRequestDuration": True},
         )
 
     install_error_handlers(app)
+    install_openapi(app, uses_database=uses_database)
     return app
 
 
