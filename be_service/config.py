@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ticketing_common.logging import LogFormat
+
 # Development credentials: the emulators accept any non-empty value (docs/contracts.md §4).
 _DEV = "dev-only-change-me"
 
@@ -53,6 +55,7 @@ class BESettings(BaseSettings):
     name: str = Field("be-1", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
     public_url: str = "http://127.0.0.1:8101"
     log_level: str = "INFO"
+    log_format: LogFormat = "text"  # or json: one object per line, for a log shipper
 
     database_url: SecretStr | None = None
     data_dir: Path = Path(".data")

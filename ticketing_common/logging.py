@@ -1,5 +1,9 @@
 """Logging set-up for every process of the system: one line per event, secrets scrubbed.
 
+An event names what it is about with `extra=` fields (ticket_id, dedup_key, backend,
+platform, operation, reason, …): the text format appends them as `key=value`, the JSON
+format (`*_LOG_FORMAT=json`, for a log shipper) makes them keys of the line's object.
+
 Secrets are kept out of logs by design (SecretStr settings, tokens never formatted), and the
 filter below is the safety net: it masks bearer tokens, passwords and client secrets in any
 message that still carries one (an exception text quoting a request, say).
@@ -7,8 +11,13 @@ message that still carries one (an exception text quoting a request, say).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+LogFormat = Literal["text", "json"]
 
 _SECRET_PATTERNS = [
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1***"),
@@ -29,6 +38,19 @@ def scrub(text: str) -> str:
     return text
 
 
+# Attributes every LogRecord has; anything else on a record came from `extra=`.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+
+def event_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The `extra=` fields of a record, in the order they were given."""
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+
+
 class ScrubbingFormatter(logging.Formatter):
     """Scrubs the whole formatted line: message, exception traceback and stack alike.
 
@@ -37,13 +59,48 @@ class ScrubbingFormatter(logging.Formatter):
     """
 
     def format(self, record: logging.LogRecord) -> str:
-        return scrub(super().format(record))
+        line = super().format(record)
+        fields = event_fields(record)
+        if fields:
+            head, newline, tail = line.partition("\n")
+            pairs = " ".join(f"{k}={_text_value(v)}" for k, v in fields.items())
+            line = f"{head} {pairs}{newline}{tail}"
+        return scrub(line)
 
 
-def configure_logging(level: str = "INFO", *, service: str) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, service, logger, message, the event's fields
+    and the traceback if any; scrubbed like the text format."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self._service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "service": self._service,
+            "logger": record.name,
+            "message": record.getMessage(),
+            **event_fields(record),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return scrub(json.dumps(line, default=str, ensure_ascii=False))
+
+
+def _text_value(value: Any) -> str:
+    text = str(value)
+    return json.dumps(text, ensure_ascii=False) if (not text or " " in text) else text
+
+
+def configure_logging(level: str = "INFO", *, service: str, fmt: LogFormat = "text") -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(
-        ScrubbingFormatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s")
+        JsonFormatter(service)
+        if fmt == "json"
+        else ScrubbingFormatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s")
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ticketing_common.logging import LogFormat
+
 
 class WMSettings(BaseSettings):
     """Process settings of the WM. Tokens have no default: an unset token locks its endpoints."""
@@ -36,6 +38,9 @@ class WMSettings(BaseSettings):
         default=300, ge=0, le=3600, description="How far in the future a timestamp may be."
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    log_format: LogFormat = Field(
+        default="text", description="text (one readable line) or json (one object per line)."
+    )
 
     # Distribution (WM → BE), see wm_service/distribution/.
     distribution_batch_size: int = Field(

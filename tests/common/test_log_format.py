@@ -1,0 +1,43 @@
+"""One line per event: its fields as key=value (text) or as keys (json), secrets scrubbed."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from ticketing_common.logging import JsonFormatter, ScrubbingFormatter
+
+
+def _record(message: str, **extra: object) -> logging.LogRecord:
+    record = logging.LogRecord("be.pipeline", logging.WARNING, __file__, 1, message, None, None)
+    record.__dict__.update(extra)
+    return record
+
+
+def test_text_lines_end_with_the_event_fields() -> None:
+    """ticket id, operation and reason follow the message; a value with spaces is quoted."""
+    line = ScrubbingFormatter("%(levelname)s %(message)s").format(
+        _record("revision ended in Error", ticket_id="t-1", operation="create", reason="HTTP 400")
+    )
+    expected = 'revision ended in Error ticket_id=t-1 operation=create reason="HTTP 400"'
+    assert line == f"WARNING {expected}"
+
+
+def test_json_lines_carry_the_fields_as_keys() -> None:
+    """A log shipper reads one object per line with the event's fields at the top level."""
+    line = JsonFormatter("be[be1]").format(_record("failover", backend="be1", moved=3))
+    event = json.loads(line)
+    assert event["service"] == "be[be1]" and event["message"] == "failover"
+    assert event["backend"] == "be1" and event["moved"] == 3
+    assert event["level"] == "WARNING"
+
+
+@pytest.mark.parametrize("formatter", [ScrubbingFormatter("%(message)s"), JsonFormatter("wm")])
+def test_secrets_in_fields_are_scrubbed(formatter: logging.Formatter) -> None:
+    """A platform answer quoting a token or a password never reaches the log verbatim."""
+    line = formatter.format(
+        _record("login failed", reason="Authorization: Bearer s3cr3t-token password=hunter2")
+    )
+    assert "s3cr3t-token" not in line and "hunter2" not in line
