@@ -5,9 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# Debian packages the tests need (a real browser for the pages people look at).
-# Installed only when missing; CI runs as root on a fresh machine.
-DEBIAN_PACKAGES := chromium
+# Debian packages the tests need: a real browser for the pages people look at, and
+# promtool (in "prometheus") for the alert rules. Installed only when missing; CI runs as
+# root on a fresh machine.
+DEBIAN_PACKAGES := chromium prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: up test lint fmt typecheck pytest install system-packages clean

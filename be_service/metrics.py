@@ -1,0 +1,113 @@
+"""The BE's Prometheus metrics: revisions by status and step, platform calls, circuits.
+
+Declared once here (names with units, bounded labels: platform, operation, status class,
+outcome, status, step); deploy/prometheus/alerts.yml and the dashboard use these names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ticketing_common.metrics import LATENCY_BUCKETS, set_gauge_family
+
+BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 200)
+
+
+def status_class(http_status: int | None) -> str:
+    """'2xx' … '5xx', or 'transport' for a call that got no HTTP answer."""
+    return f"{http_status // 100}xx" if http_status else "transport"
+
+
+@dataclass
+class BEMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.platform_requests = Counter(
+            "be_platform_requests",
+            "HTTP calls to a platform, by operation and status class.",
+            ["platform", "operation", "status_class"],
+            registry=r,
+        )
+        self.platform_seconds = Histogram(
+            "be_platform_request_duration_seconds",
+            "Duration of one platform call.",
+            ["platform", "operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.login_failures = Counter(
+            "be_platform_login_failures",
+            "Failed logins (token requests) per platform.",
+            ["platform"],
+            registry=r,
+        )
+        self.circuit_state = Gauge(
+            "be_circuit_state",
+            "1 for the circuit's current state (closed, open, half_open).",
+            ["platform", "state"],
+            registry=r,
+        )
+        self.attempts = Counter(
+            "be_attempts",
+            "Operation attempts on revisions, by outcome (ok, retry, wait, error).",
+            ["operation", "outcome"],
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "be_batch_size",
+            "Revisions per platform request.",
+            ["operation"],
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.errored = Counter(
+            "be_revisions_errored",
+            "Revisions that ended in Error, by failed operation.",
+            ["operation"],
+            registry=r,
+        )
+        # Read from the database at scrape time.
+        self.revisions = Gauge(
+            "be_revisions",
+            "Ticket revisions by status and step.",
+            ["status", "step"],
+            registry=r,
+        )
+        self.oldest_received_age = Gauge(
+            "be_oldest_received_age_seconds",
+            "Age of the oldest revision still Received (0 when none).",
+            registry=r,
+        )
+        self.processing_enabled = Gauge(
+            "be_processing_enabled",
+            "1 while ticket processing is on (run-time setting).",
+            registry=r,
+        )
+
+
+_REVISIONS = text("SELECT status, step, count(*) FROM ticket_revision GROUP BY status, step")
+_OLDEST = text(
+    """
+    SELECT coalesce(extract(epoch FROM now() - min(received_at)), 0)
+    FROM ticket_revision WHERE status = 'Received'
+    """
+)
+_PROCESSING = text("SELECT processing_enabled FROM be_setting WHERE id = 1")
+
+
+async def refresh_stored_state(
+    session: AsyncSession, metrics: BEMetrics, *, processing_default: bool
+) -> None:
+    """Set the gauges that describe what the database holds."""
+    connection = await session.connection()
+    rows = (await connection.execute(_REVISIONS)).all()
+    set_gauge_family(metrics.revisions, {(status, step): n for status, step, n in rows})
+    metrics.oldest_received_age.set(float((await connection.execute(_OLDEST)).scalar_one()))
+    enabled = (await connection.execute(_PROCESSING)).scalar_one_or_none()
+    metrics.processing_enabled.set(1 if (processing_default if enabled is None else enabled) else 0)

@@ -1,0 +1,121 @@
+"""The WM's Prometheus metrics: pushes, revisions, the outbox per BE, deliveries, failovers.
+
+Declared once here (names with units, bounded labels: kind, outcome, action, backend, state);
+the alert rules in deploy/prometheus/ and the Grafana dashboard use exactly these names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ticketing_common.metrics import LATENCY_BUCKETS, set_gauge_family
+
+ENTRY_BUCKETS = (1, 10, 100, 1_000, 10_000, 100_000, 1_000_000)
+
+
+@dataclass
+class WMMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.pushes = Counter(
+            "wm_pushes",
+            "Pushes by kind and outcome (applied, replayed, rejected, late, failed).",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.push_seconds = Histogram(
+            "wm_push_duration_seconds",
+            "Time to validate and apply one push.",
+            ["kind"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.push_entries = Histogram(
+            "wm_push_entries",
+            "Entries per applied push.",
+            ["kind"],
+            buckets=ENTRY_BUCKETS,
+            registry=r,
+        )
+        self.revisions = Counter(
+            "wm_revisions",
+            "Ticket revisions decided, by kind and action (open, update, clear).",
+            ["kind", "action"],
+            registry=r,
+        )
+        self.deliveries = Counter(
+            "wm_deliveries",
+            "Batches POSTed to a BE, by outcome (delivered, failed, split).",
+            ["backend", "outcome"],
+            registry=r,
+        )
+        self.delivered_revisions = Counter(
+            "wm_delivered_revisions", "Ticket revisions a BE accepted.", ["backend"], registry=r
+        )
+        self.failovers = Counter(
+            "wm_failovers",
+            "Times a BE's elements were moved to the other BEs.",
+            ["backend", "reason"],
+            registry=r,
+        )
+        self.backend_available = Gauge(
+            "wm_backend_available",
+            "1 while the BE heartbeats or answers its probe.",
+            ["backend"],
+            registry=r,
+        )
+        # Read from the database at scrape time.
+        self.tickets = Gauge(
+            "wm_tickets",
+            "Tickets by kind and state (open, cleared).",
+            ["kind", "state"],
+            registry=r,
+        )
+        self.outbox_pending = Gauge(
+            "wm_outbox_pending_revisions",
+            "Revisions not yet accepted by a BE, by assigned BE ('' = not assigned yet).",
+            ["backend"],
+            registry=r,
+        )
+        self.outbox_oldest_age = Gauge(
+            "wm_outbox_oldest_pending_age_seconds",
+            "Age of the oldest revision not yet accepted by a BE, by assigned BE.",
+            ["backend"],
+            registry=r,
+        )
+        self.last_push = Gauge(
+            "wm_last_push_timestamp_seconds",
+            "When the latest push of each kind was received.",
+            ["kind"],
+            registry=r,
+        )
+
+
+_TICKETS = text("SELECT kind, state, count(*) FROM ticket GROUP BY kind, state")
+_OUTBOX = text(
+    """
+    SELECT coalesce(backend_name, ''), count(*), extract(epoch FROM now() - min(created_at))
+    FROM ticket_delivery WHERE status = 'pending' GROUP BY 1
+    """
+)
+_LAST_PUSH = text(
+    "SELECT kind, extract(epoch FROM max(received_at)) FROM aggregation_push GROUP BY kind"
+)
+
+
+async def refresh_stored_state(session: AsyncSession, metrics: WMMetrics) -> None:
+    """Set the gauges that describe what the database holds (three grouped reads)."""
+    connection = await session.connection()
+    tickets = (await connection.execute(_TICKETS)).all()
+    set_gauge_family(metrics.tickets, {(kind, state): n for kind, state, n in tickets})
+    outbox = (await connection.execute(_OUTBOX)).all()
+    set_gauge_family(metrics.outbox_pending, {(b,): n for b, n, _ in outbox})
+    set_gauge_family(metrics.outbox_oldest_age, {(b,): float(age) for b, _, age in outbox})
+    pushes = (await connection.execute(_LAST_PUSH)).all()
+    set_gauge_family(metrics.last_push, {(kind,): float(at) for kind, at in pushes})
