@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -139,6 +140,12 @@ class StackLayout:
     def be_url(self, port: int) -> str:
         return f"http://{self.host}:{port}"
 
+    def ports(self) -> dict[str, int]:
+        """Every port this layout listens on, by the name of its service."""
+        named = {"wm": self.wm_port, "emulators": self.emulator_port}
+        named.update({f"be{index + 1}": port for index, port in enumerate(self.be_ports)})
+        return named
+
     @classmethod
     def on_free_ports(cls, be_count: int = 2) -> StackLayout:
         """A layout that cannot clash with a running `make up` (benchmarks, tests)."""
@@ -184,8 +191,33 @@ class Stack:
             embedded_pg.stop(self.database)
 
 
+class PortInUse(RuntimeError):
+    """A port of the layout is taken: say which, instead of talking to whatever holds it."""
+
+
+def check_ports_free(layout: StackLayout) -> None:
+    """Fail before starting anything when a port is taken (another `ticketing up`, say):
+    otherwise the readiness checks would find the other instance's services and report them
+    as ours."""
+    taken = []
+    for name, port in layout.ports().items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((layout.host, port))
+            except OSError:
+                taken.append(f"{port} ({name})")
+    if taken:
+        raise PortInUse(
+            f"port(s) {', '.join(taken)} already in use on {layout.host}: another "
+            "`ticketing up` or another program is listening there. Stop it, or choose other "
+            "ports with --wm-port / --be-ports / --emulator-port."
+        )
+
+
 def start_stack(data_dir: Path, layout: StackLayout) -> Stack:
     """Start everything and return once every service answers /readyz."""
+    check_ports_free(layout)
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     database = embedded_pg.ensure_running(data_dir)
