@@ -6,7 +6,6 @@ Called by the worker's sender loops inside one session scope: the claimed rows s
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -19,6 +18,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ticketing_common.backoff import Backoff
 from wm_service.distribution.assignment import PENDING, ids_param
 from wm_service.models import TicketDelivery
 
@@ -41,21 +41,6 @@ class Target:
     name: str
     url: str
     intake_token: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Capped exponential backoff with jitter between failed sends of the same rows."""
-
-    base_seconds: float
-    cap_seconds: float
-
-    def delay(self, attempts: int, rng: random.Random | None = None) -> float:
-        """Seconds to wait after the `attempts`-th failed try: half fixed, half random."""
-        ceiling = min(self.cap_seconds, self.base_seconds * 2 ** max(attempts - 1, 0))
-        # "Equal jitter": never sooner than half the ceiling, and WM processes that failed
-        # together do not retry in lockstep.
-        return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
 
 
 @dataclass(frozen=True)

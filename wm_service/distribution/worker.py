@@ -16,10 +16,11 @@ import httpx
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ticketing_common.backoff import Backoff
 from ticketing_common.db import session_scope
 from wm_service.config import WMSettings
 from wm_service.distribution import assignment, registry
-from wm_service.distribution.delivery import Backoff, Target, deliver_batch, utcnow
+from wm_service.distribution.delivery import Target, deliver_batch, utcnow
 from wm_service.distribution.models import Backend
 
 log = logging.getLogger(__name__)
