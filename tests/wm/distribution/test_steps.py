@@ -152,5 +152,12 @@ async def test_a_full_batch_blocked_behind_a_backoff_does_not_hide_a_sendable_ro
             .values(next_attempt_at=later)
         )
     async with scope(sessionmaker) as session:
-        batch = await claim(session, backend_name="be1", now=datetime.now(UTC), limit=3)
+        batch = await claim(
+            session,
+            backend_name="be1",
+            now=datetime.now(UTC),
+            limit=3,
+            worker="wm:test:be1/0",
+            lease_seconds=30,
+        )
     assert [c.dedup_key for c in batch] == ["snr-upstream:OTHER"]
