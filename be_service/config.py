@@ -7,20 +7,16 @@ tickets per request) live in the database instead (services/settings.py); these 
 from __future__ import annotations
 
 import re
-import secrets
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ticketing_common.auth import locked_token
 from ticketing_common.logging import LogFormat
 
 # Development credentials: the emulators accept any non-empty value (docs/contracts.md §4).
 _DEV = "dev-only-change-me"
-
-
-def _locked_token() -> SecretStr:
-    return SecretStr(secrets.token_urlsafe(32))
 
 
 class CherwellFields(BaseSettings):
@@ -64,8 +60,8 @@ class BESettings(BaseSettings):
 
     # Unset tokens are locked, not open: a random value nobody knows (see unset_tokens()).
     # The intake token still reaches the WM through the self-registration.
-    intake_token: SecretStr = Field(default_factory=_locked_token)
-    admin_token: SecretStr = Field(default_factory=_locked_token)
+    intake_token: SecretStr = Field(default_factory=locked_token)
+    admin_token: SecretStr = Field(default_factory=locked_token)
 
     # One ticket-operations host for both platforms; the per-platform URLs win when set.
     platform_url: str | None = None

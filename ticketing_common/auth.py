@@ -1,8 +1,14 @@
-"""Bearer-token guards: 401 without a token, 403 with a wrong one, constant-time comparison."""
+"""Bearer-token guards: 401 without a token, 403 with a wrong one, constant-time comparison.
+
+An unset token locks its endpoints instead of opening them: it becomes a random value nobody
+knows (`locked_token`, `token_or_locked`), and the process warns that it is unset.
+"""
 
 from __future__ import annotations
 
 import hmac
+import logging
+import secrets
 from collections.abc import Callable
 
 from fastapi import Request, Security
@@ -10,6 +16,26 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
 from ticketing_common.errors import Forbidden, Unauthorized
+
+log = logging.getLogger(__name__)
+
+
+def locked_token() -> SecretStr:
+    """A random token nobody knows: what an unset token becomes (a settings default_factory)."""
+    return SecretStr(secrets.token_urlsafe(32))
+
+
+def warn_unset_token(variable: str) -> None:
+    log.warning("%s is not set: its endpoints reject every request until it is", variable)
+
+
+def token_or_locked(value: SecretStr | None, *, variable: str) -> SecretStr:
+    """`value` when set and not empty, else a locked token and a warning naming `variable`."""
+    if value is not None and value.get_secret_value():
+        return value
+    warn_unset_token(variable)
+    return locked_token()
+
 
 # Declared as a security scheme, so every guarded operation shows the padlock in /docs and
 # "Authorize" works; the 401/403 answers stay ours (auto_error off).

@@ -32,6 +32,8 @@ class DomainError(Exception):
 
     status_code = 400
     code = "bad_request"
+    # Seconds a client should wait before it tries again (a Retry-After header), if any.
+    retry_after_seconds: int | None = None
 
     def __init__(self, message: str, *, details: list[ErrorDetail] | None = None) -> None:
         super().__init__(message)
@@ -52,6 +54,14 @@ class NotFound(DomainError):
 class Conflict(DomainError):
     status_code = 409
     code = "conflict"
+
+
+class NotStored(DomainError):
+    """The request's transaction could not commit: nothing was stored, the client may resend."""
+
+    status_code = 503
+    code = "not_stored"
+    retry_after_seconds = 1
 
 
 class PayloadTooLarge(DomainError):
@@ -100,11 +110,13 @@ def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
 
 async def _domain_error_handler(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else {}
+    if exc.retry_after_seconds is not None:
+        headers["Retry-After"] = str(exc.retry_after_seconds)
     return JSONResponse(
         error_body(exc.code, exc.message, exc.details),
         status_code=exc.status_code,
-        headers=headers,
+        headers=headers or None,
     )
 
 

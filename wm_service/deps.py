@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
-
-from fastapi import Depends, Request
+from fastapi import Request
 from pydantic import SecretStr
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ticketing_common.auth import require_token
-from ticketing_common.db import session_scope
 from ticketing_common.errors import PayloadTooLarge, UnsupportedMediaType
 
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed when the route returns, rolled back on error."""
-    async for session in session_scope(request.app.state.sessionmaker):
-        yield session
-
-
-# scope="function": the commit happens before the response is sent, so a client that got a
-# 2xx can rely on the data being stored.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+# The request's session, shared with the BE: one commit point, 503 when the commit fails.
+from ticketing_common.web import SessionDep as SessionDep
 
 
 def _ingest_token(request: Request) -> SecretStr:

@@ -7,15 +7,14 @@ The lifespan migrates the database to head before serving and owns every long-li
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 from fastapi import FastAPI
-from pydantic import SecretStr
 
 from ticketing_common import embedded_pg
+from ticketing_common.auth import token_or_locked
 from ticketing_common.db import create_engine, make_sessionmaker, redact_url, resolve_database_url
 from ticketing_common.logging import configure_logging
 from ticketing_common.migrate import readiness_problems, upgrade_to_head
@@ -45,14 +44,6 @@ def _background_workers(app: FastAPI) -> list[BackgroundWorker]:
     # Exposed so that ingestion can call app.state.distribution.wake() after a commit.
     app.state.distribution = distribution
     return [distribution]
-
-
-def _token(value: SecretStr | None, variable: str) -> SecretStr:
-    if value is not None and value.get_secret_value():
-        return value
-    # Locked, not open: an unset token becomes a random one nobody knows.
-    log.warning("%s is not set: its endpoints reject every request until it is", variable)
-    return SecretStr(secrets.token_urlsafe(32))
 
 
 @asynccontextmanager
@@ -115,8 +106,8 @@ def create_app(settings: WMSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = config
-    app.state.ingest_token = _token(config.ingest_token, "WM_INGEST_TOKEN")
-    app.state.admin_token = _token(config.admin_token, "WM_ADMIN_TOKEN")
+    app.state.ingest_token = token_or_locked(config.ingest_token, variable="WM_INGEST_TOKEN")
+    app.state.admin_token = token_or_locked(config.admin_token, variable="WM_ADMIN_TOKEN")
 
     async def readiness() -> dict[str, str]:
         return await readiness_problems(app.state.engine, "wm")

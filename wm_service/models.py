@@ -147,6 +147,10 @@ class TicketDelivery(WMModel, table=True):
     assigned_at: datetime | None = _tz(nullable=True)
     delivered_at: datetime | None = _tz(nullable=True)
     created_at: datetime = _tz()
+    # The lease of the sender sending the row right now (distribution/delivery.py): no
+    # other sender takes the row, and no failover moves it, until claimed_until passes.
+    claimed_by: str | None = Field(default=None, sa_column=Column(String(200)))
+    claimed_until: datetime | None = _tz(nullable=True)
 
 
 class TopologyElement(WMModel, table=True):

@@ -21,21 +21,22 @@ from be_service.schemas import (
     TicketDetail,
     TicketPage,
 )
-from ticketing_common.errors import Conflict, ErrorDetail, NotFound, ValidationFailed
+from ticketing_common.cursor import KeysetCursor
+from ticketing_common.errors import Conflict, NotFound
 
 
 def _summary(row: TicketRevision) -> RevisionSummary:
     return RevisionSummary.model_validate(row, from_attributes=True)
 
 
+_CURSOR = KeysetCursor(int)  # the revision id
+
+
 def _decode_cursor(cursor: str | None) -> int | None:
     if cursor is None:
         return None
-    if not cursor.isdigit():
-        raise ValidationFailed(
-            "invalid cursor", details=[ErrorDetail("cursor", "use next_cursor of a previous page")]
-        )
-    return int(cursor)
+    (after,) = _CURSOR.decode(cursor)
+    return int(after)
 
 
 async def get_page(
@@ -61,7 +62,7 @@ async def get_page(
         query = query.where(col(TicketRevision.id) < after)
     query = query.order_by(col(TicketRevision.id).desc()).limit(limit + 1)
     rows = list(await session.exec(query))
-    next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
+    next_cursor = _CURSOR.encode(rows[limit - 1].id) if len(rows) > limit else None
 
     count_query = (
         select(col(TicketRevision.status), func.count())

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -23,8 +22,8 @@ from fastapi import FastAPI
 from be_service.config import BESettings
 from be_service.main import create_app
 from emulators.app import create_app as create_emulator_app
+from tests.support import database
 from tests.support.servers import serve_in_thread
-from ticketing_common.db import asyncpg_dsn
 
 INTAKE_TOKEN = "test-intake-token"
 ADMIN_TOKEN = "test-admin-token"
@@ -160,24 +159,8 @@ class BE:
 
 
 def reject_commits(database_url: str, table: str) -> None:
-    """Make every transaction that wrote to `table` fail at COMMIT (a deferred constraint
-    trigger), the way a real deferred constraint or a database lost at commit time does."""
-
-    async def install() -> None:
-        conn = await asyncpg.connect(asyncpg_dsn(database_url))
-        try:
-            await conn.execute(
-                f"""
-                CREATE OR REPLACE FUNCTION reject_at_commit() RETURNS trigger
-                LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'rejected at commit'; END $$;
-                CREATE CONSTRAINT TRIGGER reject_at_commit AFTER INSERT OR UPDATE ON {table}
-                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION reject_at_commit();
-                """
-            )
-        finally:
-            await conn.close()
-
-    asyncio.run(install())
+    """Make every transaction that wrote to `table` fail at COMMIT (see tests.support)."""
+    asyncio.run(database.reject_commits(database_url, table))
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The WM app shell: health probes, offline docs, bearer-token guards."""
+"""The WM app shell: health probes, offline docs, bearer-token guards, the commit point."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.database import reject_commits
 from tests.wm.conftest import ADMIN, ADMIN_TOKEN, INGEST, wm_settings
+from tests.wm.support import T0, entry, push, push_body, sample
 from wm_service.main import create_app
 
 
@@ -84,3 +86,16 @@ async def test_tokens_never_reach_the_log(
     await client.get("/api/v1/settings", headers=ADMIN)
     await client.get("/api/v1/settings", headers={"Authorization": "Bearer wrong-secret-1"})
     assert ADMIN_TOKEN not in caplog.text and "wrong-secret-1" not in caplog.text
+
+
+async def test_a_push_whose_commit_fails_is_503_with_retry_after(
+    client: httpx.AsyncClient, wm_database_url: str
+) -> None:
+    """A failed commit answers 503 + Retry-After (the aggregator resends), and stores nothing."""
+    await reject_commits(wm_database_url, "aggregation_push")
+    response = await push(client, push_body(entry("E1", sample(20.0, T0))))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert response.json()["error"]["code"] == "not_stored"
+    listed = await client.get("/api/v1/aggregations", headers=ADMIN)
+    assert listed.json()["items"] == []

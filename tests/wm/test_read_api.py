@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import timedelta
 
 import httpx
+import pytest
 
 from tests.wm.conftest import ADMIN
 from tests.wm.support import T0, entry, push, push_body, sample, tickets
@@ -69,6 +71,26 @@ async def test_bad_cursor_is_422(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/v1/tickets", params={"cursor": "xyz"}, headers=ADMIN)
     assert response.status_code == 422
     assert response.json()["error"]["details"][0]["field"] == "cursor"
+
+
+FORGED_CURSORS = [
+    "\u00b9",  # sent as %C2%B9
+    "99999999999999999999",
+    base64.urlsafe_b64encode(b"[1e23]").decode(),
+    base64.urlsafe_b64encode(b"[99999999999999999999]").decode(),
+    base64.urlsafe_b64encode(
+        b'["2026-11-30T12:00:00", "00000000-0000-0000-0000-000000000001"]'
+    ).decode(),
+]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/tickets", "/api/v1/aggregations"])
+async def test_forged_cursors_are_422_not_500(client: httpx.AsyncClient, path: str) -> None:
+    """Non-ASCII, out-of-range, float and offset-less keys are each a 422 naming cursor."""
+    for cursor in FORGED_CURSORS:
+        response = await client.get(path, params={"cursor": cursor}, headers=ADMIN)
+        assert response.status_code == 422, (cursor, response.text)
+        assert response.json()["error"]["details"][0]["field"] == "cursor"
 
 
 async def test_unknown_ticket_is_404(client: httpx.AsyncClient) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, String, any_, bindparam, literal_column, update
+from sqlalchemy import BigInteger, String, any_, bindparam, func, literal_column, or_, update
 from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.sql.elements import CollectionAggregate, ColumnElement
 from sqlmodel import col, select
@@ -24,6 +24,14 @@ from wm_service.models import TicketDelivery
 # (`WHERE status = 'pending'`) in the generic plans of asyncpg's prepared statements.
 PENDING: ColumnElement[str] = literal_column("'pending'")
 _IS_PENDING = col(TicketDelivery.status) == PENDING
+# Not held by a live lease of a sender (delivery.py). By the database's clock, which is the
+# same for every WM process. Rows being sent are neither claimed again nor moved.
+NOT_LEASED = or_(
+    col(TicketDelivery.claimed_until).is_(None), col(TicketDelivery.claimed_until) <= func.now()
+)
+# Ends a lease. A row that moves loses its lapsed lease too, so the sender that held it (if
+# it still runs) cannot mark it delivered at its new backend.
+RELEASED: dict[str, Any] = {"claimed_by": None, "claimed_until": None}
 
 
 def ids_param(ids: Iterable[int]) -> CollectionAggregate[Any]:
@@ -96,7 +104,7 @@ async def fail_over(
     """Move up to `limit` undelivered rows held by any backend not in `keep` to `targets`.
 
     `keep` are the registered backends not failed over (a row of an unregistered name moves
-    too). Rows being sent right now are locked and skipped; the next pass takes them if their
+    too). Rows being sent right now (leased) are skipped; a later pass takes them if their
     send failed. With no target nothing moves: the rows wait where they are.
     """
     if not targets:
@@ -107,6 +115,7 @@ async def fail_over(
             _IS_PENDING,
             col(TicketDelivery.backend_name).is_not(None),
             col(TicketDelivery.backend_name).not_in(list(keep)),
+            NOT_LEASED,
         )
         .order_by(col(TicketDelivery.id))
         .limit(limit)
@@ -122,12 +131,12 @@ async def move_all_from(
 ) -> int:
     """Move every undelivered row of a removed backend to `targets` (unassigned if none).
 
-    Waits for rows being sent right now: a send that succeeds meanwhile leaves its rows
-    delivered, and only the rows still pending move.
+    Rows being sent right now (leased) stay until their send ends: delivered on a 2xx, else
+    moved by the next failover pass (their backend is no longer registered).
     """
     statement = (
         select(col(TicketDelivery.id), col(TicketDelivery.dedup_key))
-        .where(_IS_PENDING, col(TicketDelivery.backend_name) == backend_name)
+        .where(_IS_PENDING, col(TicketDelivery.backend_name) == backend_name, NOT_LEASED)
         .order_by(col(TicketDelivery.id))
         .with_for_update()
     )
@@ -149,7 +158,7 @@ async def _reassign(
         unassign = (
             update(TicketDelivery)
             .where(col(TicketDelivery.id) == ids_param(row_id for row_id, _ in rows))
-            .values(backend_name=None, assigned_at=None, next_attempt_at=None)
+            .values(backend_name=None, assigned_at=None, next_attempt_at=None, **RELEASED)
         )
         await session.exec(unassign)
         return
@@ -166,6 +175,6 @@ async def _set_backends(session: AsyncSession, *, chosen: dict[int, str], now: d
         statement = (
             update(TicketDelivery)
             .where(col(TicketDelivery.id) == ids_param(ids))
-            .values(backend_name=name, assigned_at=now, next_attempt_at=None)
+            .values(backend_name=name, assigned_at=now, next_attempt_at=None, **RELEASED)
         )
         await session.exec(statement)

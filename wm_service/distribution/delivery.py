@@ -1,25 +1,31 @@
-"""The one-batch send step of the distribution: claim a backend's due revisions, POST, mark.
+"""The one-batch send step of the distribution: lease a backend's due revisions, POST, mark.
 
-Called by the worker's sender loops inside one session scope: the claimed rows stay locked
-(FOR UPDATE SKIP LOCKED) while they are sent, so no other WM process sends them concurrently.
+Called by the worker's sender loops; the claiming pattern is the BE's (ticketing_common.lease):
+no transaction and no row lock is held across the POST, the lease keeps other senders away.
 """
 
 from __future__ import annotations
 
-import random
+import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import httpx
 import msgspec
-from sqlalchemy import String, Update, any_, bindparam, exists, or_, update
+from sqlalchemy import String, Update, any_, bindparam, exists, func, or_, update
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from wm_service.distribution.assignment import PENDING, ids_param
+from ticketing_common.backoff import Backoff
+from ticketing_common.db import session_scope
+from ticketing_common.lease import keep_lease
+from wm_service.distribution.assignment import NOT_LEASED, PENDING, RELEASED, ids_param
 from wm_service.models import TicketDelivery
 
 INTAKE_PATH = "/api/v1/tickets"
@@ -28,6 +34,15 @@ INTAKE_PATH = "/api/v1/tickets"
 # Other 4xx (401, 403, 404) blame the target, not a revision.
 SPLIT_STATUSES = frozenset({400, 413, 422})
 HELD_BACK = "held back: an older revision of this key was not accepted"
+# How long a sender's claim on its batch lasts without renewal. It is renewed every third of
+# itself while the batch is sent, so a send of any length (a POST may take the whole request
+# timeout, and a halved batch makes several) keeps it; after a WM crash mid-send the rows are
+# sent again once it lapses.
+LEASE_SECONDS = 30.0
+# A sender stopped mid-send hands its rows back, if the database answers this quickly.
+RELEASE_SECONDS = 5.0
+
+_scope = contextlib.asynccontextmanager(session_scope)
 
 
 def utcnow() -> datetime:
@@ -41,21 +56,6 @@ class Target:
     name: str
     url: str
     intake_token: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Capped exponential backoff with jitter between failed sends of the same rows."""
-
-    base_seconds: float
-    cap_seconds: float
-
-    def delay(self, attempts: int, rng: random.Random | None = None) -> float:
-        """Seconds to wait after the `attempts`-th failed try: half fixed, half random."""
-        ceiling = min(self.cap_seconds, self.base_seconds * 2 ** max(attempts - 1, 0))
-        # "Equal jitter": never sooner than half the ceiling, and WM processes that failed
-        # together do not retry in lockstep.
-        return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
 
 
 @dataclass(frozen=True)
@@ -76,20 +76,28 @@ class BatchResult:
 
 
 async def claim(
-    session: AsyncSession, *, backend_name: str, now: datetime, limit: int
+    session: AsyncSession,
+    *,
+    backend_name: str,
+    now: datetime,
+    limit: int,
+    worker: str,
+    lease_seconds: float,
 ) -> list[Claimed]:
-    """Lock up to `limit` due revisions of one backend that may be sent now, oldest first.
+    """Lease up to `limit` due revisions of one backend that may be sent now, oldest first.
 
     A revision may be sent only when every older undelivered revision of its dedup key is in
-    the same batch (ids grow with revisions, so id order is per-key revision order). Rows that
-    another sender holds are skipped, and so are the later revisions of their keys.
+    the same batch (ids grow with revisions, so id order is per-key revision order). Rows
+    another sender holds (locked, or leased until later) are skipped, and so are the later
+    revisions of their keys. The caller commits at once: the lease, not a lock, keeps the
+    rows this `worker`'s while it sends them.
     """
     row = TicketDelivery
     older = aliased(TicketDelivery)
-    # Rows behind an older revision of their key that cannot go now (in backoff, or at
-    # another backend) are left out in SQL, before LIMIT: otherwise a full batch of them
-    # would hide every sendable row behind it until the backoff ends. (Plans are made per
-    # execution, see ticketing_common.db, so this correlated check stays an index probe.)
+    # Rows behind an older revision of their key that cannot go now (in backoff, at another
+    # backend, or being sent) are left out in SQL, before LIMIT: otherwise a full batch of
+    # them would hide every sendable row behind it until the backoff ends. (Plans are made
+    # per execution, see ticketing_common.db, so this correlated check stays an index probe.)
     blocked = exists().where(
         col(older.dedup_key) == col(row.dedup_key),
         col(older.status) == PENDING,
@@ -97,6 +105,7 @@ async def claim(
         or_(
             col(older.backend_name).is_distinct_from(backend_name),
             col(older.next_attempt_at) > now,
+            col(older.claimed_until) > func.now(),
         ),
     )
     statement = (
@@ -105,6 +114,7 @@ async def claim(
             col(row.status) == PENDING,
             col(row.backend_name) == backend_name,
             or_(col(row.next_attempt_at).is_(None), col(row.next_attempt_at) <= now),
+            NOT_LEASED,
             ~blocked,
         )
         .order_by(col(row.id))
@@ -117,10 +127,22 @@ async def claim(
     ]
     if not candidates:
         return []
-    # An older pending revision of a key may also be held by another sender right now (SKIP
-    # LOCKED hid it): keep a row only if every older pending revision of its key is kept.
-    # Rows left out stay locked until this batch is done, which is harmless: they could not
-    # be sent before their older revision anyway.
+    batch = await _in_key_order(session, candidates)
+    if batch:
+        lease = update(TicketDelivery).where(
+            col(TicketDelivery.id) == ids_param(c.id for c in batch)
+        )
+        await session.exec(lease.values(claimed_by=worker, claimed_until=_lease_end(lease_seconds)))
+    return batch
+
+
+async def _in_key_order(session: AsyncSession, candidates: list[Claimed]) -> list[Claimed]:
+    """The candidates, in id order, whose older pending revisions of their key are all kept.
+
+    An older pending revision may be in another sender's claim transaction right now (SKIP
+    LOCKED hid it). The rows left out are not leased and go back to the queue at commit.
+    """
+    row = TicketDelivery
     keys = {c.dedup_key for c in candidates}
     newest = max(c.id for c in candidates)
     pending = await session.exec(
@@ -144,43 +166,97 @@ async def claim(
 
 
 async def deliver_batch(
-    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
     *,
     client: httpx.AsyncClient,
     target: Target,
     now: datetime,
     batch_size: int,
     backoff: Backoff,
+    worker: str,
+    lease_seconds: float = LEASE_SECONDS,
 ) -> BatchResult:
     """Send one batch of `target`'s due revisions and record the outcome on the rows.
 
-    Delivered only after the BE's 2xx. If the WM dies after the 2xx but before the caller
-    commits, the rows are still pending and are sent again later: harmless, the BE's intake
-    is idempotent by (ticket_id, revision).
+    Three steps, no transaction open across HTTP: lease the batch (one short transaction),
+    POST it while the lease is renewed, record the outcome (another short transaction) on
+    the rows this worker still holds. Delivered only after the BE's 2xx. If the WM dies
+    before recording, the rows stay pending and are sent again once the lease lapses:
+    harmless, the BE's intake is idempotent by (ticket_id, revision).
     """
-    batch = await claim(session, backend_name=target.name, now=now, limit=batch_size)
+    async with _scope(sessionmaker) as session:
+        batch = await claim(
+            session,
+            backend_name=target.name,
+            now=now,
+            limit=batch_size,
+            worker=worker,
+            lease_seconds=lease_seconds,
+        )
     if not batch:
         return BatchResult(sent=0, delivered=True)
-    delivered, failed = await _send(client, target, batch)
+    ids = [c.id for c in batch]
+
+    async def renew() -> None:
+        async with _scope(sessionmaker) as session:
+            renewal = _held(ids, worker=worker).values(claimed_until=_lease_end(lease_seconds))
+            await session.exec(renewal)
+
+    try:
+        async with keep_lease(renew, lease_seconds=lease_seconds, name=worker):
+            delivered, failed = await _send(client, target, batch)
+    except BaseException:
+        # Stopped (or broken) mid-send: hand the rows back now rather than after the lease.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(_release(sessionmaker, ids, worker=worker), RELEASE_SECONDS)
+        raise
+    async with _scope(sessionmaker) as session:
+        await _record(session, delivered=delivered, failed=failed, worker=worker, backoff=backoff)
+    if not failed:
+        return BatchResult(sent=len(batch), delivered=True)
+    return BatchResult(sent=len(batch), delivered=False, error=next(iter(failed)))
+
+
+async def _record(
+    session: AsyncSession,
+    *,
+    delivered: list[Claimed],
+    failed: dict[str, list[Claimed]],
+    worker: str,
+    backoff: Backoff,
+) -> None:
+    """Mark the delivered rows, give the failed ones their error and retry time; both end
+    the lease. Rows whose lease was lost meanwhile (lapsed and taken, or moved by a
+    failover) are left to their new holder."""
     if delivered:
-        done = _rows([c.id for c in delivered]).values(
+        done = _held([c.id for c in delivered], worker=worker).values(
             status="delivered",
             delivered_at=utcnow(),
             attempts=col(TicketDelivery.attempts) + 1,
             last_error=None,
             next_attempt_at=None,
+            **RELEASED,
         )
         await session.exec(done)
     if not failed:
-        return BatchResult(sent=len(batch), delivered=True)
+        return
     attempts = max(c.attempts for rows in failed.values() for c in rows) + 1
     retry_at = utcnow() + timedelta(seconds=backoff.delay(attempts))
     for error, rows in failed.items():
-        retry = _rows([c.id for c in rows]).values(
-            attempts=col(TicketDelivery.attempts) + 1, last_error=error, next_attempt_at=retry_at
+        retry = _held([c.id for c in rows], worker=worker).values(
+            attempts=col(TicketDelivery.attempts) + 1,
+            last_error=error,
+            next_attempt_at=retry_at,
+            **RELEASED,
         )
         await session.exec(retry)
-    return BatchResult(sent=len(batch), delivered=False, error=next(iter(failed)))
+
+
+async def _release(
+    sessionmaker: async_sessionmaker[AsyncSession], ids: list[int], *, worker: str
+) -> None:
+    async with _scope(sessionmaker) as session:
+        await session.exec(_held(ids, worker=worker).values(**RELEASED))
 
 
 async def _send(
@@ -241,8 +317,17 @@ async def _post(
     )
 
 
-def _rows(ids: list[int]) -> Update:
-    return update(TicketDelivery).where(col(TicketDelivery.id) == ids_param(ids))
+def _held(ids: list[int], *, worker: str) -> Update:
+    """An UPDATE of those of `ids` that are still pending and leased by `worker`."""
+    return update(TicketDelivery).where(
+        col(TicketDelivery.id) == ids_param(ids),
+        col(TicketDelivery.claimed_by) == worker,
+        col(TicketDelivery.status) == PENDING,
+    )
+
+
+def _lease_end(lease_seconds: float) -> ColumnElement[datetime]:
+    return func.now() + timedelta(seconds=lease_seconds)
 
 
 def _redact(message: str, target: Target) -> str:

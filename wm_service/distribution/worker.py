@@ -16,10 +16,12 @@ import httpx
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ticketing_common.backoff import Backoff
 from ticketing_common.db import session_scope
+from ticketing_common.lease import worker_name
 from wm_service.config import WMSettings
 from wm_service.distribution import assignment, registry
-from wm_service.distribution.delivery import Backoff, Target, deliver_batch, utcnow
+from wm_service.distribution.delivery import LEASE_SECONDS, Target, deliver_batch, utcnow
 from wm_service.distribution.models import Backend
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,9 @@ class DistributionConfig:
     concurrency: int
     request_timeout_seconds: float
     backoff: Backoff
+    # Not a WM_* setting (yet): renewed while a batch is sent, it only bounds how long a
+    # crashed WM's in-flight rows wait before they are sent again.
+    lease_seconds: float = LEASE_SECONDS
 
     @classmethod
     def from_settings(cls, settings: WMSettings) -> DistributionConfig:
@@ -92,7 +97,7 @@ class DistributionWorker:
         tasks = [*self._loops, *self._senders.values()]
         for task in tasks:
             task.cancel()
-        # A sender cancelled mid-send rolls back: its rows stay pending and are sent again.
+        # A sender cancelled mid-send hands its leased rows back: they are sent again.
         await asyncio.gather(*tasks, return_exceptions=True)
         self._loops, self._senders = [], {}
         if self._client is not None:
@@ -187,22 +192,24 @@ class DistributionWorker:
     async def _drain(self, target: Target) -> None:
         """Concurrent senders for one backend until its due queue is empty or a send fails."""
         await asyncio.gather(
-            *(self._send_until_idle(target) for _ in range(self._config.concurrency))
+            *(self._send_until_idle(target, n) for n in range(self._config.concurrency))
         )
 
-    async def _send_until_idle(self, target: Target) -> None:
+    async def _send_until_idle(self, target: Target, n: int) -> None:
         assert self._client is not None
+        worker = worker_name("wm", f"{target.name}/{n}")
         while True:
             try:
-                async with _scope(self._sessionmaker) as session:
-                    result = await deliver_batch(
-                        session,
-                        client=self._client,
-                        target=target,
-                        now=utcnow(),
-                        batch_size=self._config.batch_size,
-                        backoff=self._config.backoff,
-                    )
+                result = await deliver_batch(
+                    self._sessionmaker,
+                    client=self._client,
+                    target=target,
+                    now=utcnow(),
+                    batch_size=self._config.batch_size,
+                    backoff=self._config.backoff,
+                    worker=worker,
+                    lease_seconds=self._config.lease_seconds,
+                )
             except Exception:
                 log.exception("delivery to %s failed; retrying on the next pass", target.name)
                 return

@@ -5,11 +5,12 @@ from __future__ import annotations
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ticketing_common.errors import ErrorDetail, ValidationFailed
+from ticketing_common.cursor import KeysetCursor
 from wm_service.kinds import Kind
 from wm_service.models import AggregationPush
 from wm_service.schemas import PushPage, PushResult
-from wm_service.services import cursor as cursors
+
+PUSH_CURSOR = KeysetCursor(int)  # the push id
 
 
 async def list_pushes(
@@ -20,13 +21,11 @@ async def list_pushes(
     if kind is not None:
         query = query.where(AggregationPush.kind == kind.value)
     if cursor is not None:
-        (last_id,) = cursors.decode(cursor, size=1)
-        if not isinstance(last_id, int):
-            raise ValidationFailed("invalid cursor", details=[ErrorDetail("cursor", "bad key")])
+        (last_id,) = PUSH_CURSOR.decode(cursor)
         query = query.where(col(AggregationPush.id) < last_id)
     rows = list((await session.exec(query)).all())
     page = rows[:limit]
-    next_cursor = cursors.encode(page[-1].id) if len(rows) > limit else None
+    next_cursor = PUSH_CURSOR.encode(page[-1].id) if len(rows) > limit else None
     return PushPage(
         items=[PushResult.model_validate(row.result) for row in page], next_cursor=next_cursor
     )

@@ -8,7 +8,8 @@ from datetime import datetime
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ticketing_common.errors import ErrorDetail, NotFound, ValidationFailed
+from ticketing_common.cursor import KeysetCursor
+from ticketing_common.errors import NotFound
 from wm_service.kinds import Kind
 from wm_service.models import Ticket, TicketDelivery, TicketRevision
 from wm_service.schemas import (
@@ -20,7 +21,9 @@ from wm_service.schemas import (
     TicketPage,
     TicketSummary,
 )
-from wm_service.services import cursor as cursors
+
+# Newest opened first, ties broken by id.
+TICKET_CURSOR = KeysetCursor(datetime, uuid.UUID)
 
 
 def _summary(ticket: Ticket) -> TicketSummary:
@@ -58,13 +61,7 @@ async def list_tickets(
     if state is not None:
         query = query.where(Ticket.state == state)
     if cursor is not None:
-        opened_text, id_text = cursors.decode(cursor, size=2)
-        try:
-            opened_at, last_id = datetime.fromisoformat(opened_text), uuid.UUID(id_text)
-        except (TypeError, ValueError) as exc:
-            raise ValidationFailed(
-                "invalid cursor", details=[ErrorDetail("cursor", "bad key")]
-            ) from exc
+        opened_at, last_id = TICKET_CURSOR.decode(cursor)
         query = query.where(
             (col(Ticket.opened_at) < opened_at)
             | ((col(Ticket.opened_at) == opened_at) & (col(Ticket.id) < last_id))
@@ -72,9 +69,7 @@ async def list_tickets(
     rows = list((await session.exec(query)).all())
     page = rows[:limit]
     next_cursor = (
-        cursors.encode(page[-1].opened_at.isoformat(), str(page[-1].id))
-        if len(rows) > limit
-        else None
+        TICKET_CURSOR.encode(page[-1].opened_at, page[-1].id) if len(rows) > limit else None
     )
     return TicketPage(items=[_summary(t) for t in page], next_cursor=next_cursor, counts=counts)
 

@@ -25,9 +25,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tests.support.servers import serve_in_thread
+from ticketing_common.backoff import Backoff
 from ticketing_common.db import create_engine, make_sessionmaker, session_scope
 from wm_service.distribution import registry
-from wm_service.distribution.delivery import Backoff
 from wm_service.distribution.schemas import BackendRegistration
 from wm_service.distribution.worker import DistributionConfig, DistributionWorker
 from wm_service.models import Ticket, TicketDelivery, TicketRevision

@@ -28,6 +28,7 @@ RunWorker = Callable[..., Awaitable[DistributionWorker]]
 Sessions = async_sessionmaker[AsyncSession]
 
 KEYS = [f"snr-upstream:MTY01-CCAP02:US-{i}/0/1" for i in range(200)]
+SENDER = "wm:test:be-1/0"
 
 
 @pytest.fixture
@@ -44,15 +45,15 @@ async def send_one_batch(
         await assignment.assign_pending(
             session, keep=[name], targets=[name], now=datetime.now(UTC), limit=1000
         )
-    async with scope(sessionmaker) as session:
-        return await deliver_batch(
-            session,
-            client=http,
-            target=Target(name=name, url=backend.url, intake_token=backend.token),
-            now=datetime.now(UTC),
-            batch_size=100,
-            backoff=make_config().backoff,
-        )
+    return await deliver_batch(
+        sessionmaker,
+        client=http,
+        target=Target(name=name, url=backend.url, intake_token=backend.token),
+        now=datetime.now(UTC),
+        batch_size=100,
+        backoff=make_config().backoff,
+        worker=SENDER,
+    )
 
 
 async def test_batches_have_the_configured_size(
@@ -141,16 +142,16 @@ async def test_rows_in_backoff_are_not_sent_again_at_once(
     await outbox.add(KEYS[:3])
     failed_at = datetime.now(UTC)
     await send_one_batch(sessionmaker, http, "be-1", backend)
-    async with scope(sessionmaker) as session:
-        again = await deliver_batch(
-            session,
-            client=http,
-            target=Target(name="be-1", url=backend.url, intake_token=backend.token),
-            # The failure's time, not the clock's: a slow machine must not outlast the backoff.
-            now=failed_at,
-            batch_size=100,
-            backoff=make_config().backoff,
-        )
+    again = await deliver_batch(
+        sessionmaker,
+        client=http,
+        target=Target(name="be-1", url=backend.url, intake_token=backend.token),
+        # The failure's time, not the clock's: a slow machine must not outlast the backoff.
+        now=failed_at,
+        batch_size=100,
+        backoff=make_config().backoff,
+        worker=SENDER,
+    )
     assert again.sent == 0
     assert len(backend.batches) == 1
 

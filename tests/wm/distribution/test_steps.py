@@ -1,8 +1,7 @@
-"""The distribution's steps on a real database: assignment rules, probes, backoff."""
+"""The distribution's steps on a real database: assignment rules, probes, the claim."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tests.wm.distribution.conftest import Outbox, StandInBE, register, scope
 from wm_service.distribution import assignment, registry
-from wm_service.distribution.delivery import Backoff, claim
+from wm_service.distribution.delivery import claim
 from wm_service.distribution.worker import DistributionWorker
 from wm_service.models import TicketDelivery
 
@@ -32,21 +31,6 @@ async def deliver_everything(sessionmaker: Sessions) -> None:
     """What a BE's 2xx does to the rows: they stay with their backend, delivered."""
     async with scope(sessionmaker) as session:
         await session.exec(update(TicketDelivery).values(status="delivered"))
-
-
-def test_backoff_grows_exponentially_within_its_jitter_band() -> None:
-    """The n-th delay lies in [ceiling/2, ceiling] with ceiling = base·2^(n-1)."""
-    backoff = Backoff(base_seconds=1, cap_seconds=60)
-    rng = random.Random(7)
-    for attempts, ceiling in [(1, 1), (2, 2), (3, 4), (5, 16)]:
-        delays = [backoff.delay(attempts, rng) for _ in range(200)]
-        assert ceiling / 2 <= min(delays) and max(delays) <= ceiling
-
-
-def test_backoff_is_capped() -> None:
-    """However many failures, no delay exceeds the cap."""
-    backoff = Backoff(base_seconds=1, cap_seconds=60)
-    assert max(backoff.delay(40, random.Random(1)) for _ in range(200)) <= 60
 
 
 async def test_a_new_revision_follows_the_backend_holding_the_older_one(
@@ -168,5 +152,12 @@ async def test_a_full_batch_blocked_behind_a_backoff_does_not_hide_a_sendable_ro
             .values(next_attempt_at=later)
         )
     async with scope(sessionmaker) as session:
-        batch = await claim(session, backend_name="be1", now=datetime.now(UTC), limit=3)
+        batch = await claim(
+            session,
+            backend_name="be1",
+            now=datetime.now(UTC),
+            limit=3,
+            worker="wm:test:be1/0",
+            lease_seconds=30,
+        )
     assert [c.dedup_key for c in batch] == ["snr-upstream:OTHER"]
