@@ -31,6 +31,9 @@ class WMSettings(BaseSettings):
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token of operators (every endpoint, pushes included)."
     )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token of Prometheus: /metrics only (admin works too)."
+    )
     max_push_bytes: int = Field(
         default=128 * 1024 * 1024, ge=1024, description="Largest accepted push body (413 above)."
     )

@@ -22,10 +22,17 @@ def _admin_token(request: Request) -> SecretStr:
     return token
 
 
+def _metrics_token(request: Request) -> SecretStr:
+    token: SecretStr = request.app.state.metrics_token
+    return token
+
+
 # Operators may push too (replaying an aggregator export by hand); the aggregator's token
 # opens nothing but the pushes.
 require_ingest = require_token(_ingest_token, _admin_token)
 require_admin = require_token(_admin_token)
+# Prometheus gets a token that opens nothing else; operators may read /metrics too.
+require_metrics = require_token(_metrics_token, _admin_token)
 
 
 async def read_body(request: Request, *, limit: int) -> bytes:

@@ -11,17 +11,28 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from ticketing_common import embedded_pg
 from ticketing_common.auth import token_or_locked
-from ticketing_common.db import create_engine, make_sessionmaker, redact_url, resolve_database_url
+from ticketing_common.db import (
+    create_engine,
+    make_sessionmaker,
+    redact_url,
+    resolve_database_url,
+    session_scope,
+)
 from ticketing_common.logging import configure_logging
+from ticketing_common.metrics import install_metrics_route, set_gauge_family
 from ticketing_common.migrate import readiness_problems, upgrade_to_head
 from ticketing_common.web import add_health_routes, create_base_app
 from wm_service.config import WMSettings
+from wm_service.deps import require_metrics
+from wm_service.distribution import registry
 from wm_service.distribution import routes as backend_routes
+from wm_service.distribution.delivery import utcnow
 from wm_service.distribution.worker import DistributionConfig, DistributionWorker
+from wm_service.metrics import WMMetrics, refresh_stored_state
 from wm_service.routes import aggregations, tickets, topology
 from wm_service.routes import settings as settings_routes
 
@@ -39,7 +50,9 @@ class BackgroundWorker(Protocol):
 def _background_workers(app: FastAPI) -> list[BackgroundWorker]:
     """The workers this app runs (the distribution worker is registered here)."""
     distribution = DistributionWorker(
-        app.state.sessionmaker, DistributionConfig.from_settings(app.state.settings)
+        app.state.sessionmaker,
+        DistributionConfig.from_settings(app.state.settings),
+        app.state.metrics,
     )
     # Exposed so that ingestion can call app.state.distribution.wake() after a commit.
     app.state.distribution = distribution
@@ -95,7 +108,7 @@ def create_app(settings: WMSettings | None = None) -> FastAPI:
     """
     config = settings or WMSettings()
     if settings is None:
-        configure_logging(config.log_level, service="wm")
+        configure_logging(config.log_level, service="wm", fmt=config.log_format)
     app = create_base_app(
         title="WM — workflow manager",
         description=(
@@ -108,6 +121,8 @@ def create_app(settings: WMSettings | None = None) -> FastAPI:
     app.state.settings = config
     app.state.ingest_token = token_or_locked(config.ingest_token, variable="WM_INGEST_TOKEN")
     app.state.admin_token = token_or_locked(config.admin_token, variable="WM_ADMIN_TOKEN")
+    app.state.metrics_token = token_or_locked(config.metrics_token, variable="WM_METRICS_TOKEN")
+    app.state.metrics = WMMetrics()
 
     async def readiness() -> dict[str, str]:
         return await readiness_problems(app.state.engine, "wm")
@@ -121,5 +136,26 @@ def create_app(settings: WMSettings | None = None) -> FastAPI:
         backend_routes.router,
     ):
         app.include_router(router)
+    install_metrics_route(
+        app,
+        registry=lambda request: request.app.state.metrics.registry,
+        refresh=_refresh,
+        guard=require_metrics,
+    )
     _publish_push_schema(app)
     return app
+
+
+async def _refresh(request: Request) -> None:
+    """The gauges of stored state, read at scrape time (tickets, outbox, BE availability)."""
+    app = request.app
+    metrics: WMMetrics = app.state.metrics
+    health = DistributionConfig.from_settings(app.state.settings).health
+    async for session in session_scope(app.state.sessionmaker):
+        await refresh_stored_state(session, metrics)
+        backends = await registry.list_all(session)
+    now = utcnow()
+    set_gauge_family(
+        metrics.backend_available,
+        {(b.name,): float(registry.is_available(b, now=now, health=health)) for b in backends},
+    )

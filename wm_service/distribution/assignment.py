@@ -7,6 +7,7 @@ one goes to the rendezvous winner among the available backends.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
@@ -100,17 +101,20 @@ async def fail_over(
     targets: Sequence[str],
     now: datetime,
     limit: int,
-) -> int:
-    """Move up to `limit` undelivered rows held by any backend not in `keep` to `targets`.
+) -> dict[str, int]:
+    """Move up to `limit` undelivered rows held by any backend not in `keep` to `targets`;
+    returns how many rows moved away from each backend.
 
     `keep` are the registered backends not failed over (a row of an unregistered name moves
     too). Rows being sent right now (leased) are skipped; a later pass takes them if their
     send failed. With no target nothing moves: the rows wait where they are.
     """
     if not targets:
-        return 0
+        return {}
     statement = (
-        select(col(TicketDelivery.id), col(TicketDelivery.dedup_key))
+        select(
+            col(TicketDelivery.id), col(TicketDelivery.dedup_key), col(TicketDelivery.backend_name)
+        )
         .where(
             _IS_PENDING,
             col(TicketDelivery.backend_name).is_not(None),
@@ -121,9 +125,10 @@ async def fail_over(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    rows = [(cast(int, row_id), key) for row_id, key in (await session.exec(statement)).all()]
+    selected = (await session.exec(statement)).all()
+    rows = [(cast(int, row_id), key) for row_id, key, _ in selected]
     await _reassign(session, rows=rows, targets=targets, now=now)
-    return len(rows)
+    return dict(Counter(cast(str, former) for _, _, former in selected))
 
 
 async def move_all_from(

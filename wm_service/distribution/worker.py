@@ -23,6 +23,7 @@ from wm_service.config import WMSettings
 from wm_service.distribution import assignment, registry
 from wm_service.distribution.delivery import LEASE_SECONDS, Target, deliver_batch, utcnow
 from wm_service.distribution.models import Backend
+from wm_service.metrics import WMMetrics
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +74,14 @@ class DistributionWorker:
     """Moves the outbox to the BEs until stopped; several WM processes may run one each."""
 
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], config: DistributionConfig
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        config: DistributionConfig,
+        metrics: WMMetrics | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._config = config
+        self._metrics = metrics or WMMetrics()
         self._wake = asyncio.Event()
         self._client: httpx.AsyncClient | None = None
         self._loops: list[asyncio.Task[None]] = []
@@ -126,9 +131,16 @@ class DistributionWorker:
                 moved = await assignment.fail_over(
                     session, keep=keep, targets=targets, now=now, limit=ASSIGN_CHUNK
                 )
-            if moved:
-                log.info("failed over %d revisions to %s", moved, ", ".join(targets))
-            if moved < ASSIGN_CHUNK:
+            for backend, count in moved.items():
+                self._metrics.failovers.labels(backend, "unavailable").inc()
+                log.warning(
+                    "failover: %d undelivered revision(s) of %s moved to %s",
+                    count,
+                    backend,
+                    ", ".join(targets),
+                    extra={"backend": backend, "moved": count, "reason": "unavailable"},
+                )
+            if sum(moved.values()) < ASSIGN_CHUNK:
                 break
         while True:
             async with _scope(self._sessionmaker) as session:
@@ -211,11 +223,26 @@ class DistributionWorker:
                     lease_seconds=self._config.lease_seconds,
                 )
             except Exception:
-                log.exception("delivery to %s failed; retrying on the next pass", target.name)
+                self._metrics.deliveries.labels(target.name, "failed").inc()
+                log.exception(
+                    "delivery to %s failed; retrying on the next pass",
+                    target.name,
+                    extra={"backend": target.name},
+                )
                 return
-            if not result.delivered:
+            if result.sent:
+                outcome = "delivered" if result.delivered else "failed"
+                self._metrics.deliveries.labels(target.name, outcome).inc()
+            if result.delivered:
+                self._metrics.delivered_revisions.labels(target.name).inc(result.sent)
+            else:
                 # The rows carry their backoff; this sender rests until the next pass.
-                log.warning("delivery to %s failed: %s", target.name, result.error)
+                log.warning(
+                    "delivery to %s failed: %s",
+                    target.name,
+                    result.error,
+                    extra={"backend": target.name, "revisions": result.sent},
+                )
                 return
             if result.sent == 0:
                 return
