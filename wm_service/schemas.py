@@ -12,11 +12,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from wm_service.kinds import Kind
+from wm_service.kinds import Category, Kind
 
 Priority = Literal["P1", "P2", "P3", "P4"]
 Action = Literal["open", "update", "clear"]
-Category = Literal["SNR", "Falla de Linea"]
 
 
 # --- settings -------------------------------------------------------------------------------

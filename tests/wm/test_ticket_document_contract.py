@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from be_service.schemas import TicketIn
-from wm_service.kinds import KINDS, Kind
+from wm_service import kinds
+from wm_service.kinds import KindSpec
 from wm_service.services.critical import WindowStats
 from wm_service.services.push_decode import MAX_SUBSCRIBERS
 from wm_service.services.ticket_document import Place, build_document
@@ -26,13 +27,12 @@ def longest(prefix: str) -> str:
 
 
 @pytest.mark.parametrize("action", ["open", "update", "clear"])
-@pytest.mark.parametrize("kind", list(Kind))
+@pytest.mark.parametrize("spec", kinds.specs(), ids=lambda spec: spec.name)
 @pytest.mark.parametrize("located", [True, False])
 def test_a_maximal_entity_builds_a_ticket_the_be_accepts(
-    kind: Kind, action: str, located: bool
+    spec: KindSpec, action: str, located: bool
 ) -> None:
     """Every field at its maximum, every kind and action: TicketIn validates the document."""
-    info = KINDS[kind]
     place = Place(
         market=longest("Monterrey ") if located else None,
         hub=longest("MTY-HUB-01 "),
@@ -46,14 +46,14 @@ def test_a_maximal_entity_builds_a_ticket_the_be_accepts(
     )
     document = build_document(
         ticket_id=uuid.uuid4(),
-        kind=kind,
+        spec=spec,
         entity_id=longest("MTY01-CCAP02:US-3/0/1 "),
         revision=2**31 - 1,
         action=action,
         ticket_priority="P1",
         place=place,
         stats=None if action == "clear" else stats,
-        threshold=info.value_range[1],
+        threshold=spec.value_range[1],
         window_hours=168,
         aggregation_id=longest("agg-"),
         generated_at=AT,
@@ -70,7 +70,7 @@ def test_the_issue_example_is_cut_with_an_ellipsis() -> None:
     entity_id = "S" * 180
     document = build_document(
         ticket_id=uuid.uuid4(),
-        kind=Kind.us_service_group,
+        spec=kinds.US_SERVICE_GROUP,
         entity_id=entity_id,
         revision=1,
         action="open",
@@ -83,5 +83,5 @@ def test_the_issue_example_is_cut_with_an_ellipsis() -> None:
         generated_at=AT,
     )
     assert len(document["title"]) == 255 and document["title"].endswith("…")
-    assert document["title"].startswith(f"{KINDS[Kind.us_service_group].label} crítica en SSS")
+    assert document["title"].startswith(f"{kinds.US_SERVICE_GROUP.label} crítica en SSS")
     assert entity_id in document["description"]  # the full name stays in the description

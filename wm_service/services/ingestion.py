@@ -18,7 +18,8 @@ import msgspec
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ticketing_common.errors import Conflict, ErrorDetail
-from wm_service.kinds import KINDS, Kind
+from wm_service import kinds
+from wm_service.kinds import KindSpec
 from wm_service.schemas import PushResult, RuleSettings, TicketCounts
 from wm_service.services import settings as settings_service
 from wm_service.services.bulk import driver_connection
@@ -65,12 +66,12 @@ def _ticket_ids(count: int) -> Iterator[uuid.UUID]:
         yield uuid.UUID(bytes=pool[16 * i : 16 * i + 16], version=4)
 
 
-def push_lock_key(kind: Kind) -> int:
-    return zlib.crc32(f"wm-push:{kind.value}".encode())
+def push_lock_key(kind: str) -> int:
+    return zlib.crc32(f"wm-push:{kind}".encode())
 
 
 async def process_push(
-    session: AsyncSession, *, kind: Kind, push: Push, received_at: datetime
+    session: AsyncSession, *, kind: str, push: Push, received_at: datetime
 ) -> tuple[PushResult, bool]:
     """Apply a validated push; returns its result and whether it was a replay of a known one.
 
@@ -83,21 +84,22 @@ async def process_push(
     await db.execute("SELECT pg_advisory_xact_lock($1)", push_lock_key(kind))
     stored = await db.fetchval(
         "SELECT result::text FROM aggregation_push WHERE kind = $1 AND aggregation_id = $2",
-        kind.value,
+        kind,
         push.aggregation_id,
     )
     if stored is not None:
         return PushResult.model_validate_json(stored), True
     latest = await db.fetchval(
-        "SELECT max(generated_at) FROM aggregation_push WHERE kind = $1", kind.value
+        "SELECT max(generated_at) FROM aggregation_push WHERE kind = $1", kind
     )
     if latest is not None and push.generated_at < latest:
         raise Conflict(
             f"generated_at {push.generated_at.isoformat()} is older than the latest processed "
-            f"{kind.value} push ({latest.isoformat()}); late pushes are not applied",
+            f"{kind} push ({latest.isoformat()}); late pushes are not applied",
             details=[ErrorDetail("generated_at", f"older than {latest.isoformat()}")],
         )
 
+    spec = kinds.get(kind)
     rules = await settings_service.get_rules(session)
     push_id: int = await db.fetchval(
         """
@@ -105,14 +107,14 @@ async def process_push(
             critical_entries, opened, updated, cleared, unchanged, result)
         VALUES ($1, $2, $3, $4, $5, 0, 0, 0, 0, 0, '{}'::jsonb) RETURNING id
         """,
-        kind.value,
+        kind,
         push.aggregation_id,
         push.generated_at,
         received_at,
         len(push.entries),
     )
     since = window_start(rules, push.generated_at)
-    columns = critical_samples(push, kind=kind, rules=rules)
+    columns = critical_samples(push, spec=spec, rules=rules)
     fresh_rows = await db.fetch(
         """
         INSERT INTO critical_sample (kind, entity_id, at, value, push_id)
@@ -121,7 +123,7 @@ async def process_push(
         ON CONFLICT DO NOTHING
         RETURNING entity_id
         """,
-        kind.value,
+        kind,
         columns.entity_ids,
         columns.ats,
         columns.values,
@@ -132,15 +134,15 @@ async def process_push(
     # the clock skew after T counts in its own push (later pushes are refused), so it is
     # never stored by one push and counted only by the next, which could clear a ticket
     # and reopen it 15 minutes later.
-    await db.execute("DELETE FROM critical_sample WHERE kind = $1 AND at <= $2", kind.value, since)
-    worst = "min(value)" if KINDS[kind].lower_is_worse else "max(value)"
+    await db.execute("DELETE FROM critical_sample WHERE kind = $1 AND at <= $2", kind, since)
+    worst = "min(value)" if spec.lower_is_worse else "max(value)"
     stats_rows = await db.fetch(
         f"""
         SELECT entity_id, count(*) AS n, min(at) AS first_at, max(at) AS last_at,
                {worst} AS worst
         FROM critical_sample WHERE kind = $1 AND at > $2 GROUP BY entity_id
         """,  # noqa: S608  (worst is one of two literals above)
-        kind.value,
+        kind,
         since,
     )
     stats = {
@@ -149,7 +151,7 @@ async def process_push(
     }
     open_rows = await db.fetch(
         "SELECT entity_id, id, revision, priority FROM ticket WHERE kind = $1 AND state = 'open'",
-        kind.value,
+        kind,
     )
     open_tickets = {
         row["entity_id"]: OpenTicket(row["id"], row["revision"], row["priority"])
@@ -171,7 +173,7 @@ async def process_push(
             critical_entries += 1
             assert entity_stats is not None
             wanted = priority(
-                kind,
+                spec,
                 subscribers=places[entity_id].subscribers,
                 worst_value=entity_stats.worst_value,
             )
@@ -200,7 +202,7 @@ async def process_push(
 
     await _write_revisions(
         session,
-        kind=kind,
+        spec=spec,
         revisions=revisions,
         places=places,
         rules=rules,
@@ -237,7 +239,7 @@ async def process_push(
 async def _write_revisions(
     session: AsyncSession,
     *,
-    kind: Kind,
+    spec: KindSpec,
     revisions: list[Revision],
     places: dict[str, Place],
     rules: RuleSettings,
@@ -252,14 +254,14 @@ async def _write_revisions(
     documents = [
         build_document(
             ticket_id=r.ticket_id,
-            kind=kind,
+            spec=spec,
             entity_id=r.entity_id,
             revision=r.revision,
             action=r.action,
             ticket_priority=r.priority,
             place=places[r.entity_id],
             stats=r.stats,
-            threshold=rules.thresholds[kind].critical,
+            threshold=rules.thresholds[spec.name].critical,
             window_hours=rules.window_hours,
             aggregation_id=push.aggregation_id,
             generated_at=built_at,
@@ -288,11 +290,11 @@ async def _write_revisions(
             cleared_at = EXCLUDED.cleared_at
         """,
         built_at,
-        kind.value,
+        spec.name,
         category,
         [r.ticket_id for r in revisions],
         [r.entity_id for r in revisions],
-        [dedup_key(kind, r.entity_id) for r in revisions],
+        [dedup_key(spec.name, r.entity_id) for r in revisions],
         [r.action for r in revisions],
         [r.revision for r in revisions],
         [r.priority for r in revisions],

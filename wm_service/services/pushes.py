@@ -6,19 +6,18 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ticketing_common.errors import ErrorDetail, ValidationFailed
-from wm_service.kinds import Kind
 from wm_service.models import AggregationPush
 from wm_service.schemas import PushPage, PushResult
 from wm_service.services import cursor as cursors
 
 
 async def list_pushes(
-    session: AsyncSession, *, kind: Kind | None, limit: int, cursor: str | None
+    session: AsyncSession, *, kind: str | None, limit: int, cursor: str | None
 ) -> PushPage:
     """Newest first (by arrival), keyset-paginated."""
     query = select(AggregationPush).order_by(col(AggregationPush.id).desc()).limit(limit + 1)
     if kind is not None:
-        query = query.where(AggregationPush.kind == kind.value)
+        query = query.where(AggregationPush.kind == kind)
     if cursor is not None:
         (last_id,) = cursors.decode(cursor, size=1)
         if not isinstance(last_id, int):

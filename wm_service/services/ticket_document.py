@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from wm_service.kinds import KINDS, Kind
+from wm_service.kinds import KindSpec
 from wm_service.services.critical import WindowStats
 
 PRIORITY_RANK = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
-# Priority bands (an assumption, CONTEXT.md §3): subscribers affected, and very low SNR.
+# Priority bands (an assumption, CONTEXT.md §3): subscribers affected, and the kind's own
+# P1 rule (KindSpec.p1_worst_value: SNR below 20 dB).
 P1_SUBSCRIBERS, P2_SUBSCRIBERS, P3_SUBSCRIBERS = 200, 65, 10
-P1_SNR_BELOW_DB = 20.0
 # The BE's TicketIn limits (docs/contracts.md §1): a longer title or subject makes the BE
 # reject the whole batch it came in, so long entity names are shortened here instead.
 TITLE_MAX, SUBJECT_MAX = 255, 255
@@ -40,13 +40,15 @@ class Place:
         return self.market is None or self.hub is None or self.ccap is None
 
 
-def priority(kind: Kind, *, subscribers: int | None, worst_value: float | None) -> str:
-    """P1 ≥ 200 subscribers or SNR < 20 dB; P2 65-199; P3 10-64; P4 otherwise or unknown."""
+def priority(spec: KindSpec, *, subscribers: int | None, worst_value: float | None) -> str:
+    """P1: ≥ 200 subscribers or past the kind's P1 value; P2 65-199; P3 10-64; else P4."""
     affected = subscribers or 0
-    very_low_snr = (
-        KINDS[kind].lower_is_worse and worst_value is not None and worst_value < P1_SNR_BELOW_DB
+    past_p1_value = (
+        spec.p1_worst_value is not None
+        and worst_value is not None
+        and spec.is_past(worst_value, spec.p1_worst_value)
     )
-    if affected >= P1_SUBSCRIBERS or very_low_snr:
+    if affected >= P1_SUBSCRIBERS or past_p1_value:
         return "P1"
     if affected >= P2_SUBSCRIBERS:
         return "P2"
@@ -94,7 +96,7 @@ def _where(place: Place) -> str:
 def build_document(
     *,
     ticket_id: uuid.UUID,
-    kind: Kind,
+    spec: KindSpec,
     entity_id: str,
     revision: int,
     action: str,
@@ -107,50 +109,49 @@ def build_document(
     generated_at: datetime,
 ) -> dict[str, Any]:
     """The ticket JSON of one revision, JSON-ready (strings for ids and datetimes)."""
-    info = KINDS[kind]
-    comparison = "<" if info.lower_is_worse else "≥"
-    threshold_text = f"{comparison} {threshold:g} {info.unit}"
+    comparison = "<" if spec.lower_is_worse else "≥"
+    threshold_text = f"{comparison} {threshold:g} {spec.unit}"
     where = _where(place)
     subscribers_text = str(place.subscribers) if place.subscribers is not None else "desconocido"
     short_place = " / ".join(v for v in (place.market, place.hub) if v) or "sin ubicación"
     if action == "clear" or stats is None:
-        title = f"Normalizado: {info.label} en {entity_id} ({short_place})"
+        title = f"Normalizado: {spec.label} en {entity_id} ({short_place})"
         description = (
-            f"La {info.label} de {entity_id} se normalizó: no quedan muestras críticas en las "
+            f"La {spec.label} de {entity_id} se normalizó: no quedan muestras críticas en las "
             f"últimas {window_hours} h (umbral crítico {threshold_text}). Ubicación: {where}. "
             f"Suscriptores afectados: {subscribers_text}."
         )
         work_order = {
-            "subject": f"Cierre: {info.label} normalizada en {entity_id}",
+            "subject": f"Cierre: {spec.label} normalizada en {entity_id}",
             "description": f"Sin muestras críticas en las últimas {window_hours} h. {description}",
         }
     else:
         prefix = "Actualización: " if action == "update" else ""
         samples = "muestra crítica" if stats.count == 1 else "muestras críticas"
-        title = f"{info.label} crítica en {entity_id} ({short_place})"
+        title = f"{spec.label} crítica en {entity_id} ({short_place})"
         description = (
-            f"{prefix}{info.label} en estado crítico en {entity_id} desde "
+            f"{prefix}{spec.label} en estado crítico en {entity_id} desde "
             f"{_when(stats.first_at)}: {stats.count} {samples} en las últimas {window_hours} h "
             f"(la más reciente {_when(stats.last_at)}). Peor valor: {stats.worst_value:g} "
-            f"{info.unit} (umbral crítico {threshold_text}). Ubicación: {where}. "
+            f"{spec.unit} (umbral crítico {threshold_text}). Ubicación: {where}. "
             f"Suscriptores afectados: {subscribers_text}. Prioridad {ticket_priority}."
         )
         work_order = {
-            "subject": f"OT {ticket_priority}: revisar {info.label} en {entity_id}",
+            "subject": f"OT {ticket_priority}: revisar {spec.label} en {entity_id}",
             "description": (
                 f"Revisar en campo {entity_id} ({where}). {stats.count} {samples} desde "
-                f"{_when(stats.first_at)}; peor valor {stats.worst_value:g} {info.unit} "
+                f"{_when(stats.first_at)}; peor valor {stats.worst_value:g} {spec.unit} "
                 f"(umbral crítico {threshold_text}). Suscriptores afectados: "
                 f"{subscribers_text}."
             ),
         }
     return {
         "ticket_id": str(ticket_id),
-        "dedup_key": dedup_key(kind, entity_id),
+        "dedup_key": dedup_key(spec.name, entity_id),
         "revision": revision,
         "action": action,
-        "kind": kind.value,
-        "category": info.category,
+        "kind": spec.name,
+        "category": spec.category,
         "priority": ticket_priority,
         "title": _fit(title, TITLE_MAX),
         "description": description,
@@ -168,7 +169,7 @@ def build_document(
         "entity_id": entity_id,
         "critical_samples": stats.count if stats else 0,
         "worst_value": stats.worst_value if stats else None,
-        "unit": info.unit,
+        "unit": spec.unit,
         "threshold": threshold,
         "first_critical_at": stats.first_at.isoformat() if stats else None,
         "last_critical_at": stats.last_at.isoformat() if stats else None,
@@ -176,5 +177,5 @@ def build_document(
     }
 
 
-def dedup_key(kind: Kind, entity_id: str) -> str:
-    return f"{kind.value}:{entity_id}"
+def dedup_key(kind: str, entity_id: str) -> str:
+    return f"{kind}:{entity_id}"
