@@ -1,7 +1,8 @@
-"""Builds the ticket JSON of one revision (docs/contracts.md §1): Spanish texts and priority.
+"""Builds the ticket JSON of one revision (docs/contracts.md §1): Spanish texts and location.
 
-Everything the customer ticket API needs is decided here: category, priority (CONTEXT.md §3),
-title/description, location with the missing-location flag, and the SFyC work order texts.
+Everything the customer ticket API needs is written here: category, title/description,
+location with the missing-location flag, and the SFyC work order texts; the priority and the
+reason are decided by the lifecycle rules (services/lifecycle.py).
 """
 
 from __future__ import annotations
@@ -14,10 +15,6 @@ from typing import Any
 from wm_service.kinds import KindSpec
 from wm_service.services.critical import WindowStats
 
-PRIORITY_RANK = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
-# Priority bands (an assumption, CONTEXT.md §3): subscribers affected, and the kind's own
-# P1 rule (KindSpec.p1_worst_value: SNR below 20 dB).
-P1_SUBSCRIBERS, P2_SUBSCRIBERS, P3_SUBSCRIBERS = 200, 65, 10
 # The BE's TicketIn limits (docs/contracts.md §1): a longer title or subject makes the BE
 # reject the whole batch it came in, so long entity names are shortened here instead.
 TITLE_MAX, SUBJECT_MAX = 255, 255
@@ -38,27 +35,6 @@ class Place:
     def missing_location(self) -> bool:
         # A crew cannot be dispatched without market, hub and CCAP.
         return self.market is None or self.hub is None or self.ccap is None
-
-
-def priority(spec: KindSpec, *, subscribers: int | None, worst_value: float | None) -> str:
-    """P1: ≥ 200 subscribers or past the kind's P1 value; P2 65-199; P3 10-64; else P4."""
-    affected = subscribers or 0
-    past_p1_value = (
-        spec.p1_worst_value is not None
-        and worst_value is not None
-        and spec.is_past(worst_value, spec.p1_worst_value)
-    )
-    if affected >= P1_SUBSCRIBERS or past_p1_value:
-        return "P1"
-    if affected >= P2_SUBSCRIBERS:
-        return "P2"
-    if affected >= P3_SUBSCRIBERS:
-        return "P3"
-    return "P4"
-
-
-def is_worse(new: str, old: str) -> bool:
-    return PRIORITY_RANK[new] < PRIORITY_RANK[old]
 
 
 def _fit(text: str, limit: int) -> str:
@@ -100,6 +76,7 @@ def build_document(
     entity_id: str,
     revision: int,
     action: str,
+    reason: str,
     ticket_priority: str,
     place: Place,
     stats: WindowStats | None,
@@ -166,6 +143,7 @@ def build_document(
         "subscribers": place.subscribers,
         "work_order": {**work_order, "subject": _fit(work_order["subject"], SUBJECT_MAX)},
         "generated_at": generated_at.isoformat(),
+        "reason": reason,
         "entity_id": entity_id,
         "critical_samples": stats.count if stats else 0,
         "worst_value": stats.worst_value if stats else None,
