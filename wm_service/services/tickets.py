@@ -8,13 +8,13 @@ from datetime import datetime
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ticketing_common.contract import TicketDocument
 from ticketing_common.errors import ErrorDetail, NotFound, ValidationFailed
 from wm_service.models import Ticket, TicketDelivery, TicketRevision
 from wm_service.schemas import (
     DeliveryPublic,
     RevisionPublic,
     TicketDetail,
-    TicketDocument,
     TicketPage,
     TicketSummary,
 )
