@@ -96,14 +96,16 @@ class _OneOf:
 
     Checked at validation time, not import time, so a kind registered at run time is
     accepted by every model and route; the JSON schema shows the choices as an enum.
+    `enforce=False` only documents them: history read back keeps a kind no longer declared.
     """
 
     what: str
     choices: Callable[[], list[str]]
+    enforce: bool = True
 
     def _check(self, value: str) -> str:
         known = self.choices()
-        if value not in known:
+        if self.enforce and value not in known:
             raise ValueError(f"unknown {self.what} {value!r}; known: {', '.join(known)}")
         return value
 
@@ -118,8 +120,11 @@ class _OneOf:
         return {**handler(schema), "enum": self.choices()}
 
 
+# Requests: a kind or category must be declared. Responses: stored rows are shown as they are.
 Kind = Annotated[str, _OneOf("kind", names)]
 Category = Annotated[str, _OneOf("category", categories)]
+StoredKind = Annotated[str, _OneOf("kind", names, enforce=False)]
+StoredCategory = Annotated[str, _OneOf("category", categories, enforce=False)]
 
 
 SNR_UPSTREAM = register(

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ticketing_common.contract import Action, Priority, TicketDocument
-from wm_service.kinds import Category, Kind
+from wm_service.kinds import Kind, StoredCategory, StoredKind
 
 # --- settings -------------------------------------------------------------------------------
 
@@ -68,7 +68,7 @@ class PushResult(BaseModel):
     """What one push did; replayed verbatim when the same aggregation_id is pushed again."""
 
     aggregation_id: str
-    kind: Kind
+    kind: StoredKind
     generated_at: datetime
     received_at: datetime
     entries: int
@@ -130,9 +130,9 @@ class RevisionPublic(BaseModel):
 class TicketSummary(BaseModel):
     id: uuid.UUID
     dedup_key: str
-    kind: Kind
+    kind: StoredKind
     entity_id: str
-    category: Category
+    category: StoredCategory
     state: Literal["open", "cleared"]
     revision: int
     priority: Priority

@@ -94,3 +94,22 @@ def test_the_sample_network_pushes_a_fourth_kind(ds_snr: KindSpec) -> None:
     network = sample_network.build_network(service_groups=3)
     body = sample_network.aggregation(network, "ds-snr")
     assert [e["entity_id"].rsplit("-", 1)[1] for e in body["entries"]] == ["DS"] * 3
+
+
+async def test_a_kind_no_longer_declared_keeps_its_history_readable(
+    client: httpx.AsyncClient,
+) -> None:
+    """Tickets, pushes and settings of a removed kind are still read, never a 500."""
+    kinds.register(DS_SNR)
+    try:
+        await push(client, push_body(entry("E1", sample(30.0, T0 - MIN))), kind="ds-snr")
+        patch = {"thresholds": {"ds-snr": {"critical": 32}}}
+        assert (await client.patch("/api/v1/settings", json=patch, headers=ADMIN)).is_success
+    finally:
+        kinds.unregister(DS_SNR.name)
+    [ticket] = await tickets(client)
+    assert (ticket["kind"], ticket["category"]) == ("ds-snr", "SNR")
+    pushes = (await client.get("/api/v1/aggregations", headers=ADMIN)).json()["items"]
+    assert [p["kind"] for p in pushes] == ["ds-snr"]
+    settings = (await client.get("/api/v1/settings", headers=ADMIN)).json()
+    assert "ds-snr" not in settings["thresholds"]
