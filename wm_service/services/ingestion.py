@@ -102,7 +102,7 @@ _INSERT_REVISIONS_AND_OUTBOX = """
 """
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Revision:
     """A decision that changes a ticket, with the ticket id and revision it is written as."""
 

@@ -27,14 +27,14 @@ PRIORITY_RANK = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
 P1_SUBSCRIBERS, P2_SUBSCRIBERS, P3_SUBSCRIBERS = 200, 65, 10
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OpenTicket:
     id: uuid.UUID
     revision: int
     priority: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EntityFacts:
     """What the push knows about one entity present in it, as the rules need it."""
 
@@ -45,7 +45,7 @@ class EntityFacts:
     new_samples: bool  # this push stored critical samples not seen before
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     """What happens to one entity's ticket, and why."""
 
