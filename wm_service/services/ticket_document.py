@@ -130,6 +130,17 @@ def _problem_texts(f: _Facts, stats: WindowStats, *, action: str, ticket_priorit
     )
 
 
+def _location(place: Place) -> dict[str, Any]:
+    return {
+        "market": place.market,
+        "hub": place.hub,
+        "ccap": place.ccap,
+        "service_group": place.service_group,
+        "channel": place.channel,
+        "missing_location": place.missing_location,
+    }
+
+
 def build_document(
     *,
     ticket_id: uuid.UUID,
@@ -178,14 +189,7 @@ def build_document(
         "priority": ticket_priority,
         "title": _fit(texts.title, TITLE_MAX),
         "description": texts.description,
-        "location": {
-            "market": place.market,
-            "hub": place.hub,
-            "ccap": place.ccap,
-            "service_group": place.service_group,
-            "channel": place.channel,
-            "missing_location": place.missing_location,
-        },
+        "location": _location(place),
         "subscribers": place.subscribers,
         "work_order": {
             "subject": _fit(texts.subject, SUBJECT_MAX),
