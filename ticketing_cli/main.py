@@ -26,6 +26,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from rich.table import Table
 
 from ticketing_cli.client import CSV_TYPE, JSON_TYPE, ApiError, BEClient, WMClient
+from wm_service import kinds
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False
@@ -122,12 +123,6 @@ def migrate(service: Service) -> None:
     typer.echo(f"{service.value}: database at migration head")
 
 
-class Kind(StrEnum):
-    snr_upstream = "snr-upstream"
-    us_service_group = "us-service-group"
-    ds_service_group = "ds-service-group"
-
-
 DATA_DIR = typer.Option(Path(".data"), help="Embedded Postgres data, logs and dev tokens.")
 
 
@@ -197,11 +192,21 @@ def _dev_tokens(data_dir: Path) -> dict[str, str]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def _known_kind(value: str) -> str:
+    if value not in kinds.names():
+        raise typer.BadParameter(f"unknown kind {value!r}; one of {', '.join(kinds.names())}")
+    return value
+
+
 @app.command()
 def push(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON or CSV file."),
-    kind: Kind | None = typer.Option(
-        None, "--kind", "-k", help="Default: the kind named in the file name."
+    kind: str | None = typer.Option(
+        None,
+        "--kind",
+        "-k",
+        parser=_known_kind,
+        help=f"One of {', '.join(kinds.names())}. Default: the kind named in the file name.",
     ),
     wm_url: str = typer.Option("http://127.0.0.1:8000", envvar="WM_URL"),
     token: str | None = typer.Option(None, envvar="WM_INGEST_TOKEN", help="Default: dev token."),
@@ -228,7 +233,7 @@ def push(
     ):
         task = progress.add_task("push", total=len(payload))
         result = client.push(
-            kind.value,
+            kind,
             payload,
             content_type=CSV_TYPE if is_csv else JSON_TYPE,
             params=params,
@@ -237,16 +242,16 @@ def push(
     _console().print_json(data=result)
 
 
-def _push_kind(file: Path, given: Kind | None) -> Kind:
+def _push_kind(file: Path, given: str | None) -> str:
     """The kind to push as: a file named after another kind is refused, not misread."""
-    named = [k for k in Kind if k.value in file.name]
+    named = [k for k in kinds.names() if k in file.name]
     if given is None:
         if len(named) != 1:
             raise typer.BadParameter("say which aggregation it is: --kind", param_hint="--kind")
         return named[0]
     if named and given not in named:
         raise typer.BadParameter(
-            f"the file is named for {named[0].value}, not {given.value}", param_hint="--kind"
+            f"the file is named for {named[0]}, not {given}", param_hint="--kind"
         )
     return given
 
@@ -308,7 +313,7 @@ def sample(
     out: Path = typer.Option(Path(".data/sample"), help="Folder to write the files into."),
     service_groups: int = typer.Option(2000),
 ) -> None:
-    """Write the sample network's topology and three aggregations as JSON files."""
+    """Write the sample network's topology and one aggregation per kind as JSON files."""
     from ticketing_cli import sample_network
 
     network = sample_network.build_network(service_groups=service_groups)

@@ -1,8 +1,9 @@
-"""A generated but realistic cable network and its three aggregations, for `ticketing up`.
+"""A generated but realistic cable network and one aggregation per kind, for `ticketing up`.
 
 Deterministic for a seed: a few markets, their hubs and CCAP cores, ~2 000 service groups
 (fibre nodes, each with a DS and a US service group) and ~8 000 upstream channels, with a
-few percent of elements in trouble. The same generator feeds the end-to-end benchmark.
+few percent of elements in trouble. The same generator feeds the end-to-end benchmark. What
+each kind measures and its healthy/troubled values come from its declaration (wm_service/kinds.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from wm_service import kinds
+
 MARKETS = {
     "MTY": "Monterrey",
     "GDL": "Guadalajara",
@@ -20,7 +23,7 @@ MARKETS = {
     "LEO": "León",
     "QRO": "Querétaro",
 }
-KINDS = ("snr-upstream", "us-service-group", "ds-service-group")
+KINDS = tuple(kinds.names())
 SAMPLE_INTERVAL = timedelta(minutes=15)
 
 
@@ -105,12 +108,17 @@ def topology_elements(network: SampleNetwork) -> list[dict[str, Any]]:
     return elements
 
 
-def _value(kind: str, rng: random.Random, troubled: bool) -> float:
-    if kind == "snr-upstream":
-        return round(rng.uniform(17.0, 24.5) if troubled else rng.uniform(31.0, 38.0), 1)
-    if kind == "us-service-group":
-        return round(rng.uniform(72.0, 97.0) if troubled else rng.uniform(15.0, 48.0), 1)
-    return round(rng.uniform(82.0, 99.0) if troubled else rng.uniform(20.0, 58.0), 1)
+def _targets(
+    network: SampleNetwork, group: ServiceGroup, element: kinds.Element
+) -> list[tuple[str, dict[str, str]]]:
+    """The entries one service group contributes to a kind measuring `element`."""
+    if element == "upstream-channel":
+        return [
+            (f"{group.prefix}:{channel}:{group.node}", {"channel": channel})
+            for channel in network.channels(group)
+        ]
+    side = "US" if element == "us-service-group" else "DS"
+    return [(f"{group.prefix}:{group.node}-{side}", {})]
 
 
 def aggregation(
@@ -125,6 +133,7 @@ def aggregation(
     """One push of `kind`: every element with its last `samples_per_entry` samples."""
     generated_at = (generated_at or datetime.now(UTC)).replace(microsecond=0)
     rng = random.Random(f"{seed}:{kind}")
+    profile = kinds.get(kind).sample
     entries: list[dict[str, Any]] = []
     for group in network.service_groups:
         location = {
@@ -133,24 +142,15 @@ def aggregation(
             "ccap": group.ccap,
             "service_group": group.node,
         }
-        if kind == "snr-upstream":
-            targets = [
-                (f"{group.prefix}:{channel}:{group.node}", {"channel": channel})
-                for channel in network.channels(group)
-            ]
-        else:
-            side = "US" if kind == "us-service-group" else "DS"
-            targets = [(f"{group.prefix}:{group.node}-{side}", {})]
-        for entity_id, extra in targets:
+        for entity_id, extra in _targets(network, group, profile.element):
             troubled = rng.random() < trouble_rate
             samples = []
             for step in range(samples_per_entry):
                 at = generated_at - SAMPLE_INTERVAL * (samples_per_entry - 1 - step)
                 # A troubled element is critical in its latest sample(s), not necessarily all.
                 bad = troubled and step >= samples_per_entry // 2
-                samples.append(
-                    {"at": at.isoformat().replace("+00:00", "Z"), "value": _value(kind, rng, bad)}
-                )
+                value = round(rng.uniform(*(profile.troubled if bad else profile.healthy)), 1)
+                samples.append({"at": at.isoformat().replace("+00:00", "Z"), "value": value})
             entries.append({"entity_id": entity_id, **location, **extra, "samples": samples})
     stamp = generated_at.strftime("%Y-%m-%dT%H:%M:%SZ")
     return {

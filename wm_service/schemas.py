@@ -1,7 +1,7 @@
 """Request and response shapes of the WM's REST API (pydantic, part of the OpenAPI document).
 
-The ticket document (`TicketDocument`) is the contract with the BEs (docs/contracts.md §1);
-push bodies are decoded by services/ingest_decode.py, not here, for speed.
+The ticket document is the shared contract with the BEs (ticketing_common/contract.py,
+docs/contracts.md §1); push bodies are decoded by services/push_decode.py, not here, for speed.
 """
 
 from __future__ import annotations
@@ -12,12 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from wm_service.kinds import Kind
-
-Priority = Literal["P1", "P2", "P3", "P4"]
-Action = Literal["open", "update", "clear"]
-Category = Literal["SNR", "Falla de Linea"]
-
+from ticketing_common.contract import Action, Priority, TicketDocument
+from wm_service.kinds import Kind, StoredCategory, StoredKind
 
 # --- settings -------------------------------------------------------------------------------
 
@@ -58,53 +54,6 @@ class RuleSettingsPatch(BaseModel):
     thresholds: dict[Kind, ThresholdsPatch] | None = None
 
 
-# --- ticket document (contract with the BEs) --------------------------------------------------
-
-
-class Location(BaseModel):
-    market: str | None
-    hub: str | None
-    ccap: str | None
-    service_group: str | None
-    channel: str | None
-    missing_location: bool = Field(
-        description="True when market, hub or CCAP is unknown to both the push and the inventory."
-    )
-
-
-class WorkOrder(BaseModel):
-    subject: str
-    description: str
-
-
-class TicketDocument(BaseModel):
-    """The ticket JSON sent to the BEs for one revision (docs/contracts.md §1)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    ticket_id: uuid.UUID
-    dedup_key: str = Field(examples=["snr-upstream:MTY01-CCAP02:US-3/0/1"])
-    revision: int = Field(ge=1)
-    action: Action
-    kind: Kind
-    category: Category
-    priority: Priority
-    title: str
-    description: str
-    location: Location
-    subscribers: int | None
-    work_order: WorkOrder
-    generated_at: datetime
-    entity_id: str
-    critical_samples: int = Field(description="Critical samples in the window at this revision.")
-    worst_value: float | None = Field(description="Worst critical value in the window.")
-    unit: str
-    threshold: float = Field(description="Critical threshold in force for this kind.")
-    first_critical_at: datetime | None
-    last_critical_at: datetime | None
-    aggregation_id: str = Field(description="The push that produced this revision.")
-
-
 # --- pushes -----------------------------------------------------------------------------------
 
 
@@ -119,7 +68,7 @@ class PushResult(BaseModel):
     """What one push did; replayed verbatim when the same aggregation_id is pushed again."""
 
     aggregation_id: str
-    kind: Kind
+    kind: StoredKind
     generated_at: datetime
     received_at: datetime
     entries: int
@@ -181,9 +130,9 @@ class RevisionPublic(BaseModel):
 class TicketSummary(BaseModel):
     id: uuid.UUID
     dedup_key: str
-    kind: Kind
+    kind: StoredKind
     entity_id: str
-    category: Category
+    category: StoredCategory
     state: Literal["open", "cleared"]
     revision: int
     priority: Priority

@@ -149,3 +149,14 @@ async def test_a_sample_within_the_skew_after_t_counts_in_its_own_push(
     later = await push(client, push_body(entry("E1"), at=T0 + 15 * MIN))
     assert early.json()["tickets"]["opened"] == 1
     assert later.json()["tickets"] == {"opened": 0, "updated": 0, "cleared": 0, "unchanged": 1}
+
+
+async def test_each_revision_says_why_it_was_made(client: httpx.AsyncClient) -> None:
+    """The ticket document carries the lifecycle reason: critical, new_samples, recovered."""
+    await push(client, push_body(entry("E1", sample(21.0, T0 - 30 * MIN))))
+    await push(client, push_body(entry("E1", sample(21.5, T0 - 5 * MIN)), at=T0 + 15 * MIN))
+    await push(client, push_body(entry("E1"), at=T0 + 25 * 60 * MIN))
+    [ticket] = await tickets(client)
+    detail = await ticket_detail(client, ticket["id"])
+    reasons = [r["ticket"]["reason"] for r in detail["revisions"]]
+    assert reasons == ["critical", "new_samples", "recovered"]

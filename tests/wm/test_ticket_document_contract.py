@@ -1,7 +1,9 @@
-"""The ticket JSON the WM builds always passes the BE's intake validation (docs/contracts.md §1).
+"""The ticket JSON the WM builds is always a valid shared contract document (TicketDocument).
 
 The BE rejects a whole batch for one invalid ticket, so the WM must never build one: every
-field at its WM maximum still fits the BE's TicketIn. (A test may import the other service.)
+field at its WM maximum still fits ticketing_common.contract, which the BE validates with.
+build_document returns a dict for speed (see its docstring); these tests are what tie it
+to the model.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from be_service.schemas import TicketIn
-from wm_service.kinds import KINDS, Kind
+from ticketing_common.contract import SCHEMA_VERSION, TicketDocument
+from wm_service import kinds
+from wm_service.kinds import KindSpec
 from wm_service.services.critical import WindowStats
 from wm_service.services.push_decode import MAX_SUBSCRIBERS
 from wm_service.services.ticket_document import Place, build_document
@@ -26,13 +29,12 @@ def longest(prefix: str) -> str:
 
 
 @pytest.mark.parametrize("action", ["open", "update", "clear"])
-@pytest.mark.parametrize("kind", list(Kind))
+@pytest.mark.parametrize("spec", kinds.specs(), ids=lambda spec: spec.name)
 @pytest.mark.parametrize("located", [True, False])
 def test_a_maximal_entity_builds_a_ticket_the_be_accepts(
-    kind: Kind, action: str, located: bool
+    spec: KindSpec, action: str, located: bool
 ) -> None:
-    """Every field at its maximum, every kind and action: TicketIn validates the document."""
-    info = KINDS[kind]
+    """Every field at its maximum, every kind and action: the contract validates the document."""
     place = Place(
         market=longest("Monterrey ") if located else None,
         hub=longest("MTY-HUB-01 "),
@@ -46,21 +48,30 @@ def test_a_maximal_entity_builds_a_ticket_the_be_accepts(
     )
     document = build_document(
         ticket_id=uuid.uuid4(),
-        kind=kind,
+        spec=spec,
         entity_id=longest("MTY01-CCAP02:US-3/0/1 "),
         revision=2**31 - 1,
         action=action,
+        reason="recovered" if action == "clear" else "critical",
         ticket_priority="P1",
         place=place,
         stats=None if action == "clear" else stats,
-        threshold=info.value_range[1],
+        threshold=spec.value_range[1],
         window_hours=168,
         aggregation_id=longest("agg-"),
         generated_at=AT,
     )
-    ticket = TicketIn.model_validate(document)
+    ticket = TicketDocument.model_validate(document)
     assert ticket.title.endswith("…") and len(ticket.title) == 255
     assert len(ticket.work_order.subject) <= 255
+    assert (ticket.schema_version, ticket.kind, ticket.category) == (
+        SCHEMA_VERSION,
+        spec.name,
+        spec.category,
+    )
+    # extra="allow" would keep a misspelt key silently: every key must be a contract field.
+    assert set(document) <= set(TicketDocument.model_fields)
+    assert set(document["location"]) <= set(type(ticket.location).model_fields)
 
 
 def test_the_issue_example_is_cut_with_an_ellipsis() -> None:
@@ -70,10 +81,11 @@ def test_the_issue_example_is_cut_with_an_ellipsis() -> None:
     entity_id = "S" * 180
     document = build_document(
         ticket_id=uuid.uuid4(),
-        kind=Kind.us_service_group,
+        spec=kinds.US_SERVICE_GROUP,
         entity_id=entity_id,
         revision=1,
         action="open",
+        reason="critical",
         ticket_priority="P3",
         place=place,
         stats=stats,
@@ -83,5 +95,45 @@ def test_the_issue_example_is_cut_with_an_ellipsis() -> None:
         generated_at=AT,
     )
     assert len(document["title"]) == 255 and document["title"].endswith("…")
-    assert document["title"].startswith(f"{KINDS[Kind.us_service_group].label} crítica en SSS")
+    assert document["title"].startswith(f"{kinds.US_SERVICE_GROUP.label} crítica en SSS")
     assert entity_id in document["description"]  # the full name stays in the description
+
+
+# A revision as the WM sent it before the contract had schema_version and reason.
+TODAYS_DOCUMENT = {
+    "ticket_id": "3f0c2a8e-1b7d-4c55-9a61-0d9b8f5e2a11",
+    "dedup_key": "snr-upstream:MTY01-CCAP02:US-3/0/1",
+    "revision": 2,
+    "action": "update",
+    "kind": "snr-upstream",
+    "category": "SNR",
+    "priority": "P2",
+    "title": "SNR upstream crítica en MTY01-CCAP02:US-3/0/1 (Monterrey / MTY01)",
+    "description": "Actualización: SNR upstream en estado crítico …",
+    "location": {
+        "market": "Monterrey",
+        "hub": "MTY01",
+        "ccap": "CCAP02",
+        "service_group": "N0423",
+        "channel": "US-3/0/1",
+        "missing_location": False,
+    },
+    "subscribers": 120,
+    "work_order": {"subject": "OT P2: revisar SNR upstream", "description": "Revisar en campo …"},
+    "generated_at": "2026-11-22T10:00:00+00:00",
+    "entity_id": "MTY01-CCAP02:US-3/0/1",
+    "critical_samples": 2,
+    "worst_value": 21.5,
+    "unit": "dB",
+    "threshold": 25.0,
+    "first_critical_at": "2026-11-22T09:30:00+00:00",
+    "last_critical_at": "2026-11-22T09:45:00+00:00",
+    "aggregation_id": "snr-upstream-2026-11-22T10:00:00Z",
+}
+
+
+def test_a_document_of_todays_shape_is_still_accepted() -> None:
+    """Without schema_version and reason, a document is a valid version-1 document."""
+    ticket = TicketDocument.model_validate(TODAYS_DOCUMENT)
+    assert (ticket.schema_version, ticket.reason) == (1, None)
+    assert ticket.location.channel == "US-3/0/1"

@@ -8,8 +8,8 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query
 
 from wm_service.deps import SessionDep, require_admin
-from wm_service.kinds import Kind
-from wm_service.schemas import Category, TicketDetail, TicketPage
+from wm_service.kinds import Category, Kind
+from wm_service.schemas import TicketDetail, TicketPage
 from wm_service.services import tickets as tickets_service
 
 router = APIRouter(

@@ -6,7 +6,6 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ticketing_common.cursor import KeysetCursor
-from wm_service.kinds import Kind
 from wm_service.models import AggregationPush
 from wm_service.schemas import PushPage, PushResult
 
@@ -14,12 +13,12 @@ PUSH_CURSOR = KeysetCursor(int)  # the push id
 
 
 async def list_pushes(
-    session: AsyncSession, *, kind: Kind | None, limit: int, cursor: str | None
+    session: AsyncSession, *, kind: str | None, limit: int, cursor: str | None
 ) -> PushPage:
     """Newest first (by arrival), keyset-paginated."""
     query = select(AggregationPush).order_by(col(AggregationPush.id).desc()).limit(limit + 1)
     if kind is not None:
-        query = query.where(AggregationPush.kind == kind.value)
+        query = query.where(AggregationPush.kind == kind)
     if cursor is not None:
         (last_id,) = PUSH_CURSOR.decode(cursor)
         query = query.where(col(AggregationPush.id) < last_id)

@@ -6,6 +6,7 @@ restart. Defaults are CONTEXT.md §3; the stored document only holds what operat
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,48 +15,41 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ticketing_common.errors import ErrorDetail, ValidationFailed
-from wm_service.kinds import KINDS, Kind
+from wm_service import kinds
 from wm_service.models import WMSetting
 from wm_service.schemas import RuleSettings, RuleSettingsPatch, Thresholds
 
 RULES = "rules"
 
-DEFAULT_RULES = RuleSettings(
-    window_hours=24,
-    min_critical_incidents=1,
-    thresholds={
-        Kind.snr_upstream: Thresholds(critical=25, major=28, minor=30),
-        Kind.us_service_group: Thresholds(critical=70, major=60, minor=50),
-        Kind.ds_service_group: Thresholds(critical=80, major=70, minor=60),
-    },
-)
+
+def default_rules() -> RuleSettings:
+    """CONTEXT.md §3, with every registered kind's default thresholds (read at call time)."""
+    return RuleSettings(
+        window_hours=24,
+        min_critical_incidents=1,
+        thresholds={spec.name: Thresholds(**asdict(spec.thresholds)) for spec in kinds.specs()},
+    )
 
 
-def threshold_problems(kind: Kind, limits: Thresholds) -> list[ErrorDetail]:
+def threshold_problems(kind: str, limits: Thresholds) -> list[ErrorDetail]:
     """Why a kind's thresholds are unusable: out of the KPI's range or in the wrong order."""
-    info = KINDS[kind]
-    low, high = info.value_range
+    spec = kinds.get(kind)
+    low, high = spec.value_range
     problems = [
         ErrorDetail(
-            f"thresholds.{kind.value}.{level}", f"must be between {low:g} and {high:g} {info.unit}"
+            f"thresholds.{kind}.{level}", f"must be between {low:g} and {high:g} {spec.unit}"
         )
         for level in ("critical", "major", "minor")
         if not low <= getattr(limits, level) <= high
     ]
-    if info.lower_is_worse and not limits.critical < limits.major < limits.minor:
-        problems.append(
-            ErrorDetail(
-                f"thresholds.{kind.value}",
-                "lower is worse for this KPI: critical < major < minor is required",
-            )
-        )
-    if not info.lower_is_worse and not limits.critical > limits.major > limits.minor:
-        problems.append(
-            ErrorDetail(
-                f"thresholds.{kind.value}",
-                "higher is worse for this KPI: critical > major > minor is required",
-            )
-        )
+    if spec.lower_is_worse:
+        ordered = limits.critical < limits.major < limits.minor
+        rule = "lower is worse for this KPI: critical < major < minor is required"
+    else:
+        ordered = limits.critical > limits.major > limits.minor
+        rule = "higher is worse for this KPI: critical > major > minor is required"
+    if not ordered:
+        problems.append(ErrorDetail(f"thresholds.{kind}", rule))
     return problems
 
 
@@ -71,10 +65,15 @@ def _merge(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
 
 async def get_rules(session: AsyncSession) -> RuleSettings:
     """The rules in force: the defaults overlaid with what operators stored."""
+    defaults = default_rules()
     row = await session.get(WMSetting, RULES)
     if row is None:
-        return DEFAULT_RULES
-    return RuleSettings.model_validate(_merge(DEFAULT_RULES.model_dump(mode="json"), row.value))
+        return defaults
+    stored = dict(row.value)
+    # Thresholds of a kind no longer declared are ignored rather than failing every push.
+    known = set(kinds.names())
+    stored["thresholds"] = {k: v for k, v in stored.get("thresholds", {}).items() if k in known}
+    return RuleSettings.model_validate(_merge(defaults.model_dump(mode="json"), stored))
 
 
 async def update_rules(session: AsyncSession, *, patch: RuleSettingsPatch) -> RuleSettings:

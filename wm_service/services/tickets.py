@@ -8,16 +8,14 @@ from datetime import datetime
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ticketing_common.contract import TicketDocument
 from ticketing_common.cursor import KeysetCursor
 from ticketing_common.errors import NotFound
-from wm_service.kinds import Kind
 from wm_service.models import Ticket, TicketDelivery, TicketRevision
 from wm_service.schemas import (
-    Category,
     DeliveryPublic,
     RevisionPublic,
     TicketDetail,
-    TicketDocument,
     TicketPage,
     TicketSummary,
 )
@@ -33,8 +31,8 @@ def _summary(ticket: Ticket) -> TicketSummary:
 async def list_tickets(
     session: AsyncSession,
     *,
-    kind: Kind | None,
-    category: Category | None,
+    kind: str | None,
+    category: str | None,
     state: str | None,
     entity_id: str | None,
     limit: int,
@@ -43,7 +41,7 @@ async def list_tickets(
     """Newest opened first; every filter is optional and they combine with AND."""
     filters = []
     if kind is not None:
-        filters.append(col(Ticket.kind) == kind.value)
+        filters.append(col(Ticket.kind) == kind)
     if category is not None:
         filters.append(col(Ticket.category) == category)
     if entity_id is not None:

@@ -1,0 +1,130 @@
+"""The lifecycle rules: what one push does to each entity's ticket, and why.
+
+A pure function over what ingestion.py has read in the push's transaction (window statistics,
+open tickets, places, rules); ingestion writes the decisions. Later rules (maintenance windows,
+service-group correlation) belong here, beside their table of cases (test_lifecycle_rules.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from wm_service.kinds import KindSpec
+from wm_service.schemas import RuleSettings, TicketCounts
+from wm_service.services.critical import WindowStats, is_critical
+from wm_service.services.ticket_document import Place
+
+Action = Literal["open", "update", "clear", "unchanged"]
+# Written into the ticket document's `reason` (ticketing_common/contract.py).
+Reason = Literal["critical", "new_samples", "priority_raised", "recovered", "no_change"]
+
+PRIORITY_RANK = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
+# Priority bands (an assumption, CONTEXT.md §3): subscribers affected, and the kind's own
+# P1 rule (KindSpec.p1_worst_value: SNR below 20 dB).
+P1_SUBSCRIBERS, P2_SUBSCRIBERS, P3_SUBSCRIBERS = 200, 65, 10
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTicket:
+    id: uuid.UUID
+    revision: int
+    priority: str
+
+
+@dataclass(frozen=True, slots=True)
+class EntityFacts:
+    """What the push knows about one entity present in it, as the rules need it."""
+
+    entity_id: str
+    stats: WindowStats | None  # its critical samples in the window, if any
+    ticket: OpenTicket | None  # its open ticket, if any
+    place: Place
+    new_samples: bool  # this push stored critical samples not seen before
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What happens to one entity's ticket, and why."""
+
+    entity_id: str
+    action: Action
+    reason: Reason
+    priority: str
+    critical: bool  # the entity is critical at T (counted as a critical entry)
+    stats: WindowStats | None  # None for a clear: nothing critical is left to describe
+    ticket: OpenTicket | None  # the open ticket it revises; None for an open
+
+
+def priority(spec: KindSpec, *, subscribers: int | None, worst_value: float | None) -> str:
+    """P1: ≥ 200 subscribers or past the kind's P1 value; P2 65-199; P3 10-64; else P4."""
+    affected = subscribers or 0
+    past_p1_value = (
+        spec.p1_worst_value is not None
+        and worst_value is not None
+        and spec.is_past(worst_value, spec.p1_worst_value)
+    )
+    if affected >= P1_SUBSCRIBERS or past_p1_value:
+        return "P1"
+    if affected >= P2_SUBSCRIBERS:
+        return "P2"
+    if affected >= P3_SUBSCRIBERS:
+        return "P3"
+    return "P4"
+
+
+def is_worse(new: str, old: str) -> bool:
+    return PRIORITY_RANK[new] < PRIORITY_RANK[old]
+
+
+def decide(
+    entities: Iterable[EntityFacts], *, spec: KindSpec, rules: RuleSettings
+) -> list[Decision]:
+    """One decision per entity that is critical or has an open ticket (others need none)."""
+    decisions = []
+    for facts in entities:
+        decision = _decide_one(facts, spec=spec, rules=rules)
+        if decision is not None:
+            decisions.append(decision)
+    return decisions
+
+
+def _decide_one(facts: EntityFacts, *, spec: KindSpec, rules: RuleSettings) -> Decision | None:
+    stats, ticket = facts.stats, facts.ticket
+    if not is_critical(stats, rules):
+        if ticket is None:
+            return None
+        return Decision(facts.entity_id, "clear", "recovered", ticket.priority, False, None, ticket)
+    assert stats is not None  # is_critical says so
+    wanted = priority(spec, subscribers=facts.place.subscribers, worst_value=stats.worst_value)
+    if ticket is None:
+        return Decision(facts.entity_id, "open", "critical", wanted, True, stats, None)
+    # Priority only ever rises within one ticket: a smaller audience later does not
+    # downgrade work already dispatched.
+    if is_worse(wanted, ticket.priority):
+        return Decision(facts.entity_id, "update", "priority_raised", wanted, True, stats, ticket)
+    if facts.new_samples:
+        return Decision(
+            facts.entity_id, "update", "new_samples", ticket.priority, True, stats, ticket
+        )
+    return Decision(facts.entity_id, "unchanged", "no_change", ticket.priority, True, stats, ticket)
+
+
+def tally(decisions: Iterable[Decision]) -> tuple[TicketCounts, int]:
+    """Tickets opened/updated/cleared/unchanged, and how many entities were critical."""
+    counts = {"opened": 0, "updated": 0, "cleared": 0, "unchanged": 0}
+    critical = 0
+    for decision in decisions:
+        counts[_COUNTED_AS[decision.action]] += 1
+        critical += decision.critical
+    return TicketCounts(**counts), critical
+
+
+_COUNTED_AS: dict[Action, str] = {
+    "open": "opened",
+    "update": "updated",
+    "clear": "cleared",
+    "unchanged": "unchanged",
+}
