@@ -6,13 +6,18 @@ the alert rules in deploy/prometheus/ and the Grafana dashboard use exactly thes
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ticketing_common.errors import Conflict, DomainError
 from ticketing_common.metrics import LATENCY_BUCKETS, set_gauge_family
+from wm_service.schemas import PushResult
 
 ENTRY_BUCKETS = (1, 10, 100, 1_000, 10_000, 100_000, 1_000_000)
 
@@ -95,6 +100,41 @@ class WMMetrics:
             ["kind"],
             registry=r,
         )
+
+    @contextmanager
+    def observe_push(self, kind: str) -> Iterator[PushObservation]:
+        """Count one push by its outcome and time it; the caller reports the result."""
+        observation = PushObservation()
+        started = time.perf_counter()
+        try:
+            yield observation
+        except Conflict:
+            observation.outcome = "late"
+            raise
+        except DomainError:
+            observation.outcome = "rejected"
+            raise
+        except Exception:
+            observation.outcome = "failed"
+            raise
+        finally:
+            self.pushes.labels(kind, observation.outcome).inc()
+            self.push_seconds.labels(kind).observe(time.perf_counter() - started)
+            result = observation.result
+            if result is not None and observation.outcome == "applied":
+                self.push_entries.labels(kind).observe(result.entries)
+                for action, count in (
+                    ("open", result.tickets.opened),
+                    ("update", result.tickets.updated),
+                    ("clear", result.tickets.cleared),
+                ):
+                    self.revisions.labels(kind, action).inc(count)
+
+
+@dataclass
+class PushObservation:
+    outcome: str = "applied"
+    result: PushResult | None = None
 
 
 _TICKETS = text("SELECT kind, state, count(*) FROM ticket GROUP BY kind, state")

@@ -43,3 +43,20 @@ async def test_tickets_and_outbox_gauges_follow_the_database(client: httpx.Async
     assert values[("wm_outbox_pending_revisions", (("backend", ""),))] == 2
     assert values[("wm_outbox_oldest_pending_age_seconds", (("backend", ""),))] >= 0
     assert ("wm_last_push_timestamp_seconds", (("kind", "snr-upstream"),)) in values
+
+
+async def test_pushes_are_counted_by_outcome_and_revisions_by_action(
+    client: httpx.AsyncClient,
+) -> None:
+    """An applied push, its replay and a rejected one each count once; the open counts too."""
+    body = push_body(entry("E1", sample(21.0, T0)))
+    assert (await push(client, body)).status_code == 200
+    assert (await push(client, body)).status_code == 200  # same aggregation_id: a replay
+    bad = push_body(entry("", sample(21.0, T0)), aggregation_id="bad-1")
+    assert (await push(client, bad)).status_code == 422
+    values = samples((await client.get("/metrics", headers=ADMIN)).text)
+    for outcome in ("applied", "replayed", "rejected"):
+        key = ("wm_pushes_total", (("kind", "snr-upstream"), ("outcome", outcome)))
+        assert values[key] == 1, outcome
+    assert values[("wm_revisions_total", (("action", "open"), ("kind", "snr-upstream")))] == 1
+    assert values[("wm_push_duration_seconds_count", (("kind", "snr-upstream"),))] == 3

@@ -56,21 +56,27 @@ async def push_aggregation(
 ) -> PushResult:
     config = request.app.state.settings
     distribution = getattr(request.app.state, "distribution", None)
-    kind_of_body = media_type(request, accepted=("application/json", "text/csv"))
-    body = await read_body(request, limit=config.max_push_bytes)
-    received_at = datetime.now(UTC)
-    # Decoding a large push is CPU work; a thread keeps the event loop answering.
-    push = await asyncio.to_thread(
-        decode_push,
-        body,
-        media_type=kind_of_body,
-        aggregation_id=aggregation_id,
-        generated_at=generated_at,
-        now=received_at,
-        skew=timedelta(seconds=config.clock_skew_seconds),
-    )
-    del body
-    result, replayed = await process_push(session, kind=kind, push=push, received_at=received_at)
+    with request.app.state.metrics.observe_push(kind) as observation:
+        kind_of_body = media_type(request, accepted=("application/json", "text/csv"))
+        body = await read_body(request, limit=config.max_push_bytes)
+        received_at = datetime.now(UTC)
+        # Decoding a large push is CPU work; a thread keeps the event loop answering.
+        push = await asyncio.to_thread(
+            decode_push,
+            body,
+            media_type=kind_of_body,
+            aggregation_id=aggregation_id,
+            generated_at=generated_at,
+            now=received_at,
+            skew=timedelta(seconds=config.clock_skew_seconds),
+        )
+        del body
+        result, replayed = await process_push(
+            session, kind=kind, push=push, received_at=received_at
+        )
+        observation.result = result
+        if replayed:
+            observation.outcome = "replayed"
     if replayed:
         response.headers["Idempotent-Replay"] = "true"
     elif distribution is not None:
