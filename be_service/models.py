@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field
 
+from ticketing_common.contract import CATEGORY_MAX, KIND_MAX
 from ticketing_common.db import make_model_base
 
 if TYPE_CHECKING:
@@ -98,8 +99,8 @@ class TicketRevision(BEModel, table=True):
     revision: int = Field(sa_column=Column(Integer, nullable=False))
     dedup_key: str = Field(sa_column=Column(String(300), nullable=False, index=True))
     action: str = Field(sa_column=Column(String(16), nullable=False))
-    kind: str = Field(sa_column=Column(String(32), nullable=False))
-    category: str = Field(sa_column=Column(String(64), nullable=False, index=True))
+    kind: str = Field(sa_column=Column(String(KIND_MAX), nullable=False))
+    category: str = Field(sa_column=Column(String(CATEGORY_MAX), nullable=False, index=True))
     priority: str = Field(sa_column=Column(String(4), nullable=False))
     payload: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     status: str = Field(sa_column=Column(String(16), nullable=False, index=True))

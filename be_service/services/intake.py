@@ -11,7 +11,8 @@ from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from be_service.models import Status, Step
-from be_service.schemas import IntakeResult, TicketIn
+from be_service.schemas import IntakeResult
+from ticketing_common.contract import TicketDocument
 
 _INSERT = text(
     """
@@ -33,7 +34,7 @@ _INSERT = text(
 )
 
 
-async def create(session: AsyncSession, *, tickets: list[TicketIn]) -> IntakeResult:
+async def create(session: AsyncSession, *, tickets: list[TicketDocument]) -> IntakeResult:
     """Store the revisions not stored yet as Received; returns how many were new."""
     if not tickets:
         return IntakeResult(accepted=0, duplicates=0)
