@@ -16,7 +16,6 @@ import httpx
 from fastapi import FastAPI
 
 from be_service.config import BESettings
-from be_service.pipeline.retry import Backoff
 from be_service.pipeline.sender import SenderContext
 from be_service.pipeline.worker import WorkerStats, run_worker
 from be_service.platforms.cherwell import CherwellClient, CherwellCredentials
@@ -26,6 +25,7 @@ from be_service.routes import settings as settings_routes
 from be_service.routes import tickets as ticket_routes
 from be_service.services import settings as settings_service
 from ticketing_common import embedded_pg
+from ticketing_common.backoff import Backoff
 from ticketing_common.db import (
     create_engine,
     make_sessionmaker,

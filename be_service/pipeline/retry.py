@@ -1,28 +1,14 @@
 """Retry vs Error for a failed operation, decided from the failures recorded for it.
 
-An operation of a revision may fail `max_retries` + 1 times; a retryable failure waits a
-capped exponential backoff with full jitter, or the platform's Retry-After when longer.
+An operation of a revision may fail `max_retries` + 1 times; a retryable failure waits the
+shared backoff (ticketing_common.backoff: full jitter), or the platform's Retry-After when longer.
 """
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class Backoff:
-    base_seconds: float
-    cap_seconds: float
-    retry_after_cap_seconds: float
-
-    def delay(self, failures: int, *, retry_after: float | None = None) -> float:
-        """Seconds to wait after the `failures`-th failure of one operation (failures ≥ 1)."""
-        ceiling = min(self.cap_seconds, self.base_seconds * 2 ** max(failures - 1, 0))
-        wait = random.uniform(0, ceiling)
-        if retry_after is not None:
-            wait = max(wait, min(retry_after, self.retry_after_cap_seconds))
-        return wait
+from ticketing_common.backoff import Backoff
 
 
 @dataclass(frozen=True)

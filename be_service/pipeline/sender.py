@@ -17,11 +17,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from be_service.models import Operation, Step
 from be_service.pipeline import store
-from be_service.pipeline.retry import Backoff
 from be_service.pipeline.store import Claimed, Outcome
 from be_service.platforms.cherwell import CherwellClient, NewIncident, SaveResult
 from be_service.platforms.http import CallFailure, PlatformError, truncate
 from be_service.platforms.sfyc import NewWorkOrder, SfycClient
+from ticketing_common.backoff import Backoff
 from ticketing_common.db import session_scope
 
 log = logging.getLogger(__name__)

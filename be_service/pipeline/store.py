@@ -16,7 +16,8 @@ from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from be_service.models import Operation, Status, Step
-from be_service.pipeline.retry import Backoff, decide
+from be_service.pipeline.retry import decide
+from ticketing_common.backoff import Backoff
 
 
 @dataclass

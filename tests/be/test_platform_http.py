@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from be_service.config import CherwellFields
-from be_service.pipeline.retry import Backoff, decide
+from be_service.pipeline.retry import decide
 from be_service.platforms.cherwell import CherwellClient, CherwellCredentials
 from be_service.platforms.http import (
     PlatformError,
@@ -19,6 +19,7 @@ from be_service.platforms.http import (
     parse_retry_after,
 )
 from be_service.platforms.sfyc import SfycClient, SfycCredentials
+from ticketing_common.backoff import Backoff
 
 BACKOFF = Backoff(base_seconds=1, cap_seconds=8, retry_after_cap_seconds=60)
 
