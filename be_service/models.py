@@ -108,10 +108,12 @@ class TicketRevision(BEModel, table=True):
     retry_round: int = Field(default=0, sa_column=Column(Integer, nullable=False))
     claimed_by: str | None = _str(80)
     claimed_until: datetime | None = _tz(nullable=True)
-    cherwell_rec_id: str | None = _str(64)
-    cherwell_public_id: str | None = _str(64)
-    sfyc_id: str | None = _str(32)
-    sfyc_work_order_number: str | None = _str(32)
+    # Each platform's ids for this revision, by platform, e.g. {"cherwell": {"rec_id": …,
+    # "public_id": …}, "sfyc": {"id": …, "number": …}}: written only from step outcomes.
+    platform_ids: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        sa_column=Column(JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    )
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     received_at: datetime = _tz()
     updated_at: datetime = _tz()

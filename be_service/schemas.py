@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 from ticketing_common.contract import TicketDocument
 
@@ -76,6 +77,16 @@ class AttemptPublic(BaseModel):
     error: str | None
 
 
+# The API's names for platform ids (kept from when they were columns) → where they live in
+# a revision's platform_ids.
+_LEGACY_ID_FIELDS = {
+    "cherwell_rec_id": ("cherwell", "rec_id"),
+    "cherwell_public_id": ("cherwell", "public_id"),
+    "sfyc_id": ("sfyc", "id"),
+    "sfyc_work_order_number": ("sfyc", "number"),
+}
+
+
 class RevisionSummary(BaseModel):
     ticket_id: uuid.UUID
     revision: int
@@ -95,6 +106,18 @@ class RevisionSummary(BaseModel):
     received_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ids_from_platform_ids(cls, data: Any) -> Any:
+        """Built from a TicketRevision row: its platform ids become the four id fields."""
+        ids = getattr(data, "platform_ids", None)
+        if ids is None:
+            return data
+        values = {name: getattr(data, name) for name in cls.model_fields if hasattr(data, name)}
+        for name, (platform, key) in _LEGACY_ID_FIELDS.items():
+            values[name] = (ids.get(platform) or {}).get(key)
+        return values
 
 
 class RevisionDetail(RevisionSummary):

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -75,7 +75,7 @@ def _item_failed(
 
 
 def _external_key(c: Claimed) -> str:
-    return f"{c.dedup_key}#{c.cherwell_public_id}"
+    return f"{c.dedup_key}#{c.platform_id('cherwell', 'public_id')}"
 
 
 class BatchSender:
@@ -218,7 +218,7 @@ class BatchSender:
             # Its incident exists (the create succeeded before a later step failed): never
             # search again, as the incident may be resolved by now and a create would
             # duplicate it.
-            if c.step == Step.create and c.cherwell_rec_id:
+            if c.step == Step.create and c.platform_id("cherwell", "rec_id"):
                 c.step = Step.workorder
         to_search = [c for c in claimed if c.step in (Step.check, Step.create)]
         pending = {c.id for c in to_search}
@@ -233,12 +233,16 @@ class BatchSender:
         outcomes = []
         for c in chunk:
             incident = found.get(c.dedup_key)
-            ids: dict[str, str] = {}
+            ids: dict[str, dict[str, Any]] = {}
             if incident is not None:
-                c.cherwell_rec_id, c.cherwell_public_id = incident.rec_id, incident.public_id
-                ids = {"cherwell_rec_id": incident.rec_id, "cherwell_public_id": incident.public_id}
-                # An incident found while a create is pending is that create's result.
-                next_step = Step.workorder if c.step == Step.create else Step.note
+                # An incident found while a create is pending is that create's result; any
+                # other was open before this revision, which notes it.
+                existing = c.step != Step.create
+                ids = {"cherwell": {"rec_id": incident.rec_id, "public_id": incident.public_id}}
+                if existing:
+                    ids["cherwell"]["existing"] = True
+                c.ids.update(ids)
+                next_step = Step.note if existing else Step.workorder
                 response = f"open incident {incident.public_id} found"
             elif c.action == "clear":
                 next_step, response = Step.done, "no open incident: nothing to clear"
@@ -261,7 +265,7 @@ class BatchSender:
 
     async def _note_chunk(self, chunk: Sequence[Claimed]) -> list[Outcome]:
         results = await self.ctx.cherwell.add_notes(
-            [(c.cherwell_rec_id or "", _note_text(c)) for c in chunk]
+            [(c.platform_id("cherwell", "rec_id") or "", _note_text(c)) for c in chunk]
         )
         return self._save_outcomes(chunk, results, Operation.note, next_step=Step.done)
 
@@ -288,7 +292,7 @@ class BatchSender:
                 subject=c.work_order_subject,
                 description=c.work_order_description,
                 priority=c.priority,
-                cherwell_incident=c.cherwell_public_id or "",
+                cherwell_incident=c.platform_id("cherwell", "public_id") or "",
             )
             for c in chunk
         ]
@@ -319,7 +323,9 @@ class BatchSender:
                     )
                 )
                 continue
-            c.sfyc_id, c.sfyc_work_order_number, c.step = record_id, number, Step.link
+            ids = {"sfyc": {"id": record_id, "number": number}}
+            c.ids.update(ids)
+            c.step = Step.link
             outcomes.append(
                 Outcome(
                     c.id,
@@ -329,14 +335,17 @@ class BatchSender:
                     http_status=200,
                     response=result.response,
                     step=Step.link,
-                    ids={"sfyc_id": record_id, "sfyc_work_order_number": number},
+                    ids=ids,
                 )
             )
         return outcomes
 
     async def _link_chunk(self, chunk: Sequence[Claimed]) -> list[Outcome]:
         results = await self.ctx.cherwell.set_work_order_numbers(
-            [(c.cherwell_rec_id or "", c.sfyc_work_order_number or "") for c in chunk]
+            [
+                (c.platform_id("cherwell", "rec_id") or "", c.platform_id("sfyc", "number") or "")
+                for c in chunk
+            ]
         )
         return self._save_outcomes(chunk, results, Operation.link, next_step=Step.done)
 
@@ -354,13 +363,10 @@ class BatchSender:
             if not result.ok:
                 outcomes.append(_item_failed(c, operation, at, result.response, result.message))
                 continue
-            ids: dict[str, str] = {}
+            ids: dict[str, dict[str, Any]] = {}
             if operation is Operation.create:
-                c.cherwell_rec_id, c.cherwell_public_id = result.rec_id, result.public_id
-                ids = {
-                    "cherwell_rec_id": result.rec_id or "",
-                    "cherwell_public_id": result.public_id or "",
-                }
+                ids = {"cherwell": {"rec_id": result.rec_id, "public_id": result.public_id}}
+                c.ids.update(ids)
             c.step = next_step
             outcomes.append(
                 Outcome(

@@ -6,6 +6,7 @@ its size; every function runs inside the caller's transaction and never commits.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -37,10 +38,10 @@ class Claimed:
     work_order_subject: str
     work_order_description: str
     step: str
-    cherwell_rec_id: str | None
-    cherwell_public_id: str | None
-    sfyc_id: str | None
-    sfyc_work_order_number: str | None
+    ids: dict[str, dict[str, Any]]  # platform_ids: {platform: {key: value}}
+
+    def platform_id(self, platform: str, key: str) -> Any:
+        return (self.ids.get(platform) or {}).get(key)
 
 
 @dataclass
@@ -54,9 +55,10 @@ class Outcome:
     http_status: int | None = None
     response: str | None = None
     error: str | None = None
-    # On success: the next step (Step.done completes the revision) and new platform ids.
+    # On success: the next step (Step.done completes the revision) and the platforms whose
+    # ids it learnt, each entry whole ({"cherwell": {"rec_id": …, "public_id": …}}).
     step: Step | None = None
-    ids: dict[str, str] = field(default_factory=dict)
+    ids: dict[str, dict[str, Any]] = field(default_factory=dict)
     # On failure: may it be retried, how long did the platform ask us to wait, and the
     # least wait before the revision is taken again (an ambiguous create's settling time).
     retryable: bool = True
@@ -88,8 +90,7 @@ _CLAIM = text(
               coalesce(t.payload->'work_order'->>'subject', t.payload->>'title')
                   AS work_order_subject,
               coalesce(t.payload->'work_order'->>'description', '') AS work_order_description,
-              t.step, t.cherwell_rec_id, t.cherwell_public_id,
-              t.sfyc_id, t.sfyc_work_order_number
+              t.step, t.platform_ids AS ids
     """
 )
 
@@ -156,10 +157,7 @@ _UPDATE_REVISIONS = text(
     UPDATE ticket_revision t SET
         step = COALESCE(v.step, t.step),
         status = COALESCE(v.status, t.status),
-        cherwell_rec_id = COALESCE(v.rec_id, t.cherwell_rec_id),
-        cherwell_public_id = COALESCE(v.public_id, t.cherwell_public_id),
-        sfyc_id = COALESCE(v.sfyc_id, t.sfyc_id),
-        sfyc_work_order_number = COALESCE(v.sfyc_number, t.sfyc_work_order_number),
+        platform_ids = t.platform_ids || CAST(v.ids AS jsonb),
         last_error = CASE WHEN v.status = 'Completed' THEN NULL
                           ELSE COALESCE(v.error, t.last_error) END,
         claimed_by = CASE WHEN v.keep_claim THEN t.claimed_by ELSE NULL END,
@@ -168,12 +166,9 @@ _UPDATE_REVISIONS = text(
         completed_at = CASE WHEN v.status = 'Completed' THEN now() ELSE t.completed_at END,
         updated_at = now()
     FROM unnest(CAST(:ids AS bigint[]), CAST(:steps AS text[]), CAST(:statuses AS text[]),
-                CAST(:rec_ids AS text[]), CAST(:public_ids AS text[]),
-                CAST(:sfyc_ids AS text[]), CAST(:sfyc_numbers AS text[]),
-                CAST(:errors AS text[]), CAST(:keep_claims AS boolean[]),
-                CAST(:delays AS double precision[]))
-         AS v(id, step, status, rec_id, public_id, sfyc_id, sfyc_number, error, keep_claim,
-              delay)
+                CAST(:platform_ids AS text[]), CAST(:errors AS text[]),
+                CAST(:keep_claims AS boolean[]), CAST(:delays AS double precision[]))
+         AS v(id, step, status, ids, error, keep_claim, delay)
     WHERE t.id = v.id AND t.claimed_by = :worker
     """
 )
@@ -253,13 +248,7 @@ async def record_outcomes(
         "keep_claims": [r["keep_claim"] for r in merged.values()],
         "delays": [r["delay"] for r in merged.values()],
     }
-    for column, key in (
-        ("rec_ids", "cherwell_rec_id"),
-        ("public_ids", "cherwell_public_id"),
-        ("sfyc_ids", "sfyc_id"),
-        ("sfyc_numbers", "sfyc_work_order_number"),
-    ):
-        columns[column] = [r["ids"].get(key) for r in merged.values()]
+    columns["platform_ids"] = [json.dumps(r["ids"]) for r in merged.values()]
     await (await session.connection()).execute(_UPDATE_REVISIONS, {**columns, "worker": worker})
     return errored
 
@@ -274,7 +263,7 @@ _EARLIER_REVISIONS = text(
     -- Revisions are numbered from 1 without gaps: all earlier ones must be here, or one
     -- may have gone through another BE (before a failover) and opened the incident.
     HAVING count(*) = c.revision - 1
-       AND NOT bool_or(r.cherwell_rec_id IS NOT NULL OR EXISTS (
+       AND NOT bool_or(r.platform_ids->'cherwell'->>'rec_id' IS NOT NULL OR EXISTS (
                SELECT 1 FROM ticket_attempt a
                WHERE a.revision_id = r.id AND a.operation = 'create'))
     """

@@ -131,7 +131,8 @@ _COMPLETE_SUPERSEDED = text(
          AND l.action = 'clear'
         WHERE r.status = 'Error'
           AND (CAST(:ticket_id AS uuid) IS NULL OR r.ticket_id = CAST(:ticket_id AS uuid))
-          AND (r.step IN ('check', 'note') OR (r.step = 'create' AND r.cherwell_rec_id IS NULL))
+          AND (r.step IN ('check', 'note')
+               OR (r.step = 'create' AND r.platform_ids->'cherwell'->>'rec_id' IS NULL))
         GROUP BY r.id
     ) s
     WHERE t.id = s.id
