@@ -18,8 +18,7 @@ from fastapi import FastAPI
 from be_service.config import BESettings
 from be_service.pipeline.sender import SenderContext
 from be_service.pipeline.worker import WorkerStats, run_worker
-from be_service.platforms.cherwell import CherwellClient, CherwellCredentials
-from be_service.platforms.sfyc import SfycClient, SfycCredentials
+from be_service.platforms.registry import build_steps
 from be_service.registration import heartbeat
 from be_service.routes import settings as settings_routes
 from be_service.routes import tickets as ticket_routes
@@ -60,30 +59,9 @@ def _sender_context(
     cherwell_http: httpx.AsyncClient,
     sfyc_http: httpx.AsyncClient,
 ) -> SenderContext:
-    cherwell = CherwellClient(
-        cherwell_http,
-        CherwellCredentials(
-            base_url=settings.cherwell_url,
-            client_id=settings.cherwell_client_id,
-            username=settings.cherwell_username,
-            password=settings.cherwell_password.get_secret_value(),
-        ),
-        settings.cherwell,
-    )
-    sfyc = SfycClient(
-        sfyc_http,
-        SfycCredentials(
-            base_url=settings.sfyc_url,
-            client_id=settings.sfyc_client_id,
-            client_secret=settings.sfyc_client_secret.get_secret_value(),
-            api_version=settings.sfyc_api_version,
-            external_id_field=settings.sfyc_external_id_field,
-        ),
-    )
     return SenderContext(
         sessionmaker=app.state.sessionmaker,
-        cherwell=cherwell,
-        sfyc=sfyc,
+        steps=build_steps(settings, {"cherwell": cherwell_http, "sfyc": sfyc_http}),
         backoff=Backoff(
             base_seconds=settings.backoff_base_seconds,
             cap_seconds=settings.backoff_cap_seconds,

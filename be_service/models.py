@@ -1,7 +1,7 @@
 """Tables of the BE service's database (its own MetaData, see ticketing_common.db).
 
 One row per received ticket revision (its durable state machine), one row per try of a
-platform operation on it, and the single row of run-time settings operators change.
+platform step on it, and the single row of run-time settings operators change.
 """
 
 from __future__ import annotations
@@ -47,26 +47,12 @@ class Status(StrEnum):
     error = "Error"
 
 
-class Step(StrEnum):
-    """The next platform operation of a revision: a crash resumes from here."""
-
-    check = "check"  # search Cherwell for an open incident with this correlation key
-    note = "note"  # add a Journal note to the existing incident
-    create = "create"  # create the incident (searched again first: the create may have landed)
-    workorder = "workorder"  # upsert the SFyC work order and read its number back
-    link = "link"  # write the work-order number on the incident
-    done = "done"
-
-
-class Operation(StrEnum):
-    """Kinds of rows in a revision's history."""
-
-    check = "check"
-    note = "note"
-    create = "create"
-    workorder = "workorder"
-    link = "link"
-    operator_retry = "operator_retry"
+# A revision's `step` is the name of the platform step it waits for (the step list in
+# be_service/platforms/registry.py); intake puts new revisions at the first one.
+FIRST_STEP = "check"
+DONE = "done"
+# The history row an operator's retry request leaves among a revision's attempts.
+OPERATOR_RETRY = "operator_retry"
 
 
 def _tz(*, nullable: bool = False) -> Any:

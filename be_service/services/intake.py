@@ -10,7 +10,7 @@ import msgspec
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from be_service.models import Status, Step
+from be_service.models import FIRST_STEP, Status
 from be_service.schemas import IntakeResult
 from ticketing_common.contract import TicketDocument
 
@@ -48,7 +48,7 @@ async def create(session: AsyncSession, *, tickets: list[TicketDocument]) -> Int
         _INSERT,
         {
             "status": Status.received.value,
-            "step": Step.check.value,
+            "step": FIRST_STEP,
             "ticket_ids": [t.ticket_id for t in ordered],
             "revisions": [t.revision for t in ordered],
             "dedup_keys": [t.dedup_key for t in ordered],

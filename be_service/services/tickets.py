@@ -13,7 +13,7 @@ from sqlalchemy import func, text, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from be_service.models import Operation, Status, TicketAttempt, TicketRevision
+from be_service.models import OPERATOR_RETRY, Status, TicketAttempt, TicketRevision
 from be_service.schemas import (
     AttemptPublic,
     RevisionDetail,
@@ -179,7 +179,7 @@ async def _retry(session: AsyncSession, *, ticket_id: uuid.UUID | None) -> int:
         TicketAttempt(
             revision_id=revision_id,
             retry_round=retry_round,
-            operation=Operation.operator_retry.value,
+            operation=OPERATOR_RETRY,
             at=now,
             ok=True,
             response=response,
