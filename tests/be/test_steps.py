@@ -14,7 +14,7 @@ from be_service.models import DONE
 from be_service.pipeline.steps import Item, check_step_list, next_position
 from be_service.platforms import cherwell
 from be_service.platforms.http import PlatformError
-from tests.be.conftest import InProcessPipeline, InProcessPlatforms, item, make_ticket
+from tests.be.conftest import InProcessPipeline, InProcessPlatforms, item, later, make_ticket
 
 BATCH = 100
 
@@ -22,12 +22,6 @@ BATCH = 100
 def _next(platforms: InProcessPlatforms, after: str, revision: Item) -> str:
     index = [s.name for s in platforms.steps].index(after)
     return next_position(platforms.steps, index, revision)
-
-
-def _later(ticket: dict[str, Any], revision: int, action: str) -> dict[str, Any]:
-    return make_ticket(
-        ticket["dedup_key"], ticket_id=ticket["ticket_id"], revision=revision, action=action
-    )
 
 
 async def _open_incident(platforms: InProcessPlatforms, ticket: dict[str, Any]) -> dict[str, Any]:
@@ -41,11 +35,11 @@ async def test_check_finds_an_open_incident_and_the_revision_goes_on_to_the_note
     """An open incident for the key is kept as existing; the revision's next step is the note."""
     ticket = make_ticket()
     incident = await _open_incident(platforms, ticket)
-    update = item(_later(ticket, 2, "update"))
+    update = item(later(ticket, 2, "update"))
     [outcome] = await platforms.step("check").send([update], batch_size=BATCH)
     assert outcome.ok
     assert outcome.ids == {"cherwell": {**incident, "existing": True}}
-    assert _next(platforms, "check", item(_later(ticket, 2, "update"), **outcome.ids)) == "note"
+    assert _next(platforms, "check", item(later(ticket, 2, "update"), **outcome.ids)) == "note"
 
 
 async def test_check_finds_no_incident_and_the_revision_goes_on_to_the_create(platforms):
@@ -171,7 +165,7 @@ async def test_note_is_added_to_the_incident_found_open(platforms):
     """The note is a Journal on the incident, headed by the action and revision."""
     ticket = make_ticket()
     incident = await _open_incident(platforms, ticket)
-    update = item(_later(ticket, 2, "update"), step="note", cherwell={**incident, "existing": True})
+    update = item(later(ticket, 2, "update"), step="note", cherwell={**incident, "existing": True})
     [outcome] = await platforms.step("note").send([update], batch_size=BATCH)
     [note] = await platforms.records("journal")
     assert outcome.ok and note["ParentRecID"] == incident["rec_id"]
