@@ -45,7 +45,8 @@ _STOP_GRACE_SECONDS = 10.0
 
 
 def _http_client(
-    settings: BESettings, limits: httpx.Limits = httpx.Limits(max_connections=100)
+    settings: BESettings,
+    limits: httpx.Limits = httpx.Limits(max_connections=100, max_keepalive_connections=20),
 ) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         timeout=httpx.Timeout(

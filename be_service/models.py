@@ -51,6 +51,7 @@ class Status(StrEnum):
 # be_service/platforms/registry.py); intake puts new revisions at the first one.
 FIRST_STEP = "check"
 DONE = "done"
+STEP_NAME_MAX = 16  # ticket_revision.step and ticket_attempt.operation
 # The history row an operator's retry request leaves among a revision's attempts.
 OPERATOR_RETRY = "operator_retry"
 
@@ -90,7 +91,7 @@ class TicketRevision(BEModel, table=True):
     priority: str = Field(sa_column=Column(String(4), nullable=False))
     payload: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     status: str = Field(sa_column=Column(String(16), nullable=False, index=True))
-    step: str = Field(sa_column=Column(String(16), nullable=False))
+    step: str = Field(sa_column=Column(String(STEP_NAME_MAX), nullable=False))
     retry_round: int = Field(default=0, sa_column=Column(Integer, nullable=False))
     claimed_by: str | None = _str(80)
     claimed_until: datetime | None = _tz(nullable=True)
@@ -123,7 +124,7 @@ class TicketAttempt(BEModel, table=True):
         )
     )
     retry_round: int = Field(sa_column=Column(Integer, nullable=False))
-    operation: str = Field(sa_column=Column(String(16), nullable=False))
+    operation: str = Field(sa_column=Column(String(STEP_NAME_MAX), nullable=False))
     at: datetime = _tz()
     ok: bool = Field(sa_column=Column(Boolean, nullable=False))
     http_status: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from be_service.models import DONE, FIRST_STEP
+from be_service.models import DONE, FIRST_STEP, STEP_NAME_MAX
 
 # A revision's ids on every platform, {platform: {key: value}} (ticket_revision.platform_ids).
 PlatformIds = Mapping[str, Mapping[str, Any]]
@@ -140,16 +140,21 @@ def next_position(steps: Sequence[Step], after: int, item: Item) -> str:
 
 
 def check_step_list(steps: Sequence[Step]) -> None:
-    """Refuse a list a revision could not get through: unique names, the first one where
-    intake puts new revisions, every need written by an earlier step."""
+    """Refuse a list a revision could not get through: unique names that fit the step column,
+    the first one where intake puts new revisions, every need written by an earlier step,
+    every position a step also takes from a later step's."""
     names = [s.name for s in steps]
     if not steps or names[0] != FIRST_STEP:
         raise ValueError(f"the step list must start with {FIRST_STEP!r}: {names}")
     if len(set(names)) != len(names) or DONE in names:
         raise ValueError(f"step names must be unique and not {DONE!r}: {names}")
+    if any(len(name) > STEP_NAME_MAX for name in names):
+        raise ValueError(f"step names have at most {STEP_NAME_MAX} characters: {names}")
     provided: set[Need] = set()
-    for step in steps:
+    for index, step in enumerate(steps):
         missing = [need for need in step.needs if need not in provided]
         if missing:
             raise ValueError(f"step {step.name!r} needs {missing} that no earlier step provides")
+        if not set(step.also_takes_from) <= set(names[index + 1 :]):
+            raise ValueError(f"step {step.name!r} takes from {step.also_takes_from}: not later")
         provided.update((step.platform, key) for key in step.provides)

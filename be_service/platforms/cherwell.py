@@ -276,7 +276,7 @@ class Check(Step):
                 outcomes.append(succeeded(self, item, response=response))
                 continue
             ids: dict[str, Any] = {"rec_id": incident.rec_id, "public_id": incident.public_id}
-            if item.step != "create":
+            if item.step != Create.name:
                 ids["existing"] = True
             response = f"open incident {incident.public_id} found"
             outcomes.append(succeeded(self, item, response=response, ids={PLATFORM: ids}))

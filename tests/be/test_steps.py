@@ -3,6 +3,7 @@ step list run batch by batch on a real database: no servers, no threads, no poll
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -11,7 +12,7 @@ from sqlalchemy import text
 
 from be_service.config import CherwellFields
 from be_service.models import DONE
-from be_service.pipeline.steps import Item, check_step_list, next_position
+from be_service.pipeline.steps import Item, Outcome, Step, check_step_list, next_position
 from be_service.platforms import cherwell
 from be_service.platforms.http import PlatformError
 from tests.be.conftest import InProcessPipeline, InProcessPlatforms, item, later, make_ticket
@@ -221,3 +222,36 @@ async def test_a_revision_waiting_at_a_step_the_list_lacks_ends_in_error(pipelin
     [revision] = (await pipeline.ticket(ticket["ticket_id"])).revisions
     assert (revision.status, revision.step) == ("Error", "retired")
     assert "no such step" in (revision.last_error or "")
+
+
+class _NoOp(Step):
+    platform = "test"
+
+    async def send(self, items: Sequence[Item], *, batch_size: int) -> list[Outcome]:
+        return []
+
+
+def _renamed(name: str, also_takes_from: tuple[str, ...] = ()) -> Step:
+    """A stand-in step with any name, to build broken lists."""
+    attributes = {"name": name, "also_takes_from": also_takes_from}
+    step: Step = type(f"Step_{name}", (_NoOp,), attributes)()
+    return step
+
+
+@pytest.mark.parametrize(
+    ("case", "edit", "problem"),
+    [
+        ("not starting at check", lambda steps: steps[1:], "must start with"),
+        ("a name twice", lambda steps: [*steps, _renamed("note")], "unique"),
+        ("a name over 16 characters", lambda steps: [*steps, _renamed("a" * 17)], "at most"),
+        (
+            "taking from an earlier step",
+            lambda steps: [*steps, _renamed("late", ("check",))],
+            "not later",
+        ),
+    ],
+)
+async def test_a_step_list_no_revision_could_get_through_is_refused(platforms, case, edit, problem):
+    """The list is checked when the sender is built, not when a revision gets stuck."""
+    with pytest.raises(ValueError, match=problem):
+        check_step_list(edit(list(platforms.steps)))
