@@ -13,7 +13,8 @@ import pytest
 
 from be_service.pipeline.steps import Item, Outcome, Step, succeeded
 from be_service.platforms.http import CallFailure, PlatformError
-from tests.be.conftest import InProcessPipeline, later, make_ticket
+from tests.be.conftest import later, make_ticket
+from tests.be.pipeline.conftest import InProcessPipeline
 
 
 @dataclass
