@@ -16,10 +16,6 @@ from ticketing_common.contract import TicketDocument
 
 MAX_TICKETS_PER_INTAKE = 10_000
 
-# The name tests/wm/test_ticket_document_contract.py imports; delete once it imports the
-# contract from ticketing_common (the WM's side of the same refactor).
-TicketIn = TicketDocument
-
 
 class TicketBatchIn(BaseModel):
     tickets: list[TicketDocument] = Field(max_length=MAX_TICKETS_PER_INTAKE)
