@@ -10,22 +10,22 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 
 import httpx
 from fastapi import FastAPI
 
 from be_service.config import BESettings
-from be_service.pipeline.retry import Backoff
 from be_service.pipeline.sender import SenderContext
 from be_service.pipeline.worker import WorkerStats, run_worker
-from be_service.platforms.cherwell import CherwellClient, CherwellCredentials
-from be_service.platforms.sfyc import SfycClient, SfycCredentials
+from be_service.platforms.registry import PLATFORMS, build_steps
 from be_service.registration import heartbeat
 from be_service.routes import settings as settings_routes
 from be_service.routes import tickets as ticket_routes
 from be_service.services import settings as settings_service
 from ticketing_common import embedded_pg
+from ticketing_common.backoff import Backoff
 from ticketing_common.db import (
     create_engine,
     make_sessionmaker,
@@ -44,46 +44,25 @@ log = logging.getLogger(__name__)
 _STOP_GRACE_SECONDS = 10.0
 
 
-def _platform_client(settings: BESettings) -> httpx.AsyncClient:
+def _http_client(
+    settings: BESettings,
+    limits: httpx.Limits = httpx.Limits(max_connections=100, max_keepalive_connections=20),
+) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         timeout=httpx.Timeout(
             settings.request_timeout_seconds, connect=settings.connect_timeout_seconds
         ),
-        limits=httpx.Limits(max_connections=settings.workers * 2 + 4),
+        limits=limits,
         trust_env=not settings.bypass_proxy,
     )
 
 
 def _sender_context(
-    settings: BESettings,
-    app: FastAPI,
-    cherwell_http: httpx.AsyncClient,
-    sfyc_http: httpx.AsyncClient,
+    settings: BESettings, app: FastAPI, http: dict[str, httpx.AsyncClient]
 ) -> SenderContext:
-    cherwell = CherwellClient(
-        cherwell_http,
-        CherwellCredentials(
-            base_url=settings.cherwell_url,
-            client_id=settings.cherwell_client_id,
-            username=settings.cherwell_username,
-            password=settings.cherwell_password.get_secret_value(),
-        ),
-        settings.cherwell,
-    )
-    sfyc = SfycClient(
-        sfyc_http,
-        SfycCredentials(
-            base_url=settings.sfyc_url,
-            client_id=settings.sfyc_client_id,
-            client_secret=settings.sfyc_client_secret.get_secret_value(),
-            api_version=settings.sfyc_api_version,
-            external_id_field=settings.sfyc_external_id_field,
-        ),
-    )
     return SenderContext(
         sessionmaker=app.state.sessionmaker,
-        cherwell=cherwell,
-        sfyc=sfyc,
+        steps=build_steps(settings, http),
         backoff=Backoff(
             base_seconds=settings.backoff_base_seconds,
             cap_seconds=settings.backoff_cap_seconds,
@@ -94,6 +73,60 @@ def _sender_context(
     )
 
 
+@contextlib.asynccontextmanager
+async def _database(settings: BESettings, app: FastAPI) -> AsyncIterator[None]:
+    """The migrated database (embedded when no URL is set), its engine and the settings row."""
+    configured = settings.database_url.get_secret_value() if settings.database_url else None
+    url, server = await resolve_database_url(
+        configured, data_dir=settings.data_dir, database=settings.database_name
+    )
+    log.info("BE %s on database %s", settings.name, redact_url(url))
+    engine = None
+    try:
+        await upgrade_to_head("be", url)
+        engine = create_engine(url, pool_size=settings.db_pool_size)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        async for session in session_scope(app.state.sessionmaker):
+            await settings_service.ensure(session, seed=settings)
+        yield
+    finally:
+        if engine is not None:
+            await engine.dispose()
+        if server is not None:
+            embedded_pg.stop(server)
+
+
+@contextlib.asynccontextmanager
+async def _background_tasks(
+    settings: BESettings, app: FastAPI, http: dict[str, httpx.AsyncClient]
+) -> AsyncIterator[None]:
+    """The sender workers and the WM heartbeat, stopped (grace, then cancel) on exit."""
+    ctx = _sender_context(settings, app, http)
+    stop = asyncio.Event()
+    process_id = uuid.uuid4().hex[:8]
+    tasks = [
+        asyncio.create_task(
+            run_worker(
+                ctx,
+                worker=f"{settings.name}:{process_id}:{n}",
+                poll_interval=settings.poll_interval_seconds,
+                stop=stop,
+                stats=app.state.worker_stats,
+            ),
+            name=f"be-worker-{n}",
+        )
+        for n in range(settings.workers)
+    ]
+    if settings.wm_url:
+        heartbeat_task = heartbeat(http["wm"], settings, stop=stop)
+        tasks.append(asyncio.create_task(heartbeat_task, name="be-heartbeat"))
+    try:
+        yield
+    finally:
+        await _stop_tasks(tasks, stop)
+
+
 async def _stop_tasks(tasks: list[asyncio.Task[None]], stop: asyncio.Event) -> None:
     stop.set()
     if not tasks:
@@ -102,6 +135,24 @@ async def _stop_tasks(tasks: list[asyncio.Task[None]], stop: asyncio.Event) -> N
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _lifespan(settings: BESettings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(_database(settings, app))
+            # One client per platform, so a slow platform never holds another's connections.
+            limits = httpx.Limits(max_connections=settings.workers * 2 + 4)
+            http = {
+                name: await stack.enter_async_context(_http_client(settings, limits))
+                for name in PLATFORMS
+            }
+            http["wm"] = await stack.enter_async_context(_http_client(settings))
+            await stack.enter_async_context(_background_tasks(settings, app, http))
+            yield
+
+    return lifespan
 
 
 def create_app(settings: BESettings | None = None) -> FastAPI:
@@ -116,70 +167,11 @@ def create_app(settings: BESettings | None = None) -> FastAPI:
     for variable in settings.unset_tokens():
         log.warning("%s is not set: its endpoints reject every request until it is", variable)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configured = settings.database_url.get_secret_value() if settings.database_url else None
-        url, server = await resolve_database_url(
-            configured, data_dir=settings.data_dir, database=settings.database_name
-        )
-        log.info("BE %s on database %s", settings.name, redact_url(url))
-        stop = asyncio.Event()
-        tasks: list[asyncio.Task[None]] = []
-        engine = None
-        try:
-            await upgrade_to_head("be", url)
-            engine = create_engine(url, pool_size=settings.db_pool_size)
-            app.state.engine = engine
-            app.state.sessionmaker = make_sessionmaker(engine)
-            async for session in session_scope(app.state.sessionmaker):
-                await settings_service.ensure(session, seed=settings)
-            async with (
-                _platform_client(settings) as cherwell_http,
-                _platform_client(settings) as sfyc_http,
-                httpx.AsyncClient(
-                    timeout=httpx.Timeout(
-                        settings.request_timeout_seconds,
-                        connect=settings.connect_timeout_seconds,
-                    ),
-                    trust_env=not settings.bypass_proxy,
-                ) as wm_http,
-            ):
-                ctx = _sender_context(settings, app, cherwell_http, sfyc_http)
-                process_id = uuid.uuid4().hex[:8]
-                tasks = [
-                    asyncio.create_task(
-                        run_worker(
-                            ctx,
-                            worker=f"{settings.name}:{process_id}:{n}",
-                            poll_interval=settings.poll_interval_seconds,
-                            stop=stop,
-                            stats=app.state.worker_stats,
-                        ),
-                        name=f"be-worker-{n}",
-                    )
-                    for n in range(settings.workers)
-                ]
-                if settings.wm_url:
-                    tasks.append(
-                        asyncio.create_task(
-                            heartbeat(wm_http, settings, stop=stop), name="be-heartbeat"
-                        )
-                    )
-                try:
-                    yield
-                finally:
-                    await _stop_tasks(tasks, stop)
-        finally:
-            if engine is not None:
-                await engine.dispose()
-            if server is not None:
-                embedded_pg.stop(server)
-
     app = create_base_app(
         title=f"BE service ({settings.name})",
         description="Durable, batched, retried delivery of tickets to Cherwell and SFyC.",
         version="0.1.0",
-        lifespan=lifespan,
+        lifespan=_lifespan(settings),
     )
     app.state.settings = settings
     app.state.worker_stats = WorkerStats()

@@ -1,7 +1,7 @@
 """Tables of the BE service's database (its own MetaData, see ticketing_common.db).
 
 One row per received ticket revision (its durable state machine), one row per try of a
-platform operation on it, and the single row of run-time settings operators change.
+platform step on it, and the single row of run-time settings operators change.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field
 
+from ticketing_common.contract import CATEGORY_MAX, KIND_MAX
 from ticketing_common.db import make_model_base
 
 if TYPE_CHECKING:
@@ -46,26 +47,13 @@ class Status(StrEnum):
     error = "Error"
 
 
-class Step(StrEnum):
-    """The next platform operation of a revision: a crash resumes from here."""
-
-    check = "check"  # search Cherwell for an open incident with this correlation key
-    note = "note"  # add a Journal note to the existing incident
-    create = "create"  # create the incident (searched again first: the create may have landed)
-    workorder = "workorder"  # upsert the SFyC work order and read its number back
-    link = "link"  # write the work-order number on the incident
-    done = "done"
-
-
-class Operation(StrEnum):
-    """Kinds of rows in a revision's history."""
-
-    check = "check"
-    note = "note"
-    create = "create"
-    workorder = "workorder"
-    link = "link"
-    operator_retry = "operator_retry"
+# A revision's `step` is the name of the platform step it waits for (the step list in
+# be_service/platforms/registry.py); intake puts new revisions at the first one.
+FIRST_STEP = "check"
+DONE = "done"
+STEP_NAME_MAX = 16  # ticket_revision.step and ticket_attempt.operation
+# The history row an operator's retry request leaves among a revision's attempts.
+OPERATOR_RETRY = "operator_retry"
 
 
 def _tz(*, nullable: bool = False) -> Any:
@@ -98,19 +86,21 @@ class TicketRevision(BEModel, table=True):
     revision: int = Field(sa_column=Column(Integer, nullable=False))
     dedup_key: str = Field(sa_column=Column(String(300), nullable=False, index=True))
     action: str = Field(sa_column=Column(String(16), nullable=False))
-    kind: str = Field(sa_column=Column(String(32), nullable=False))
-    category: str = Field(sa_column=Column(String(64), nullable=False, index=True))
+    kind: str = Field(sa_column=Column(String(KIND_MAX), nullable=False))
+    category: str = Field(sa_column=Column(String(CATEGORY_MAX), nullable=False, index=True))
     priority: str = Field(sa_column=Column(String(4), nullable=False))
     payload: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     status: str = Field(sa_column=Column(String(16), nullable=False, index=True))
-    step: str = Field(sa_column=Column(String(16), nullable=False))
+    step: str = Field(sa_column=Column(String(STEP_NAME_MAX), nullable=False))
     retry_round: int = Field(default=0, sa_column=Column(Integer, nullable=False))
     claimed_by: str | None = _str(80)
     claimed_until: datetime | None = _tz(nullable=True)
-    cherwell_rec_id: str | None = _str(64)
-    cherwell_public_id: str | None = _str(64)
-    sfyc_id: str | None = _str(32)
-    sfyc_work_order_number: str | None = _str(32)
+    # Each platform's ids for this revision, by platform, e.g. {"cherwell": {"rec_id": …,
+    # "public_id": …}, "sfyc": {"id": …, "number": …}}: written only from step outcomes.
+    platform_ids: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        sa_column=Column(JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    )
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     received_at: datetime = _tz()
     updated_at: datetime = _tz()
@@ -134,7 +124,7 @@ class TicketAttempt(BEModel, table=True):
         )
     )
     retry_round: int = Field(sa_column=Column(Integer, nullable=False))
-    operation: str = Field(sa_column=Column(String(16), nullable=False))
+    operation: str = Field(sa_column=Column(String(STEP_NAME_MAX), nullable=False))
     at: datetime = _tz()
     ok: bool = Field(sa_column=Column(Boolean, nullable=False))
     http_status: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))

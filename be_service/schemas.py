@@ -1,60 +1,24 @@
-"""Request and response bodies of the BE's REST API (ticket JSON per docs/contracts.md §1).
+"""Request and response bodies of the BE's REST API; the ticket itself is the shared contract.
 
-Strict where a client could cause harm (the ticket document, the settings patch) and
-permissive where the contract allows it (extra ticket fields are kept verbatim).
+Intake takes `ticketing_common.contract.TicketDocument` (docs/contracts.md §1), so WM and BE
+validate one model; strict where a client could cause harm (the settings patch).
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+
+from ticketing_common.contract import TicketDocument
 
 MAX_TICKETS_PER_INTAKE = 10_000
 
 
-class Location(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    market: str | None = None
-    hub: str | None = None
-    ccap: str | None = None
-    service_group: str | None = None
-    channel: str | None = None
-    missing_location: bool = False
-
-
-class WorkOrderText(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    subject: str = Field(min_length=1, max_length=255)
-    description: str = Field(max_length=32_000)
-
-
-class TicketIn(BaseModel):
-    """One ticket revision as the WM builds it; unknown fields are stored with it."""
-
-    model_config = ConfigDict(extra="allow")
-
-    ticket_id: uuid.UUID
-    dedup_key: str = Field(min_length=1, max_length=300)
-    revision: int = Field(ge=1)
-    action: Literal["open", "update", "clear"]
-    kind: Literal["snr-upstream", "us-service-group", "ds-service-group"]
-    category: Literal["SNR", "Falla de Linea"]
-    priority: Literal["P1", "P2", "P3", "P4"]
-    title: str = Field(min_length=1, max_length=255)
-    description: str = Field(max_length=32_000)
-    location: Location
-    subscribers: int | None = Field(default=None, ge=0)
-    work_order: WorkOrderText
-    generated_at: AwareDatetime
-
-
 class TicketBatchIn(BaseModel):
-    tickets: list[TicketIn] = Field(max_length=MAX_TICKETS_PER_INTAKE)
+    tickets: list[TicketDocument] = Field(max_length=MAX_TICKETS_PER_INTAKE)
 
 
 class IntakeResult(BaseModel):
@@ -109,6 +73,16 @@ class AttemptPublic(BaseModel):
     error: str | None
 
 
+# The API's names for platform ids (kept from when they were columns) → where they live in
+# a revision's platform_ids.
+_LEGACY_ID_FIELDS = {
+    "cherwell_rec_id": ("cherwell", "rec_id"),
+    "cherwell_public_id": ("cherwell", "public_id"),
+    "sfyc_id": ("sfyc", "id"),
+    "sfyc_work_order_number": ("sfyc", "number"),
+}
+
+
 class RevisionSummary(BaseModel):
     ticket_id: uuid.UUID
     revision: int
@@ -128,6 +102,18 @@ class RevisionSummary(BaseModel):
     received_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ids_from_platform_ids(cls, data: Any) -> Any:
+        """Built from a TicketRevision row: its platform ids become the four id fields."""
+        ids = getattr(data, "platform_ids", None)
+        if ids is None:
+            return data
+        values = {name: getattr(data, name) for name in cls.model_fields if hasattr(data, name)}
+        for name, (platform, key) in _LEGACY_ID_FIELDS.items():
+            values[name] = (ids.get(platform) or {}).get(key)
+        return values
 
 
 class RevisionDetail(RevisionSummary):

@@ -1,5 +1,5 @@
-"""The delivery pipeline: claim → check → note | create → work order → link.
+"""The delivery pipeline: claim → the step list (check → note | create → work order → link).
 
-`worker.py` is the loop, `store.py` the SQL (claim, record), `sender.py` sends one claimed
-batch through every step, `retry.py` decides retry vs Error from the recorded attempts.
+`worker.py` is the loop, `store.py` the SQL (claim, record), `steps.py` what a platform step
+is, `sender.py` runs one claimed batch down the step list, `policy.py` decides retry vs Error.
 """

@@ -1,27 +1,34 @@
-"""Sends one claimed batch through every step: check → note | create → work order → link.
+"""Sends one claimed batch down the step list (check → note | create → work order → link).
 
-Platform calls happen outside database transactions; each step's outcomes are recorded in
-their own short transaction before the next step starts, so a crash resumes from there.
+Platform calls happen outside database transactions. Each step's outcomes move the
+revisions in memory (steps.py) and are recorded, with the policy's decisions, in short
+transactions: right after the call for steps that must not be repeated, else at the end.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from be_service.models import Operation, Step
-from be_service.pipeline import store
-from be_service.pipeline.retry import Backoff
-from be_service.pipeline.store import Claimed, Outcome
-from be_service.platforms.cherwell import CherwellClient, NewIncident, SaveResult
+from be_service.models import DONE, Status
+from be_service.pipeline import policy, store
+from be_service.pipeline.steps import (
+    Cause,
+    Item,
+    Outcome,
+    Step,
+    check_step_list,
+    next_position,
+    now,
+    with_ids,
+)
 from be_service.platforms.http import CallFailure, PlatformError, truncate
-from be_service.platforms.sfyc import NewWorkOrder, SfycClient
+from ticketing_common.backoff import Backoff
 from ticketing_common.db import session_scope
 
 log = logging.getLogger(__name__)
@@ -34,11 +41,13 @@ class SenderContext:
     """What a worker needs to send batches; built once by the app's lifespan."""
 
     sessionmaker: async_sessionmaker[AsyncSession]
-    cherwell: CherwellClient
-    sfyc: SfycClient
+    steps: tuple[Step, ...]
     backoff: Backoff
     lease_seconds: float
     ambiguous_create_delay_seconds: float
+
+    def __post_init__(self) -> None:
+        check_step_list(self.steps)
 
 
 @dataclass(frozen=True)
@@ -49,329 +58,169 @@ class BatchLimits:
     max_tickets_per_request: int
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _priority_digit(priority: str) -> str:
-    return priority[1:] if priority[:1] == "P" and priority[1:].isdigit() else "4"
-
-
-def _note_text(c: Claimed) -> str:
-    return f"[{c.action} r{c.revision}] {c.title}\n{c.description}".strip()
-
-
-def _item_failed(
-    c: Claimed, operation: Operation, at: datetime, response: str | None, error: str | None
-) -> Outcome:
-    """One item that failed inside a 200 answer (a validation error, a missing read-back)."""
-    return Outcome(
-        c.id, operation, ok=False, at=at, http_status=200, response=response, error=error
-    )
-
-
-def _external_key(c: Claimed) -> str:
-    return f"{c.dedup_key}#{c.cherwell_public_id}"
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 class BatchSender:
-    """Runs the steps for one batch; one instance per batch, cheap to build."""
+    """Runs the step list for one batch; one instance per batch, cheap to build."""
 
     def __init__(
-        self, ctx: SenderContext, *, worker: str, limits: BatchLimits, claimed: list[Claimed]
+        self, ctx: SenderContext, *, worker: str, limits: BatchLimits, items: list[Item]
     ) -> None:
         self.ctx = ctx
         self.worker = worker
         self.limits = limits
-        self.claimed = claimed
+        self.items = {item.id: item for item in items}  # each revision's state, as it moves
+        self.failed: set[int] = set()
+        self.pending: list[Outcome] = []
+        self.rules = policy.RetryRules(
+            max_retries=limits.max_retries,
+            backoff=ctx.backoff,
+            lease_seconds=ctx.lease_seconds,
+        )
 
     async def run(self) -> None:
-        """Each step takes the revisions the previous ones left at its step; a failure leaves
-        a revision where it was (released with a backoff), so later steps skip it.
+        """Each step, in list order, takes the revisions waiting for it; a success moves a
+        revision to the next step that it still wants, a failure leaves it where it was
+        (released with a backoff), so later steps skip it.
 
         The check is recorded before anything is written: it moves new tickets to the
         create step, so a create whose fate a crash hides is searched for, never resent
         blindly. Notes are recorded right after they are sent, as they are the one write
         that is not idempotent. What follows is recorded once at the end (three
-        transactions per batch, not five): a crash before that record only repeats
-        idempotent work (search and adopt the incident, upsert the work order by external
-        id, set the OT number again).
+        transactions per batch): a crash before that record only repeats idempotent work
+        (search and adopt the incident, upsert the work order by external id, set the OT
+        number again).
         """
-        live = await self._skip_clears_that_never_reached(self.claimed)
-        live = await self._check(live)
-        await self._per_chunk(
-            [c for c in live if c.step == Step.note], Operation.note, self._note_chunk
-        )
-        pending: list[Outcome] = []
-        for step, operation, call in (
-            (Step.create, Operation.create, self._create_chunk),
-            (Step.workorder, Operation.workorder, self._work_order_chunk),
-            (Step.link, Operation.link, self._link_chunk),
-        ):
-            items = [c for c in live if c.step == step]
-            await self._per_chunk(items, operation, call, deferred=pending)
-        await self._record(pending)
+        self._fail_unknown_positions()
+        await self._complete_clears_that_never_reached()
+        for index, step in enumerate(self.ctx.steps):
+            self._pass_over(index)
+            batch = [i for i in self._live() if step.takes(i)]
+            for chunk in _chunks(batch, self.limits.max_tickets_per_request):
+                self._apply(index, await self._send(step, chunk))
+                if step.record_at_once:
+                    await self._record()
+        await self._record()
 
-    async def _record(self, outcomes: list[Outcome]) -> None:
-        async for session in session_scope(self.ctx.sessionmaker):
-            errored = await store.record_outcomes(
-                session,
-                outcomes,
-                worker=self.worker,
-                max_retries=self.limits.max_retries,
-                backoff=self.ctx.backoff,
-                lease_seconds=self.ctx.lease_seconds,
-            )
-        if errored:
-            log.warning("%d revision(s) ended in Error", len(errored))
+    def _live(self) -> list[Item]:
+        return [i for i in self.items.values() if i.id not in self.failed and i.step != DONE]
 
-    async def _per_chunk(
-        self,
-        items: Sequence[Claimed],
-        operation: Operation,
-        call: Callable[[Sequence[Claimed]], Awaitable[list[Outcome]]],
-        *,
-        deferred: list[Outcome] | None = None,
-    ) -> set[int]:
-        """Run `call` per chunk of max_tickets_per_request; record the outcomes now, or add
-        them to `deferred` for the caller to record. Returns the revisions that succeeded."""
-        succeeded: set[int] = set()
-        for chunk in _chunks(items, self.limits.max_tickets_per_request):
-            try:
-                outcomes = await call(chunk)
-            except PlatformError as exc:
-                outcomes = self._failed(chunk, operation, exc.failure)
-            except Exception as exc:
-                # A bug or a platform answer the adapter did not foresee: a failed attempt
-                # like any other, so max_retries ends it in Error instead of the batch
-                # being abandoned and taken again at every lease, forever.
-                log.exception("%s of %d revision(s) failed unexpectedly", operation, len(chunk))
-                failure = CallFailure(
-                    message=truncate(f"{type(exc).__name__}: {exc}", 300) or "",
-                    retryable=True,
-                )
-                outcomes = self._failed(chunk, operation, failure)
-            if deferred is None:
-                await self._record(outcomes)
+    def _apply(self, index: int, outcomes: list[Outcome]) -> None:
+        """Move each revision by its outcome: the one way its state changes in a batch."""
+        for outcome in outcomes:
+            item = self.items[outcome.revision_id]
+            if outcome.ok:
+                item = with_ids(item, outcome.ids)
+                self.items[item.id] = replace(item, step=next_position(self.ctx.steps, index, item))
             else:
-                deferred.extend(outcomes)
-            succeeded.update(o.revision_id for o in outcomes if o.ok)
-        return succeeded
+                self.failed.add(item.id)
+        self.pending.extend(outcomes)
+
+    def _pass_over(self, index: int) -> None:
+        """Revisions waiting for a step they no longer want go on to the next one they do
+        (an incident that exists already needs no create)."""
+        step = self.ctx.steps[index]
+        for item in [i for i in self._live() if i.step == step.name and not step.wants(i)]:
+            moved = replace(item, step=next_position(self.ctx.steps, index, item))
+            self.items[item.id] = moved
+            if moved.step == DONE:
+                # Completed by an attempt row that says why, like every other completion.
+                self.pending.append(
+                    Outcome(item.id, step.name, ok=True, at=now(), response="not needed")
+                )
+
+    def _fail_unknown_positions(self) -> None:
+        """A revision waiting for a step this BE does not run (a platform removed from the
+        list) ends in Error for an operator to see, instead of being claimed forever."""
+        names = {s.name for s in self.ctx.steps}
+        unknown = [i for i in self._live() if i.step not in names]
+        failure = CallFailure(message="this BE's step list has no such step", retryable=False)
+        for item in unknown:
+            self._apply(0, self._failed(item.step, [item], failure, Cause.ticket))
+
+    async def _complete_clears_that_never_reached(self) -> None:
+        """A clear whose earlier revisions are all here and never reached a platform needs
+        no call: it goes on past the first step as if the check had found nothing."""
+        first = self.ctx.steps[0]
+        clears = [i for i in self._live() if i.action == "clear" and i.step == first.name]
+        if not clears:
+            return
+        writes = [s.name for s in self.ctx.steps if s.may_write_unanswered]
+        async for session in session_scope(self.ctx.sessionmaker):
+            off_platform = await store.tickets_known_off_platform(session, clears, writes=writes)
+        response = "no earlier revision reached a platform: nothing to clear"
+        self._apply(
+            0,
+            [
+                Outcome(i.id, first.name, ok=True, at=now(), response=response)
+                for i in clears
+                if i.ticket_id in off_platform
+            ],
+        )
+        await self._record()
+
+    async def _send(self, step: Step, chunk: Sequence[Item]) -> list[Outcome]:
+        """The step's outcomes for `chunk`; a call that failed as a whole fails every item."""
+        try:
+            outcomes = await step.send(chunk, batch_size=self.limits.max_tickets_per_request)
+        except PlatformError as exc:
+            cause = Cause.platform if exc.failure.retryable else Cause.ticket
+            return self._failed(step.name, chunk, exc.failure, cause, step.may_write_unanswered)
+        except Exception as exc:
+            # A bug or a platform answer the adapter did not foresee: a failed attempt like
+            # any other, so max_retries ends it in Error instead of the batch being abandoned
+            # and taken again at every lease, forever.
+            log.exception("%s of %d revision(s) failed unexpectedly", step.name, len(chunk))
+            message = truncate(f"{type(exc).__name__}: {exc}", 300) or ""
+            failure = CallFailure(message=message, retryable=True)
+            return self._failed(step.name, chunk, failure, Cause.ticket, step.may_write_unanswered)
+        answered = {o.revision_id for o in outcomes}
+        missing = [i for i in chunk if i.id not in answered]
+        failure = CallFailure(message=f"{step.name} gave no outcome for it", retryable=True)
+        return outcomes + self._failed(step.name, missing, failure, Cause.ticket)
 
     def _failed(
-        self, claimed: Sequence[Claimed], operation: Operation, failure: CallFailure
+        self,
+        operation: str,
+        items: Sequence[Item],
+        failure: CallFailure,
+        cause: Cause,
+        may_have_written: bool = False,
     ) -> list[Outcome]:
-        at = _now()
-        # A create that failed as a whole (timeout, 5xx, lost answer) may still be being
-        # committed by Cherwell: searching for it too early would miss it and create it twice.
-        ambiguous = operation is Operation.create and failure.retryable
+        at = now()
+        # A write that failed as a whole (timeout, 5xx, lost answer) may still be being
+        # committed by the platform: searching for it too early would miss it and write twice.
+        settle = self.ctx.ambiguous_create_delay_seconds
+        min_delay = settle if may_have_written and failure.retryable else 0.0
         return [
             Outcome(
-                c.id,
+                i.id,
                 operation,
                 ok=False,
                 at=at,
                 http_status=failure.http_status,
                 response=failure.response,
                 error=failure.message,
+                cause=cause,
                 retryable=failure.retryable,
                 retry_after=failure.retry_after,
-                min_delay=self.ctx.ambiguous_create_delay_seconds if ambiguous else 0.0,
+                min_delay=min_delay,
             )
-            for c in claimed
+            for i in items
         ]
 
-    async def _skip_clears_that_never_reached(self, claimed: list[Claimed]) -> list[Claimed]:
-        """A clear whose earlier revisions are all here and never created an incident is done."""
-        clears = [c for c in claimed if c.action == "clear" and c.step == Step.check]
-        if not clears:
-            return claimed
+    async def _record(self) -> None:
+        """Store the pending outcomes as attempts and move their revisions as the policy says."""
+        outcomes, self.pending = self.pending, []
+        if not outcomes:
+            return
         async for session in session_scope(self.ctx.sessionmaker):
-            off_platform = await store.tickets_known_off_platform(session, clears)
-        done = [c for c in clears if c.ticket_id in off_platform]
-        if not done:
-            return claimed
-        at = _now()
-        await self._record(
-            [
-                Outcome(
-                    c.id,
-                    Operation.check,
-                    ok=True,
-                    at=at,
-                    response="no earlier revision reached Cherwell: nothing to clear",
-                    step=Step.done,
-                )
-                for c in done
-            ]
-        )
-        done_ids = {c.id for c in done}
-        return [c for c in claimed if c.id not in done_ids]
-
-    async def _check(self, claimed: list[Claimed]) -> list[Claimed]:
-        """Search open incidents by correlation key; a pending create may have landed already."""
-        for c in claimed:
-            # Its incident exists (the create succeeded before a later step failed): never
-            # search again, as the incident may be resolved by now and a create would
-            # duplicate it.
-            if c.step == Step.create and c.cherwell_rec_id:
-                c.step = Step.workorder
-        to_search = [c for c in claimed if c.step in (Step.check, Step.create)]
-        pending = {c.id for c in to_search}
-        searched = await self._per_chunk(to_search, Operation.check, self._check_chunk)
-        return [c for c in claimed if c.id not in pending or c.id in searched]
-
-    async def _check_chunk(self, chunk: Sequence[Claimed]) -> list[Outcome]:
-        found = await self.ctx.cherwell.search_open(
-            [c.dedup_key for c in chunk], page_size=self.limits.max_tickets_per_request
-        )
-        at = _now()
-        outcomes = []
-        for c in chunk:
-            incident = found.get(c.dedup_key)
-            ids: dict[str, str] = {}
-            if incident is not None:
-                c.cherwell_rec_id, c.cherwell_public_id = incident.rec_id, incident.public_id
-                ids = {"cherwell_rec_id": incident.rec_id, "cherwell_public_id": incident.public_id}
-                # An incident found while a create is pending is that create's result.
-                next_step = Step.workorder if c.step == Step.create else Step.note
-                response = f"open incident {incident.public_id} found"
-            elif c.action == "clear":
-                next_step, response = Step.done, "no open incident: nothing to clear"
-            else:
-                next_step, response = Step.create, "no open incident"
-            c.step = next_step
-            outcomes.append(
-                Outcome(
-                    c.id,
-                    Operation.check,
-                    ok=True,
-                    at=at,
-                    http_status=200,
-                    response=response,
-                    step=next_step,
-                    ids=ids,
-                )
-            )
-        return outcomes
-
-    async def _note_chunk(self, chunk: Sequence[Claimed]) -> list[Outcome]:
-        results = await self.ctx.cherwell.add_notes(
-            [(c.cherwell_rec_id or "", _note_text(c)) for c in chunk]
-        )
-        return self._save_outcomes(chunk, results, Operation.note, next_step=Step.done)
-
-    async def _create_chunk(self, chunk: Sequence[Claimed]) -> list[Outcome]:
-        results = await self.ctx.cherwell.create_incidents(
-            [
-                NewIncident(
-                    correlation_key=c.dedup_key,
-                    title=c.title,
-                    description=c.description,
-                    priority=_priority_digit(c.priority),
-                    category=c.category,
-                    subcategory=c.kind,
-                )
-                for c in chunk
-            ]
-        )
-        return self._save_outcomes(chunk, results, Operation.create, next_step=Step.workorder)
-
-    async def _work_order_chunk(self, chunk: Sequence[Claimed]) -> list[Outcome]:
-        orders = [
-            NewWorkOrder(
-                external_key=_external_key(c),
-                subject=c.work_order_subject,
-                description=c.work_order_description,
-                priority=c.priority,
-                cherwell_incident=c.cherwell_public_id or "",
-            )
-            for c in chunk
-        ]
-        results = await self.ctx.sfyc.upsert_work_orders(orders)
-        at = _now()
-        upserted = [c for c, r in zip(chunk, results, strict=True) if r.ok]
-        numbers = (
-            await self.ctx.sfyc.work_order_numbers([_external_key(c) for c in upserted])
-            if upserted
-            else {}
-        )
-        outcomes = []
-        for c, result in zip(chunk, results, strict=True):
-            if not result.ok:
-                outcomes.append(
-                    _item_failed(c, Operation.workorder, at, result.response, result.message)
-                )
-                continue
-            record_id, number = numbers.get(_external_key(c), (result.record_id or "", ""))
-            if not number:
-                outcomes.append(
-                    _item_failed(
-                        c,
-                        Operation.workorder,
-                        at,
-                        result.response,
-                        "work order upserted but its number could not be read back",
-                    )
-                )
-                continue
-            c.sfyc_id, c.sfyc_work_order_number, c.step = record_id, number, Step.link
-            outcomes.append(
-                Outcome(
-                    c.id,
-                    Operation.workorder,
-                    ok=True,
-                    at=at,
-                    http_status=200,
-                    response=result.response,
-                    step=Step.link,
-                    ids={"sfyc_id": record_id, "sfyc_work_order_number": number},
-                )
-            )
-        return outcomes
-
-    async def _link_chunk(self, chunk: Sequence[Claimed]) -> list[Outcome]:
-        results = await self.ctx.cherwell.set_work_order_numbers(
-            [(c.cherwell_rec_id or "", c.sfyc_work_order_number or "") for c in chunk]
-        )
-        return self._save_outcomes(chunk, results, Operation.link, next_step=Step.done)
-
-    @staticmethod
-    def _save_outcomes(
-        chunk: Sequence[Claimed],
-        results: list[SaveResult],
-        operation: Operation,
-        *,
-        next_step: Step,
-    ) -> list[Outcome]:
-        at = _now()
-        outcomes = []
-        for c, result in zip(chunk, results, strict=True):
-            if not result.ok:
-                outcomes.append(_item_failed(c, operation, at, result.response, result.message))
-                continue
-            ids: dict[str, str] = {}
-            if operation is Operation.create:
-                c.cherwell_rec_id, c.cherwell_public_id = result.rec_id, result.public_id
-                ids = {
-                    "cherwell_rec_id": result.rec_id or "",
-                    "cherwell_public_id": result.public_id or "",
-                }
-            c.step = next_step
-            outcomes.append(
-                Outcome(
-                    c.id,
-                    operation,
-                    ok=True,
-                    at=at,
-                    http_status=200,
-                    response=result.response,
-                    step=next_step,
-                    ids=ids,
-                )
-            )
-        return outcomes
+            failures = await store.insert_attempts(session, outcomes)
+            updates = policy.plan(outcomes, self.items, failures, self.rules)
+            await store.update_revisions(session, updates, worker=self.worker)
+        errored = [u.id for u in updates if u.transition.status is Status.error]
+        if errored:
+            log.warning("%d revision(s) ended in Error", len(errored))

@@ -1,4 +1,4 @@
-"""The pipeline's SQL: claim a batch with FOR UPDATE SKIP LOCKED, record a step's outcomes.
+"""The pipeline's SQL: claim a batch with FOR UPDATE SKIP LOCKED, record outcomes and updates.
 
 Bulk statements only (unnest arrays), so one batch costs a handful of round trips whatever
 its size; every function runs inside the caller's transaction and never commits.
@@ -6,62 +6,15 @@ its size; every function runs inside the caller's transaction and never commits.
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections import Counter
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from collections.abc import Sequence
 
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from be_service.models import Operation, Status, Step
-from be_service.pipeline.retry import Backoff, decide
-
-
-@dataclass
-class Claimed:
-    """A revision this worker holds, with what the steps need; mutated as steps succeed."""
-
-    id: int
-    ticket_id: uuid.UUID
-    revision: int
-    dedup_key: str
-    action: str
-    kind: str
-    category: str
-    priority: str
-    title: str
-    description: str
-    work_order_subject: str
-    work_order_description: str
-    step: str
-    cherwell_rec_id: str | None
-    cherwell_public_id: str | None
-    sfyc_id: str | None
-    sfyc_work_order_number: str | None
-
-
-@dataclass
-class Outcome:
-    """The result of one operation on one revision: an attempt row plus the state change."""
-
-    revision_id: int
-    operation: Operation
-    ok: bool
-    at: datetime
-    http_status: int | None = None
-    response: str | None = None
-    error: str | None = None
-    # On success: the next step (Step.done completes the revision) and new platform ids.
-    step: Step | None = None
-    ids: dict[str, str] = field(default_factory=dict)
-    # On failure: may it be retried, how long did the platform ask us to wait, and the
-    # least wait before the revision is taken again (an ambiguous create's settling time).
-    retryable: bool = True
-    retry_after: float | None = None
-    min_delay: float = 0.0
-
+from be_service.pipeline.policy import RevisionUpdate
+from be_service.pipeline.steps import Item, Outcome
 
 _CLAIM = text(
     """
@@ -87,22 +40,19 @@ _CLAIM = text(
               coalesce(t.payload->'work_order'->>'subject', t.payload->>'title')
                   AS work_order_subject,
               coalesce(t.payload->'work_order'->>'description', '') AS work_order_description,
-              t.step, t.cherwell_rec_id, t.cherwell_public_id,
-              t.sfyc_id, t.sfyc_work_order_number
+              t.step, t.platform_ids AS ids
     """
 )
 
 
 async def claim_batch(
     session: AsyncSession, *, worker: str, limit: int, lease_seconds: float
-) -> list[Claimed]:
+) -> list[Item]:
     """Take up to `limit` claimable revisions: Received, lease free, and first of their key."""
     result = await (await session.connection()).execute(
         _CLAIM, {"worker": worker, "limit": limit, "lease": lease_seconds}
     )
-    claimed = [Claimed(**row._mapping) for row in result]
-    claimed.sort(key=lambda c: c.id)
-    return claimed
+    return sorted((Item(**row._mapping) for row in result), key=lambda item: item.id)
 
 
 _EXTEND = text(
@@ -153,12 +103,9 @@ _FAILURE_COUNTS = text(
 _UPDATE_REVISIONS = text(
     """
     UPDATE ticket_revision t SET
-        step = COALESCE(v.step, t.step),
-        status = COALESCE(v.status, t.status),
-        cherwell_rec_id = COALESCE(v.rec_id, t.cherwell_rec_id),
-        cherwell_public_id = COALESCE(v.public_id, t.cherwell_public_id),
-        sfyc_id = COALESCE(v.sfyc_id, t.sfyc_id),
-        sfyc_work_order_number = COALESCE(v.sfyc_number, t.sfyc_work_order_number),
+        step = v.step,
+        status = v.status,
+        platform_ids = CAST(v.ids AS jsonb),
         last_error = CASE WHEN v.status = 'Completed' THEN NULL
                           ELSE COALESCE(v.error, t.last_error) END,
         claimed_by = CASE WHEN v.keep_claim THEN t.claimed_by ELSE NULL END,
@@ -167,39 +114,25 @@ _UPDATE_REVISIONS = text(
         completed_at = CASE WHEN v.status = 'Completed' THEN now() ELSE t.completed_at END,
         updated_at = now()
     FROM unnest(CAST(:ids AS bigint[]), CAST(:steps AS text[]), CAST(:statuses AS text[]),
-                CAST(:rec_ids AS text[]), CAST(:public_ids AS text[]),
-                CAST(:sfyc_ids AS text[]), CAST(:sfyc_numbers AS text[]),
-                CAST(:errors AS text[]), CAST(:keep_claims AS boolean[]),
-                CAST(:delays AS double precision[]))
-         AS v(id, step, status, rec_id, public_id, sfyc_id, sfyc_number, error, keep_claim,
-              delay)
+                CAST(:platform_ids AS text[]), CAST(:errors AS text[]),
+                CAST(:keep_claims AS boolean[]), CAST(:delays AS double precision[]))
+         AS v(id, step, status, ids, error, keep_claim, delay)
     WHERE t.id = v.id AND t.claimed_by = :worker
     """
 )
 
 
-async def record_outcomes(
-    session: AsyncSession,
-    outcomes: list[Outcome],
-    *,
-    worker: str,
-    max_retries: int,
-    backoff: Backoff,
-    lease_seconds: float,
-) -> set[int]:
-    """Store the attempts and move each revision on; returns the ids that ended in Error.
-
-    A success either completes the revision (Step.done) or keeps the claim for the next
-    step; a failure releases it with a backoff delay, or ends it in Error once this
-    operation has failed `max_retries` + 1 times in the current round.
-    """
-    if not outcomes:
-        return set()
-    await (await session.connection()).execute(
+async def insert_attempts(
+    session: AsyncSession, outcomes: Sequence[Outcome]
+) -> dict[tuple[int, str], int]:
+    """One attempt row per outcome; returns, for each failed (revision, operation), how often
+    it has failed in the revision's current round, these failures included."""
+    connection = await session.connection()
+    await connection.execute(
         _INSERT_ATTEMPTS,
         {
             "revision_ids": [o.revision_id for o in outcomes],
-            "operations": [o.operation.value for o in outcomes],
+            "operations": [o.operation for o in outcomes],
             "ats": [o.at for o in outcomes],
             "oks": [o.ok for o in outcomes],
             "http_statuses": [o.http_status for o in outcomes],
@@ -207,60 +140,30 @@ async def record_outcomes(
             "errors": [o.error for o in outcomes],
         },
     )
-    failures: Counter[tuple[int, str]] = Counter()
     failed_ids = [o.revision_id for o in outcomes if not o.ok]
-    if failed_ids:
-        rows = await (await session.connection()).execute(_FAILURE_COUNTS, {"ids": failed_ids})
-        for revision_id, operation, count in rows:
-            failures[(revision_id, operation)] = count
+    if not failed_ids:
+        return {}
+    rows = await connection.execute(_FAILURE_COUNTS, {"ids": failed_ids})
+    return {(revision_id, operation): count for revision_id, operation, count in rows}
 
-    # Several outcomes of one revision (create, work order, link) fold into one row update:
-    # ids accumulate, the last success decides the step, the last outcome the claim. A
-    # failure never moves the step back: after a create that succeeded, a failed work
-    # order must resume at the work order, not search (and maybe create) the incident again.
-    merged: dict[int, dict[str, Any]] = {}
-    errored: set[int] = set()
-    for o in outcomes:
-        row = merged.setdefault(o.revision_id, {"ids": {}, "step": None})
-        row["ids"].update(o.ids)
-        row.update(status=None, error=None, delay=None, keep_claim=False)
-        if o.ok:
-            row["step"] = o.step
-            if o.step is Step.done:
-                row["status"] = Status.completed.value
-            else:
-                row["keep_claim"], row["delay"] = True, lease_seconds
-            continue
-        row["error"] = o.error
-        decision = decide(
-            failures=failures[(o.revision_id, o.operation.value)],
-            max_retries=max_retries,
-            retryable=o.retryable,
-            retry_after=o.retry_after,
-            backoff=backoff,
-        )
-        if decision.give_up:
-            row["status"] = Status.error.value
-            errored.add(o.revision_id)
-        else:
-            row["delay"] = max(decision.delay_seconds, o.min_delay)
-    columns: dict[str, list[Any]] = {
-        "ids": list(merged),
-        "steps": [r["step"].value if r["step"] else None for r in merged.values()],
-        "statuses": [r["status"] for r in merged.values()],
-        "errors": [r["error"] for r in merged.values()],
-        "keep_claims": [r["keep_claim"] for r in merged.values()],
-        "delays": [r["delay"] for r in merged.values()],
-    }
-    for column, key in (
-        ("rec_ids", "cherwell_rec_id"),
-        ("public_ids", "cherwell_public_id"),
-        ("sfyc_ids", "sfyc_id"),
-        ("sfyc_numbers", "sfyc_work_order_number"),
-    ):
-        columns[column] = [r["ids"].get(key) for r in merged.values()]
-    await (await session.connection()).execute(_UPDATE_REVISIONS, {**columns, "worker": worker})
-    return errored
+
+async def update_revisions(
+    session: AsyncSession, updates: Sequence[RevisionUpdate], *, worker: str
+) -> None:
+    """Write each revision's step, ids and transition, if this worker still holds it."""
+    await (await session.connection()).execute(
+        _UPDATE_REVISIONS,
+        {
+            "worker": worker,
+            "ids": [u.id for u in updates],
+            "steps": [u.step for u in updates],
+            "statuses": [u.transition.status.value for u in updates],
+            "platform_ids": [json.dumps(u.ids) for u in updates],
+            "errors": [u.transition.error for u in updates],
+            "keep_claims": [u.transition.keep_claim for u in updates],
+            "delays": [u.transition.delay for u in updates],
+        },
+    )
 
 
 _EARLIER_REVISIONS = text(
@@ -273,22 +176,24 @@ _EARLIER_REVISIONS = text(
     -- Revisions are numbered from 1 without gaps: all earlier ones must be here, or one
     -- may have gone through another BE (before a failover) and opened the incident.
     HAVING count(*) = c.revision - 1
-       AND NOT bool_or(r.cherwell_rec_id IS NOT NULL OR EXISTS (
+       AND NOT bool_or(r.platform_ids <> '{}'::jsonb OR EXISTS (
                SELECT 1 FROM ticket_attempt a
-               WHERE a.revision_id = r.id AND a.operation = 'create'))
+               WHERE a.revision_id = r.id AND a.operation = ANY(CAST(:writes AS text[]))))
     """
 )
 
 
 async def tickets_known_off_platform(
-    session: AsyncSession, claimed: list[Claimed]
+    session: AsyncSession, items: Sequence[Item], *, writes: Sequence[str]
 ) -> set[uuid.UUID]:
-    """Ticket ids whose earlier revisions are all here and never sent a create to Cherwell."""
+    """Ticket ids whose earlier revisions are all here, hold no platform id and never tried
+    one of the `writes` (steps whose lost answer may have written, like the create)."""
     rows = await (await session.connection()).execute(
         _EARLIER_REVISIONS,
         {
-            "ticket_ids": [c.ticket_id for c in claimed],
-            "revisions": [c.revision for c in claimed],
+            "ticket_ids": [i.ticket_id for i in items],
+            "revisions": [i.revision for i in items],
+            "writes": list(writes),
         },
     )
     return {ticket_id for (ticket_id,) in rows}

@@ -47,7 +47,7 @@ async def work_once(ctx: SenderContext, *, worker: str) -> bool:
     if not claimed:
         return False
     async with _keep_lease(ctx, worker=worker, ids=[c.id for c in claimed]):
-        await BatchSender(ctx, worker=worker, limits=limits, claimed=claimed).run()
+        await BatchSender(ctx, worker=worker, limits=limits, items=claimed).run()
     return True
 
 

@@ -1,18 +1,20 @@
-"""Cherwell adapter: token, open-incident search, and batched saves (incidents and notes).
+"""Cherwell: the adapter (token, open-incident search, batched saves) and its four steps.
 
 Speaks the public CherwellAPI (CONTEXT.md §4, docs/contracts.md §2); one HTTP call per
-batch, one re-login on 401, per-item results because batch items never roll back.
+batch, one re-login on 401, per-item results because batch items never roll back. Its steps
+are check, note, create and link; the incident's ids are kept under platform_ids["cherwell"].
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from be_service.config import CherwellFields
+from be_service.pipeline.steps import Item, Outcome, PlatformIds, Step, rejected, succeeded
 from be_service.platforms.http import (
     BearerSession,
     CallFailure,
@@ -217,3 +219,145 @@ def _bad_body(message: str, data: Any) -> PlatformError:
             response=truncate(encode_json(data).decode()) if data is not None else None,
         )
     )
+
+
+# The steps Cherwell owns in the step list (platforms/registry.py).
+
+PLATFORM = "cherwell"
+INCIDENT = (PLATFORM, "rec_id")
+
+
+def _existing(item: Item) -> bool:
+    """The revision found its incident open (it notes it) rather than opening it."""
+    return bool(item.platform_id(PLATFORM, "existing"))
+
+
+def _save_outcomes(
+    step: Step,
+    items: Sequence[Item],
+    results: list[SaveResult],
+    ids: Callable[[SaveResult], PlatformIds] = lambda _: {},
+) -> list[Outcome]:
+    return [
+        succeeded(step, item, response=result.response, ids=ids(result))
+        if result.ok
+        else rejected(step, item, response=result.response, error=result.message)
+        for item, result in zip(items, results, strict=True)
+    ]
+
+
+class Check(Step):
+    """Search the open incidents by correlation key: one search per batch.
+
+    Also takes the revisions waiting to be created: a create whose answer was lost may have
+    landed, and an incident found for them is that create's result (never sent twice).
+    """
+
+    name = "check"
+    platform = PLATFORM
+    provides = ("rec_id", "public_id", "existing")
+    also_takes_from = ("create",)
+    record_at_once = True
+
+    def __init__(self, client: CherwellClient) -> None:
+        self.client = client
+
+    def wants(self, item: Item) -> bool:
+        return not item.platform_id(*INCIDENT)
+
+    async def send(self, items: Sequence[Item], *, batch_size: int) -> list[Outcome]:
+        found = await self.client.search_open([i.dedup_key for i in items], page_size=batch_size)
+        outcomes = []
+        for item in items:
+            incident = found.get(item.dedup_key)
+            if incident is None:
+                clear = item.action == "clear"
+                response = "no open incident" + (": nothing to clear" if clear else "")
+                outcomes.append(succeeded(self, item, response=response))
+                continue
+            ids: dict[str, Any] = {"rec_id": incident.rec_id, "public_id": incident.public_id}
+            if item.step != Create.name:
+                ids["existing"] = True
+            response = f"open incident {incident.public_id} found"
+            outcomes.append(succeeded(self, item, response=response, ids={PLATFORM: ids}))
+        return outcomes
+
+
+class Note(Step):
+    """Add a Journal note to the incident the revision found open (not idempotent)."""
+
+    name = "note"
+    platform = PLATFORM
+    needs = (INCIDENT,)
+    record_at_once = True
+
+    def __init__(self, client: CherwellClient) -> None:
+        self.client = client
+
+    def wants(self, item: Item) -> bool:
+        return super().wants(item) and _existing(item)
+
+    async def send(self, items: Sequence[Item], *, batch_size: int) -> list[Outcome]:
+        notes = [(i.platform_id(*INCIDENT), note_text(i)) for i in items]
+        return _save_outcomes(self, items, await self.client.add_notes(notes))
+
+
+def note_text(item: Item) -> str:
+    return f"[{item.action} r{item.revision}] {item.title}\n{item.description}".strip()
+
+
+def _priority_digit(priority: str) -> str:
+    return priority[1:] if priority[:1] == "P" and priority[1:].isdigit() else "4"
+
+
+class Create(Step):
+    """Create the incidents of revisions the check found none for (a clear needs none)."""
+
+    name = "create"
+    platform = PLATFORM
+    provides = ("rec_id", "public_id")
+    may_write_unanswered = True
+
+    def __init__(self, client: CherwellClient) -> None:
+        self.client = client
+
+    def wants(self, item: Item) -> bool:
+        return item.action != "clear" and not item.platform_id(*INCIDENT)
+
+    async def send(self, items: Sequence[Item], *, batch_size: int) -> list[Outcome]:
+        incidents = [
+            NewIncident(
+                correlation_key=i.dedup_key,
+                title=i.title,
+                description=i.description,
+                priority=_priority_digit(i.priority),
+                category=i.category,
+                subcategory=i.kind,
+            )
+            for i in items
+        ]
+        results = await self.client.create_incidents(incidents)
+        return _save_outcomes(
+            self,
+            items,
+            results,
+            lambda r: {PLATFORM: {"rec_id": r.rec_id, "public_id": r.public_id}},
+        )
+
+
+class Link(Step):
+    """Write the SFyC work-order number on the incident this revision opened."""
+
+    name = "link"
+    platform = PLATFORM
+    needs = (INCIDENT, ("sfyc", "number"))
+
+    def __init__(self, client: CherwellClient) -> None:
+        self.client = client
+
+    def wants(self, item: Item) -> bool:
+        return super().wants(item) and not _existing(item)
+
+    async def send(self, items: Sequence[Item], *, batch_size: int) -> list[Outcome]:
+        numbers = [(i.platform_id(*INCIDENT), i.platform_id("sfyc", "number")) for i in items]
+        return _save_outcomes(self, items, await self.client.set_work_order_numbers(numbers))

@@ -1,7 +1,7 @@
 """What both platform adapters share: the token session, the outcome of a call, retries.
 
 A call either fails as a whole (`CallFailure`, retryable or not) or returns per-item results;
-the pipeline records both as attempts and decides from them (pipeline/retry.py).
+the pipeline records both as attempts and decides from them (pipeline/policy.py).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def failure_from_response(response: httpx.Response, *, message: str | None = Non
 
 def failure_from_exception(exc: httpx.HTTPError) -> CallFailure:
     """Transport errors and timeouts are retryable; whether a create they interrupted was
-    applied is settled by the search before the next create (pipeline/sender.py)."""
+    applied is settled by the search before the next create (the cherwell check step)."""
     return CallFailure(
         message=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
         retryable=True,

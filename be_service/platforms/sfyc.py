@@ -1,7 +1,8 @@
-"""SFyC adapter (Salesforce-style REST): token, WorkOrder upsert by external id, number query.
+"""SFyC (Salesforce-style REST): the adapter (token, WorkOrder upsert, number query) and its step.
 
 The upsert is idempotent by the external id, so a retried batch never duplicates an OT;
-the WorkOrderNumber is read back with one SOQL query per batch.
+the WorkOrderNumber is read back with one SOQL query per batch. The work order's ids are kept
+under platform_ids["sfyc"].
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from be_service.pipeline.steps import Item, Outcome, Step, rejected, succeeded
 from be_service.platforms.http import (
     BearerSession,
     CallFailure,
@@ -169,3 +171,60 @@ def _upsert_result(item: Any) -> UpsertResult:
         if isinstance(e, dict)
     ]
     return UpsertResult(False, None, "; ".join(errors) or "upsert failed", raw)
+
+
+# The step SFyC owns in the step list (platforms/registry.py).
+
+PLATFORM = "sfyc"
+_INCIDENT_NUMBER = ("cherwell", "public_id")
+
+
+def external_key(item: Item) -> str:
+    """The work order's external id: one per ticket key and Cherwell incident (idempotent)."""
+    return f"{item.dedup_key}#{item.platform_id(*_INCIDENT_NUMBER)}"
+
+
+class WorkOrder(Step):
+    """Upsert the work order of an incident the revision opened, then read its number back:
+    one upsert and one query per batch (plus one per 50 keys beyond the first 50)."""
+
+    name = "workorder"
+    platform = PLATFORM
+    needs = (_INCIDENT_NUMBER,)
+    provides = ("id", "number")
+
+    def __init__(self, client: SfycClient) -> None:
+        self.client = client
+
+    def wants(self, item: Item) -> bool:
+        # A revision that found its incident open notes it; work is ordered once, by the
+        # revision that opened it.
+        return super().wants(item) and not item.platform_id("cherwell", "existing")
+
+    async def send(self, items: Sequence[Item], *, batch_size: int) -> list[Outcome]:
+        orders = [
+            NewWorkOrder(
+                external_key=external_key(i),
+                subject=i.work_order_subject,
+                description=i.work_order_description,
+                priority=i.priority,
+                cherwell_incident=str(i.platform_id(*_INCIDENT_NUMBER)),
+            )
+            for i in items
+        ]
+        results = await self.client.upsert_work_orders(orders)
+        upserted = [external_key(i) for i, r in zip(items, results, strict=True) if r.ok]
+        numbers = await self.client.work_order_numbers(upserted) if upserted else {}
+        return [self._outcome(i, r, numbers) for i, r in zip(items, results, strict=True)]
+
+    def _outcome(
+        self, item: Item, result: UpsertResult, numbers: dict[str, tuple[str, str]]
+    ) -> Outcome:
+        if not result.ok:
+            return rejected(self, item, response=result.response, error=result.message)
+        record_id, number = numbers.get(external_key(item), (result.record_id or "", ""))
+        if not number:
+            error = "work order upserted but its number could not be read back"
+            return rejected(self, item, response=result.response, error=error)
+        ids = {PLATFORM: {"id": record_id, "number": number}}
+        return succeeded(self, item, response=result.response, ids=ids)

@@ -10,8 +10,9 @@ import msgspec
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from be_service.models import Status, Step
-from be_service.schemas import IntakeResult, TicketIn
+from be_service.models import FIRST_STEP, Status
+from be_service.schemas import IntakeResult
+from ticketing_common.contract import TicketDocument
 
 _INSERT = text(
     """
@@ -33,7 +34,7 @@ _INSERT = text(
 )
 
 
-async def create(session: AsyncSession, *, tickets: list[TicketIn]) -> IntakeResult:
+async def create(session: AsyncSession, *, tickets: list[TicketDocument]) -> IntakeResult:
     """Store the revisions not stored yet as Received; returns how many were new."""
     if not tickets:
         return IntakeResult(accepted=0, duplicates=0)
@@ -47,7 +48,7 @@ async def create(session: AsyncSession, *, tickets: list[TicketIn]) -> IntakeRes
         _INSERT,
         {
             "status": Status.received.value,
-            "step": Step.check.value,
+            "step": FIRST_STEP,
             "ticket_ids": [t.ticket_id for t in ordered],
             "revisions": [t.revision for t in ordered],
             "dedup_keys": [t.dedup_key for t in ordered],

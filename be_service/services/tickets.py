@@ -13,7 +13,7 @@ from sqlalchemy import func, text, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from be_service.models import Operation, Status, TicketAttempt, TicketRevision
+from be_service.models import OPERATOR_RETRY, Status, TicketAttempt, TicketRevision
 from be_service.schemas import (
     AttemptPublic,
     RevisionDetail,
@@ -132,7 +132,8 @@ _COMPLETE_SUPERSEDED = text(
          AND l.action = 'clear'
         WHERE r.status = 'Error'
           AND (CAST(:ticket_id AS uuid) IS NULL OR r.ticket_id = CAST(:ticket_id AS uuid))
-          AND (r.step IN ('check', 'note') OR (r.step = 'create' AND r.cherwell_rec_id IS NULL))
+          AND (r.step IN ('check', 'note')
+               OR (r.step = 'create' AND r.platform_ids->'cherwell'->>'rec_id' IS NULL))
         GROUP BY r.id
     ) s
     WHERE t.id = s.id
@@ -179,7 +180,7 @@ async def _retry(session: AsyncSession, *, ticket_id: uuid.UUID | None) -> int:
         TicketAttempt(
             revision_id=revision_id,
             retry_round=retry_round,
-            operation=Operation.operator_retry.value,
+            operation=OPERATOR_RETRY,
             at=now,
             ok=True,
             response=response,

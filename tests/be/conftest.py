@@ -67,6 +67,13 @@ def make_ticket(
     }
 
 
+def later(ticket: dict[str, Any], revision: int, action: str) -> dict[str, Any]:
+    """A later revision of `ticket` (same ticket id and key)."""
+    return make_ticket(
+        ticket["dedup_key"], ticket_id=ticket["ticket_id"], revision=revision, action=action
+    )
+
+
 def wait_until(predicate: Callable[[], Any], *, timeout: float = 30.0, what: str = "") -> Any:
     """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -43,12 +43,31 @@ def test_intake_rejects_a_bad_ticket_naming_the_field_and_stores_nothing(make_be
     assert be.counts()["Received"] == 0
 
 
-def test_intake_rejects_an_unknown_category(make_be):
-    """A category outside the contract is a 422 on that field."""
+def test_intake_accepts_a_kind_and_category_it_has_never_seen(make_be):
+    """A newer WM's kind (ds-snr, category "Nueva") is stored, not refused with a 422."""
     be = make_be(processing_enabled=False)
-    response = be.intake([make_ticket(category="Otra")])
+    ticket = make_ticket(kind="ds-snr", category="Nueva")
+    response = be.intake([ticket])
+    assert response.status_code == 200, response.text
+    [revision] = be.ticket(ticket["ticket_id"])["revisions"]
+    assert (revision["kind"], revision["category"]) == ("ds-snr", "Nueva")
+
+
+def test_intake_stores_a_kind_of_the_contracts_maximum_length(make_be):
+    """A 64-character kind (the contract's bound) fits the BE's column."""
+    be = make_be(processing_enabled=False)
+    ticket = make_ticket(kind="k" * 64)
+    assert be.intake([ticket]).status_code == 200
+    assert be.ticket(ticket["ticket_id"])["revisions"][0]["kind"] == "k" * 64
+
+
+def test_intake_rejects_a_category_over_the_contracts_bound(make_be):
+    """Kinds and categories are open but bounded: 65 characters is a 422 on that field."""
+    be = make_be(processing_enabled=False)
+    response = be.intake([make_ticket(category="c" * 65)])
     assert response.status_code == 422
     assert response.json()["error"]["details"][0]["field"] == "tickets[0].category"
+    assert be.counts()["Received"] == 0
 
 
 def test_intake_needs_the_intake_token(make_be):

@@ -10,7 +10,6 @@ import httpx
 import pytest
 
 from be_service.config import CherwellFields
-from be_service.pipeline.retry import Backoff, decide
 from be_service.platforms.cherwell import CherwellClient, CherwellCredentials
 from be_service.platforms.http import (
     PlatformError,
@@ -19,6 +18,7 @@ from be_service.platforms.http import (
     parse_retry_after,
 )
 from be_service.platforms.sfyc import SfycClient, SfycCredentials
+from ticketing_common.backoff import Backoff
 
 BACKOFF = Backoff(base_seconds=1, cap_seconds=8, retry_after_cap_seconds=60)
 
@@ -69,14 +69,6 @@ def test_backoff_is_capped_and_honours_a_longer_retry_after():
     assert all(0 <= BACKOFF.delay(10) <= 8 for _ in range(50))
     assert BACKOFF.delay(1, retry_after=30) == 30
     assert BACKOFF.delay(1, retry_after=600) == 60
-
-
-def test_decision_gives_up_after_max_retries_plus_one_failures():
-    """max_retries=2: the third failure is final; a non-retryable one is final at once."""
-    common = {"max_retries": 2, "retry_after": None, "backoff": BACKOFF}
-    assert not decide(failures=2, retryable=True, **common).give_up
-    assert decide(failures=3, retryable=True, **common).give_up
-    assert decide(failures=1, retryable=False, **common).give_up
 
 
 def _cherwell(handler) -> CherwellClient:
