@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 
@@ -33,6 +32,7 @@ from ticketing_common.db import (
     resolve_database_url,
     session_scope,
 )
+from ticketing_common.lease import worker_name
 from ticketing_common.logging import configure_logging
 from ticketing_common.migrate import readiness_problems, upgrade_to_head
 from ticketing_common.web import add_health_routes, create_base_app
@@ -104,12 +104,11 @@ async def _background_tasks(
     """The sender workers and the WM heartbeat, stopped (grace, then cancel) on exit."""
     ctx = _sender_context(settings, app, http)
     stop = asyncio.Event()
-    process_id = uuid.uuid4().hex[:8]
     tasks = [
         asyncio.create_task(
             run_worker(
                 ctx,
-                worker=f"{settings.name}:{process_id}:{n}",
+                worker=worker_name(settings.name, n),
                 poll_interval=settings.poll_interval_seconds,
                 stop=stop,
                 stats=app.state.worker_stats,

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from be_service.pipeline import store
 from be_service.pipeline.sender import BatchLimits, BatchSender, SenderContext
 from be_service.services import settings as settings_service
 from ticketing_common.db import session_scope
+from ticketing_common.lease import keep_lease
 
 log = logging.getLogger(__name__)
 
@@ -46,41 +47,17 @@ async def work_once(ctx: SenderContext, *, worker: str) -> bool:
         )
     if not claimed:
         return False
-    async with _keep_lease(ctx, worker=worker, ids=[c.id for c in claimed]):
+    # A slow platform (latency, Retry-After, long timeouts) must not let the lease lapse
+    # while this worker still sends the batch, or another worker would take it too.
+    renew = functools.partial(_extend, ctx, worker=worker, ids=[c.id for c in claimed])
+    async with keep_lease(renew, lease_seconds=ctx.lease_seconds, name=worker):
         await BatchSender(ctx, worker=worker, limits=limits, items=claimed).run()
     return True
 
 
-@contextlib.asynccontextmanager
-async def _keep_lease(ctx: SenderContext, *, worker: str, ids: list[int]) -> AsyncIterator[None]:
-    """Renew the batch's lease while it is being sent.
-
-    A slow platform (latency, Retry-After, long timeouts) must not let the lease lapse while
-    this worker still sends the batch, or another worker would take the same revisions.
-    With renewal the lease only has to outlive a crashed worker, so it can stay short and a
-    restarted BE resumes a dead worker's batch quickly.
-    """
-
-    async def renew() -> None:
-        while True:
-            await asyncio.sleep(ctx.lease_seconds / 3)
-            try:
-                async for session in session_scope(ctx.sessionmaker):
-                    await store.extend_claims(
-                        session, worker=worker, ids=ids, lease_seconds=ctx.lease_seconds
-                    )
-            except Exception:
-                # The batch goes on; if the database stays away the lease lapses, which is
-                # the safe side (nobody else can claim without the database either).
-                log.warning("worker %s: could not renew its lease", worker, exc_info=True)
-
-    renewer = asyncio.create_task(renew(), name=f"lease-{worker}")
-    try:
-        yield
-    finally:
-        renewer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await renewer
+async def _extend(ctx: SenderContext, *, worker: str, ids: list[int]) -> None:
+    async for session in session_scope(ctx.sessionmaker):
+        await store.extend_claims(session, worker=worker, ids=ids, lease_seconds=ctx.lease_seconds)
 
 
 async def run_worker(
