@@ -18,16 +18,18 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from be_service.models import DONE, Status
 from be_service.pipeline import policy, store
 from be_service.pipeline.steps import (
+    CallFailure,
     Cause,
     Item,
     Outcome,
+    PlatformError,
     Step,
     check_step_list,
     next_position,
     now,
+    truncate,
     with_ids,
 )
-from be_service.platforms.http import CallFailure, PlatformError, truncate
 from ticketing_common.backoff import Backoff
 from ticketing_common.db import session_scope
 

@@ -16,6 +16,35 @@ from typing import Any, ClassVar
 
 from be_service.models import DONE, FIRST_STEP, STEP_NAME_MAX
 
+# Platform answers kept on attempt rows are cut to this many characters.
+RESPONSE_KEEP_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class CallFailure:
+    """A whole call that did not give per-item answers (transport error, non-2xx, bad body)."""
+
+    message: str
+    retryable: bool
+    http_status: int | None = None
+    response: str | None = None
+    retry_after: float | None = None
+
+
+class PlatformError(Exception):
+    """Raised inside a step to abort a call with a `CallFailure`."""
+
+    def __init__(self, failure: CallFailure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+def truncate(text: str | None, limit: int = RESPONSE_KEEP_CHARS) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[:limit] + "…"
+
+
 # A revision's ids on every platform, {platform: {key: value}} (ticket_revision.platform_ids).
 PlatformIds = Mapping[str, Mapping[str, Any]]
 

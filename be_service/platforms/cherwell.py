@@ -14,14 +14,18 @@ from typing import Any
 import httpx
 
 from be_service.config import CherwellFields
-from be_service.pipeline.steps import Item, Outcome, PlatformIds, Step, rejected, succeeded
-from be_service.platforms.http import (
-    BearerSession,
+from be_service.pipeline.steps import (
     CallFailure,
+    Item,
+    Outcome,
     PlatformError,
-    encode_json,
+    PlatformIds,
+    Step,
+    rejected,
+    succeeded,
     truncate,
 )
+from be_service.platforms.http import BearerSession, encode_json
 
 
 @dataclass(frozen=True)

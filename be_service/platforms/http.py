@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -16,37 +15,13 @@ from typing import Any
 import httpx
 import msgspec
 
+from be_service.pipeline.steps import CallFailure, PlatformError, truncate
+
 # Transient by nature: the same request may succeed later (CONTEXT.md §4).
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
-RESPONSE_KEEP_CHARS = 1000
 
 _json_decoder = msgspec.json.Decoder()
 _json_encoder = msgspec.json.Encoder()
-
-
-@dataclass(frozen=True)
-class CallFailure:
-    """A whole call that did not give per-item answers (transport error, non-2xx, bad body)."""
-
-    message: str
-    retryable: bool
-    http_status: int | None = None
-    response: str | None = None
-    retry_after: float | None = None
-
-
-class PlatformError(Exception):
-    """Raised inside an adapter to abort a call with a `CallFailure`."""
-
-    def __init__(self, failure: CallFailure) -> None:
-        super().__init__(failure.message)
-        self.failure = failure
-
-
-def truncate(text: str | None, limit: int = RESPONSE_KEEP_CHARS) -> str | None:
-    if text is None or len(text) <= limit:
-        return text
-    return text[:limit] + "…"
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

@@ -14,14 +14,17 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from be_service.pipeline.steps import Item, Outcome, Step, rejected, succeeded
-from be_service.platforms.http import (
-    BearerSession,
+from be_service.pipeline.steps import (
     CallFailure,
+    Item,
+    Outcome,
     PlatformError,
-    encode_json,
+    Step,
+    rejected,
+    succeeded,
     truncate,
 )
+from be_service.platforms.http import BearerSession, encode_json
 
 # The number query is a GET whose IN list grows with the keys; Salesforce refuses long URIs
 # (about 16 000 characters), and 50 keys of up to ~300 characters stay below that.

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from be_service.config import CherwellFields
+from be_service.pipeline.steps import PlatformError
 from be_service.platforms.cherwell import CherwellClient, CherwellCredentials
 from be_service.platforms.http import (
-    PlatformError,
     failure_from_exception,
     failure_from_response,
     parse_retry_after,

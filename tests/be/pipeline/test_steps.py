@@ -12,9 +12,15 @@ from sqlalchemy import text
 
 from be_service.config import CherwellFields
 from be_service.models import DONE
-from be_service.pipeline.steps import Item, Outcome, Step, check_step_list, next_position
+from be_service.pipeline.steps import (
+    Item,
+    Outcome,
+    PlatformError,
+    Step,
+    check_step_list,
+    next_position,
+)
 from be_service.platforms import cherwell
-from be_service.platforms.http import PlatformError
 from tests.be.conftest import later, make_ticket
 from tests.be.pipeline.conftest import InProcessPipeline, InProcessPlatforms, item
 

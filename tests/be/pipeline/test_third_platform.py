@@ -11,8 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from be_service.pipeline.steps import Item, Outcome, Step, succeeded
-from be_service.platforms.http import CallFailure, PlatformError
+from be_service.pipeline.steps import CallFailure, Item, Outcome, PlatformError, Step, succeeded
 from tests.be.conftest import later, make_ticket
 from tests.be.pipeline.conftest import InProcessPipeline
 
