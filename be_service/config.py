@@ -52,6 +52,8 @@ class BESettings(BaseSettings):
     public_url: str = "http://127.0.0.1:8101"
     log_level: str = "INFO"
     log_format: LogFormat = "text"  # or json: one object per line, for a log shipper
+    # Bearer token of Prometheus for /metrics (the admin token works too); unset locks it.
+    metrics_token: SecretStr = Field(default_factory=locked_token)
 
     database_url: SecretStr | None = None
     data_dir: Path = Path(".data")
@@ -92,6 +94,11 @@ class BESettings(BaseSettings):
     # the incident is searched for again: Cherwell may still be committing that create,
     # and a search that misses it leads to a second incident.
     ambiguous_create_delay_seconds: float = Field(30.0, ge=0)
+    # A platform that fails as a whole this many times in a row (transport, 5xx, 429,
+    # limits, login) opens its circuit: its steps wait, and one trial batch of one revision
+    # is sent per probe interval (or Retry-After, when longer) until one succeeds.
+    circuit_failure_threshold: int = Field(5, ge=1, le=1000)
+    circuit_probe_interval_seconds: float = Field(15.0, gt=0)
 
     # Seeds of the run-time settings, used only when the database has none yet.
     processing_enabled: bool = True
@@ -106,7 +113,7 @@ class BESettings(BaseSettings):
         """The token variables left unset (their endpoints reject every request)."""
         return [
             f"BE_{name.upper()}"
-            for name in ("intake_token", "admin_token")
+            for name in ("intake_token", "admin_token", "metrics_token")
             if name not in self.model_fields_set
         ]
 

@@ -25,5 +25,11 @@ def _admin_token(request: Request) -> SecretStr:
     return get_settings(request).admin_token
 
 
+def _metrics_token(request: Request) -> SecretStr:
+    return get_settings(request).metrics_token
+
+
 require_intake = require_token(_intake_token)
 require_admin = require_token(_admin_token)
+# Prometheus gets a token that opens nothing else; operators may read /metrics too.
+require_metrics = require_token(_metrics_token, _admin_token)

@@ -13,13 +13,17 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from be_service.config import BESettings
+from be_service.deps import require_metrics
+from be_service.metrics import BEMetrics, refresh_stored_state
+from be_service.pipeline.health import CircuitState
 from be_service.pipeline.sender import SenderContext
 from be_service.pipeline.worker import WorkerStats, run_worker
-from be_service.platforms.registry import PLATFORMS, build_steps
+from be_service.platforms.registry import PLATFORMS, build_health, build_steps
 from be_service.registration import heartbeat
+from be_service.routes import platforms as platform_routes
 from be_service.routes import settings as settings_routes
 from be_service.routes import tickets as ticket_routes
 from be_service.services import settings as settings_service
@@ -34,6 +38,7 @@ from ticketing_common.db import (
 )
 from ticketing_common.lease import worker_name
 from ticketing_common.logging import configure_logging
+from ticketing_common.metrics import install_metrics_route, set_gauge_family
 from ticketing_common.migrate import readiness_problems, upgrade_to_head
 from ticketing_common.web import add_health_routes, create_base_app
 
@@ -62,7 +67,7 @@ def _sender_context(
 ) -> SenderContext:
     return SenderContext(
         sessionmaker=app.state.sessionmaker,
-        steps=build_steps(settings, http),
+        steps=build_steps(settings, http, app.state.health, app.state.metrics),
         backoff=Backoff(
             base_seconds=settings.backoff_base_seconds,
             cap_seconds=settings.backoff_cap_seconds,
@@ -70,6 +75,8 @@ def _sender_context(
         ),
         lease_seconds=settings.claim_lease_seconds,
         ambiguous_create_delay_seconds=settings.ambiguous_create_delay_seconds,
+        health=app.state.health,
+        metrics=app.state.metrics,
     )
 
 
@@ -162,7 +169,9 @@ def create_app(settings: BESettings | None = None) -> FastAPI:
     """
     if settings is None:
         settings = BESettings()
-        configure_logging(settings.log_level, service=f"be[{settings.name}]")
+        configure_logging(
+            settings.log_level, service=f"be[{settings.name}]", fmt=settings.log_format
+        )
     for variable in settings.unset_tokens():
         log.warning("%s is not set: its endpoints reject every request until it is", variable)
 
@@ -174,6 +183,8 @@ def create_app(settings: BESettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.worker_stats = WorkerStats()
+    app.state.health = build_health(settings)
+    app.state.metrics = BEMetrics()
 
     async def readiness() -> dict[str, str]:
         engine = getattr(app.state, "engine", None)
@@ -182,6 +193,31 @@ def create_app(settings: BESettings | None = None) -> FastAPI:
         return await readiness_problems(engine, "be")
 
     add_health_routes(app, readiness)
-    app.include_router(ticket_routes.router)
-    app.include_router(settings_routes.router)
+    for router in (ticket_routes.router, settings_routes.router, platform_routes.router):
+        app.include_router(router)
+    install_metrics_route(
+        app,
+        registry=lambda request: request.app.state.metrics.registry,
+        refresh=_refresh_metrics,
+        guard=require_metrics,
+    )
     return app
+
+
+async def _refresh_metrics(request: Request) -> None:
+    """The gauges read at scrape time: revisions by status and step, oldest Received age,
+    processing on/off, and each platform's circuit."""
+    app = request.app
+    metrics: BEMetrics = app.state.metrics
+    async for session in session_scope(app.state.sessionmaker):
+        await refresh_stored_state(
+            session, metrics, processing_default=app.state.settings.processing_enabled
+        )
+    set_gauge_family(
+        metrics.circuit_state,
+        {
+            (name, state.value): float(health.state is state)
+            for name, health in app.state.health.items()
+            for state in CircuitState
+        },
+    )

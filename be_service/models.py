@@ -130,6 +130,8 @@ class TicketAttempt(BEModel, table=True):
     http_status: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
     response: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Of a failure: "ticket" (spends max_retries) or "platform" (an outage: it waits).
+    cause: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
 
 
 class BESetting(BEModel, table=True):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
@@ -135,3 +135,18 @@ class TicketDetail(BaseModel):
 
 class RetryResult(BaseModel):
     retried: int
+
+
+class PlatformHealthPublic(BaseModel):
+    """One platform as this BE sees it: its circuit and its last answers."""
+
+    platform: str
+    circuit: Literal["closed", "open", "half_open"]
+    consecutive_failures: int
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    last_failure: str | None
+    logged_in: bool | None = Field(description="Last login's outcome; null before the first.")
+    next_probe_in_seconds: float | None = Field(
+        description="While the circuit is not closed: seconds until the next trial."
+    )

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from be_service.models import DONE, Status
-from be_service.pipeline.steps import Item, Outcome, PlatformIds
+from be_service.pipeline.steps import Cause, Item, Outcome, PlatformIds
 from ticketing_common.backoff import Backoff
 
 
@@ -29,22 +29,38 @@ class Transition:
     error: str | None
 
 
-def decide(last: Outcome, *, position: str, failures: int, rules: RetryRules) -> Transition:
+@dataclass(frozen=True)
+class FailureCount:
+    """Failed attempts of one operation of one revision in its current round, by cause."""
+
+    ticket: int = 0
+    platform: int = 0
+
+
+def decide(
+    last: Outcome, *, position: str, failures: FailureCount, rules: RetryRules
+) -> Transition:
     """A revision's move after its last outcome in a record.
 
     `position` is its step after the outcomes (DONE: nothing left); `failures` counts the
     failed attempts of that outcome's operation in the current round, this one included.
-    A failure is retried after a backoff (at least the platform's Retry-After and the
-    outcome's own least delay) until the operation has failed `max_retries` + 1 times, or
-    ends in Error at once when it may not be retried.
+    A failure about the platform (an outage, a limit) never spends retries: it waits a
+    backoff over its platform failures and is tried again, however long the outage lasts.
+    A failure about the ticket is retried after a backoff (at least the platform's
+    Retry-After and the outcome's own least delay) until the operation has failed that way
+    `max_retries` + 1 times, or ends in Error at once when it may not be retried.
     """
     if last.ok:
         if position == DONE:
             return Transition(Status.completed, keep_claim=False, delay=None, error=None)
         return Transition(Status.received, keep_claim=True, delay=rules.lease_seconds, error=None)
-    if not last.retryable or failures > rules.max_retries:
+    if last.cause is Cause.platform:
+        count = max(failures.platform, 1)
+    elif not last.retryable or failures.ticket > rules.max_retries:
         return Transition(Status.error, keep_claim=False, delay=None, error=last.error)
-    wait = rules.backoff.delay(failures, retry_after=last.retry_after)
+    else:
+        count = failures.ticket
+    wait = rules.backoff.delay(count, retry_after=last.retry_after)
     return Transition(
         Status.received, keep_claim=False, delay=max(wait, last.min_delay), error=last.error
     )
@@ -63,7 +79,7 @@ class RevisionUpdate:
 def plan(
     outcomes: Sequence[Outcome],
     items: Mapping[int, Item],
-    failures: Mapping[tuple[int, str], int],
+    failures: Mapping[tuple[int, str], FailureCount],
     rules: RetryRules,
 ) -> list[RevisionUpdate]:
     """One update per revision with outcomes: its state now, moved by its last outcome.
@@ -75,7 +91,7 @@ def plan(
     updates = []
     for revision_id, outcome in last.items():
         item = items[revision_id]
-        failed = failures.get((revision_id, outcome.operation), 0)
+        failed = failures.get((revision_id, outcome.operation), FailureCount())
         transition = decide(outcome, position=item.step, failures=failed, rules=rules)
         updates.append(RevisionUpdate(revision_id, item.step, item.ids, transition))
     return updates

@@ -8,16 +8,18 @@ transactions: right after the call for steps that must not be repeated, else at 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
-from typing import TypeVar
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from be_service.metrics import BEMetrics
 from be_service.models import DONE, Status
 from be_service.pipeline import policy, store
+from be_service.pipeline.health import CircuitState, Permit, PlatformHealth
 from be_service.pipeline.steps import (
+    CURRENT_OPERATION,
     CallFailure,
     Cause,
     Item,
@@ -35,8 +37,6 @@ from ticketing_common.db import session_scope
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 
 @dataclass(frozen=True)
 class SenderContext:
@@ -47,6 +47,9 @@ class SenderContext:
     backoff: Backoff
     lease_seconds: float
     ambiguous_create_delay_seconds: float
+    # Each platform's health and circuit, shared by the process's workers (none: no circuit).
+    health: Mapping[str, PlatformHealth] = field(default_factory=dict)
+    metrics: BEMetrics = field(default_factory=BEMetrics)
 
     def __post_init__(self) -> None:
         check_step_list(self.steps)
@@ -60,11 +63,6 @@ class BatchLimits:
     max_tickets_per_request: int
 
 
-def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 class BatchSender:
     """Runs the step list for one batch; one instance per batch, cheap to build."""
 
@@ -75,7 +73,8 @@ class BatchSender:
         self.worker = worker
         self.limits = limits
         self.items = {item.id: item for item in items}  # each revision's state, as it moves
-        self.failed: set[int] = set()
+        self.stopped: set[int] = set()  # failed or parked: left where they are this batch
+        self.parked: dict[int, float] = {}  # not sent (circuit open): id → seconds to wait
         self.pending: list[Outcome] = []
         self.rules = policy.RetryRules(
             max_retries=limits.max_retries,
@@ -100,15 +99,42 @@ class BatchSender:
         await self._complete_clears_that_never_reached()
         for index, step in enumerate(self.ctx.steps):
             self._pass_over(index)
-            batch = [i for i in self._live() if step.takes(i)]
-            for chunk in _chunks(batch, self.limits.max_tickets_per_request):
-                self._apply(index, await self._send(step, chunk))
-                if step.record_at_once:
-                    await self._record()
+            await self._run_step(index, step, [i for i in self._live() if step.takes(i)])
         await self._record()
+        if self.parked:
+            async for session in session_scope(self.ctx.sessionmaker):
+                await store.release(session, self.parked, worker=self.worker)
+
+    async def _run_step(self, index: int, step: Step, batch: list[Item]) -> None:
+        """Send `batch` in chunks while the step's platform lets us: a closed circuit sends
+        every chunk, a half-open one a single revision (the trial), an open one none (the
+        revisions are parked at this step until the next trial)."""
+        health = self.ctx.health.get(step.platform)
+        sent = 0
+        while sent < len(batch):
+            permit = health.permit() if health else Permit.send
+            if health is not None and permit is Permit.wait:
+                self._park(batch[sent:], health)
+                return
+            size = 1 if permit is Permit.probe else self.limits.max_tickets_per_request
+            chunk = batch[sent : sent + size]
+            sent += len(chunk)
+            self.ctx.metrics.batch_size.labels(step.name).observe(len(chunk))
+            outcomes, failure = await self._send(step, chunk)
+            if health is not None:
+                _report(health, failure)
+            self._apply(index, outcomes)
+            if step.record_at_once:
+                await self._record()
+
+    def _park(self, items: Sequence[Item], health: PlatformHealth) -> None:
+        wait = health.wait_seconds()
+        for item in items:
+            self.parked[item.id] = wait
+            self.stopped.add(item.id)
 
     def _live(self) -> list[Item]:
-        return [i for i in self.items.values() if i.id not in self.failed and i.step != DONE]
+        return [i for i in self.items.values() if i.id not in self.stopped and i.step != DONE]
 
     def _apply(self, index: int, outcomes: list[Outcome]) -> None:
         """Move each revision by its outcome: the one way its state changes in a batch."""
@@ -118,7 +144,7 @@ class BatchSender:
                 item = with_ids(item, outcome.ids)
                 self.items[item.id] = replace(item, step=next_position(self.ctx.steps, index, item))
             else:
-                self.failed.add(item.id)
+                self.stopped.add(item.id)
         self.pending.extend(outcomes)
 
     def _pass_over(self, index: int) -> None:
@@ -139,9 +165,11 @@ class BatchSender:
         list) ends in Error for an operator to see, instead of being claimed forever."""
         names = {s.name for s in self.ctx.steps}
         unknown = [i for i in self._live() if i.step not in names]
-        failure = CallFailure(message="this BE's step list has no such step", retryable=False)
+        failure = CallFailure(
+            message="this BE's step list has no such step", retryable=False, cause=Cause.ticket
+        )
         for item in unknown:
-            self._apply(0, self._failed(item.step, [item], failure, Cause.ticket))
+            self._apply(0, self._failed(item.step, [item], failure))
 
     async def _complete_clears_that_never_reached(self) -> None:
         """A clear whose earlier revisions are all here and never reached a platform needs
@@ -164,32 +192,44 @@ class BatchSender:
         )
         await self._record()
 
-    async def _send(self, step: Step, chunk: Sequence[Item]) -> list[Outcome]:
-        """The step's outcomes for `chunk`; a call that failed as a whole fails every item."""
+    async def _send(
+        self, step: Step, chunk: Sequence[Item]
+    ) -> tuple[list[Outcome], CallFailure | None]:
+        """The step's outcomes for `chunk`, and the failure of the call as a whole if any
+        (it fails every item); a call that got answers, even refusals, returns None."""
+        token = CURRENT_OPERATION.set(step.name)
         try:
             outcomes = await step.send(chunk, batch_size=self.limits.max_tickets_per_request)
         except PlatformError as exc:
-            cause = Cause.platform if exc.failure.retryable else Cause.ticket
-            return self._failed(step.name, chunk, exc.failure, cause, step.may_write_unanswered)
+            failure = exc.failure
+            return self._failed(step.name, chunk, failure, step.may_write_unanswered), failure
         except Exception as exc:
             # A bug or a platform answer the adapter did not foresee: a failed attempt like
             # any other, so max_retries ends it in Error instead of the batch being abandoned
             # and taken again at every lease, forever.
-            log.exception("%s of %d revision(s) failed unexpectedly", step.name, len(chunk))
+            log.exception(
+                "%s of %d revision(s) failed unexpectedly",
+                step.name,
+                len(chunk),
+                extra={"operation": step.name},
+            )
             message = truncate(f"{type(exc).__name__}: {exc}", 300) or ""
-            failure = CallFailure(message=message, retryable=True)
-            return self._failed(step.name, chunk, failure, Cause.ticket, step.may_write_unanswered)
+            failure = CallFailure(message=message, retryable=True, cause=Cause.ticket)
+            return self._failed(step.name, chunk, failure, step.may_write_unanswered), None
+        finally:
+            CURRENT_OPERATION.reset(token)
         answered = {o.revision_id for o in outcomes}
         missing = [i for i in chunk if i.id not in answered]
-        failure = CallFailure(message=f"{step.name} gave no outcome for it", retryable=True)
-        return outcomes + self._failed(step.name, missing, failure, Cause.ticket)
+        failure = CallFailure(
+            message=f"{step.name} gave no outcome for it", retryable=True, cause=Cause.ticket
+        )
+        return outcomes + self._failed(step.name, missing, failure), None
 
     def _failed(
         self,
         operation: str,
         items: Sequence[Item],
         failure: CallFailure,
-        cause: Cause,
         may_have_written: bool = False,
     ) -> list[Outcome]:
         at = now()
@@ -206,7 +246,7 @@ class BatchSender:
                 http_status=failure.http_status,
                 response=failure.response,
                 error=failure.message,
-                cause=cause,
+                cause=failure.cause,
                 retryable=failure.retryable,
                 retry_after=failure.retry_after,
                 min_delay=min_delay,
@@ -223,6 +263,53 @@ class BatchSender:
             failures = await store.insert_attempts(session, outcomes)
             updates = policy.plan(outcomes, self.items, failures, self.rules)
             await store.update_revisions(session, updates, worker=self.worker)
-        errored = [u.id for u in updates if u.transition.status is Status.error]
-        if errored:
-            log.warning("%d revision(s) ended in Error", len(errored))
+        self._observe(outcomes, updates)
+
+    def _observe(
+        self, outcomes: Sequence[Outcome], updates: Sequence[policy.RevisionUpdate]
+    ) -> None:
+        """Count the attempts by outcome, and log each revision that ended in Error with why."""
+        errored = {u.id for u in updates if u.transition.status is Status.error}
+        last = {o.revision_id: o for o in outcomes}
+        for outcome in outcomes:
+            if outcome.ok:
+                label = "ok"
+            elif outcome.revision_id in errored and last[outcome.revision_id] is outcome:
+                label = "error"
+            else:
+                label = "wait" if outcome.cause is Cause.platform else "retry"
+            self.ctx.metrics.attempts.labels(outcome.operation, label).inc()
+        for revision_id in errored:
+            item, outcome = self.items[revision_id], last[revision_id]
+            self.ctx.metrics.errored.labels(outcome.operation).inc()
+            log.warning(
+                "revision ended in Error: %s failed: %s",
+                outcome.operation,
+                outcome.error,
+                extra={
+                    "ticket_id": str(item.ticket_id),
+                    "revision": item.revision,
+                    "dedup_key": item.dedup_key,
+                    "operation": outcome.operation,
+                    "reason": outcome.error,
+                },
+            )
+
+
+def _report(health: PlatformHealth, failure: CallFailure | None) -> None:
+    """Tell the platform's circuit how the call went: an answer (even a refusal about the
+    ticket) means the platform is up; a failure of its own counts towards opening."""
+    before = health.state
+    if failure is not None and failure.cause is Cause.platform:
+        health.failed(failure.message, retry_after=failure.retry_after)
+    else:
+        health.succeeded()
+    if health.state is not before and CircuitState.half_open not in (before, health.state):
+        level = logging.WARNING if health.state is CircuitState.open else logging.INFO
+        log.log(
+            level,
+            "%s circuit %s",
+            health.platform,
+            health.state.value,
+            extra={"platform": health.platform, "reason": health.last_failure},
+        )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -16,19 +17,36 @@ from typing import Any, ClassVar
 
 from be_service.models import DONE, FIRST_STEP, STEP_NAME_MAX
 
+# The step being sent by this task: what a platform call is counted under (metrics).
+CURRENT_OPERATION: ContextVar[str] = ContextVar("current_operation", default="other")
+
 # Platform answers kept on attempt rows are cut to this many characters.
 RESPONSE_KEEP_CHARS = 1000
 
 
+class Cause(StrEnum):
+    """Whom a failure is about: the ticket (a person may have to look) or the platform
+    (transport, 5xx, 429, limits: it clears by itself)."""
+
+    ticket = "ticket"
+    platform = "platform"
+
+
 @dataclass(frozen=True)
 class CallFailure:
-    """A whole call that did not give per-item answers (transport error, non-2xx, bad body)."""
+    """A whole call that did not give per-item answers (transport error, non-2xx, bad body).
+
+    `cause` decides what it costs: a platform-wide failure (the default: transport errors,
+    timeouts, 5xx, 429, request limits, a failing login, a garbled answer) waits and never
+    spends a ticket's retries; a failure about the ticket (400/404/409/422) does.
+    """
 
     message: str
     retryable: bool
     http_status: int | None = None
     response: str | None = None
     retry_after: float | None = None
+    cause: Cause = Cause.platform
 
 
 class PlatformError(Exception):
@@ -72,14 +90,6 @@ class Item:
 
     def platform_id(self, platform: str, key: str) -> Any:
         return (self.ids.get(platform) or {}).get(key)
-
-
-class Cause(StrEnum):
-    """Whom a failure is about: the ticket (a person may have to look) or the platform
-    (transport, 5xx, 429, limits: it clears by itself)."""
-
-    ticket = "ticket"
-    platform = "platform"
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from be_service.pipeline.policy import RevisionUpdate
+from be_service.pipeline.policy import FailureCount, RevisionUpdate
 from be_service.pipeline.steps import Item, Outcome
 
 _CLAIM = text(
@@ -77,14 +77,15 @@ async def extend_claims(
 _INSERT_ATTEMPTS = text(
     """
     INSERT INTO ticket_attempt
-        (revision_id, retry_round, operation, at, ok, http_status, response, error)
+        (revision_id, retry_round, operation, at, ok, http_status, response, error, cause)
     SELECT v.revision_id, r.retry_round, v.operation, v.at, v.ok, v.http_status, v.response,
-           v.error
+           v.error, v.cause
     FROM unnest(CAST(:revision_ids AS bigint[]), CAST(:operations AS text[]),
                 CAST(:ats AS timestamptz[]), CAST(:oks AS boolean[]),
                 CAST(:http_statuses AS integer[]), CAST(:responses AS text[]),
-                CAST(:errors AS text[]))
-         WITH ORDINALITY AS v(revision_id, operation, at, ok, http_status, response, error, n)
+                CAST(:errors AS text[]), CAST(:causes AS text[]))
+         WITH ORDINALITY AS v(revision_id, operation, at, ok, http_status, response, error,
+                              cause, n)
     JOIN ticket_revision r ON r.id = v.revision_id
     ORDER BY v.n
     """
@@ -92,7 +93,9 @@ _INSERT_ATTEMPTS = text(
 
 _FAILURE_COUNTS = text(
     """
-    SELECT a.revision_id, a.operation, count(*) AS failures
+    SELECT a.revision_id, a.operation,
+           count(*) FILTER (WHERE a.cause IS DISTINCT FROM 'platform') AS ticket_failures,
+           count(*) FILTER (WHERE a.cause = 'platform') AS platform_failures
     FROM ticket_attempt a JOIN ticket_revision r ON r.id = a.revision_id
     WHERE a.revision_id = ANY(CAST(:ids AS bigint[])) AND NOT a.ok
       AND a.retry_round = r.retry_round
@@ -124,9 +127,9 @@ _UPDATE_REVISIONS = text(
 
 async def insert_attempts(
     session: AsyncSession, outcomes: Sequence[Outcome]
-) -> dict[tuple[int, str], int]:
+) -> dict[tuple[int, str], FailureCount]:
     """One attempt row per outcome; returns, for each failed (revision, operation), how often
-    it has failed in the revision's current round, these failures included."""
+    it has failed in the revision's current round, by cause, these failures included."""
     connection = await session.connection()
     await connection.execute(
         _INSERT_ATTEMPTS,
@@ -138,13 +141,17 @@ async def insert_attempts(
             "http_statuses": [o.http_status for o in outcomes],
             "responses": [o.response for o in outcomes],
             "errors": [o.error for o in outcomes],
+            "causes": [None if o.ok else o.cause.value for o in outcomes],
         },
     )
     failed_ids = [o.revision_id for o in outcomes if not o.ok]
     if not failed_ids:
         return {}
     rows = await connection.execute(_FAILURE_COUNTS, {"ids": failed_ids})
-    return {(revision_id, operation): count for revision_id, operation, count in rows}
+    return {
+        (revision_id, operation): FailureCount(ticket=ticket, platform=platform)
+        for revision_id, operation, ticket, platform in rows
+    }
 
 
 async def update_revisions(
@@ -164,6 +171,26 @@ async def update_revisions(
             "delays": [u.transition.delay for u in updates],
         },
     )
+
+
+_RELEASE = text(
+    """
+    UPDATE ticket_revision t
+    SET claimed_by = NULL, claimed_until = now() + make_interval(secs => v.delay),
+        updated_at = now()
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:delays AS double precision[])) AS v(id, delay)
+    WHERE t.id = v.id AND t.claimed_by = :worker AND t.status = 'Received'
+    """
+)
+
+
+async def release(session: AsyncSession, waits: Mapping[int, float], *, worker: str) -> None:
+    """Hand back revisions this worker holds but did not send (their platform's circuit is
+    open), to be taken again after their delay; no attempt is recorded, none was made."""
+    if waits:
+        await (await session.connection()).execute(
+            _RELEASE, {"ids": list(waits), "delays": list(waits.values()), "worker": worker}
+        )
 
 
 _EARLIER_REVISIONS = text(

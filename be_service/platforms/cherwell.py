@@ -25,7 +25,7 @@ from be_service.pipeline.steps import (
     succeeded,
     truncate,
 )
-from be_service.platforms.http import BearerSession, encode_json
+from be_service.platforms.http import BearerSession, CallObserver, encode_json
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,11 @@ class CherwellClient:
     """One per BE process; safe to share between the workers (the token is shared too)."""
 
     def __init__(
-        self, http: httpx.AsyncClient, credentials: CherwellCredentials, fields: CherwellFields
+        self,
+        http: httpx.AsyncClient,
+        credentials: CherwellCredentials,
+        fields: CherwellFields,
+        observer: CallObserver | None = None,
     ) -> None:
         self._fields = fields
         self._base = credentials.base_url.rstrip("/")
@@ -81,6 +85,7 @@ class CherwellClient:
                 "username": credentials.username,
                 "password": credentials.password,
             },
+            observer=observer,
         )
 
     async def search_open(self, keys: Sequence[str], *, page_size: int) -> dict[str, FoundIncident]:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import msgspec
 
-from be_service.pipeline.steps import CallFailure, PlatformError, truncate
+from be_service.pipeline.steps import CallFailure, Cause, PlatformError, truncate
 
 # Transient by nature: the same request may succeed later (CONTEXT.md §4).
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -53,6 +54,8 @@ def failure_from_response(response: httpx.Response, *, message: str | None = Non
         http_status=status,
         response=truncate(text),
         retry_after=parse_retry_after(response.headers.get("retry-after")),
+        # Any other 4xx is about what was sent (CONTEXT.md §4: never retried).
+        cause=Cause.platform if retryable else Cause.ticket,
     )
 
 
@@ -90,6 +93,25 @@ JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"
 _EXPIRY_MARGIN_SECONDS = 30.0
 
 
+class CallObserver(Protocol):
+    """Told of every HTTP call to a platform and of every login (metrics, health)."""
+
+    def request(self, status: int | None, seconds: float, *, operation: str | None = None) -> None:
+        """`status` None: no HTTP answer; `operation` None: the step being sent."""
+
+    def login(self, *, ok: bool) -> None: ...
+
+
+class Unobserved:
+    """A CallObserver that ignores everything (tests and tools that build a client alone)."""
+
+    def request(self, status: int | None, seconds: float, *, operation: str | None = None) -> None:
+        return None
+
+    def login(self, *, ok: bool) -> None:
+        return None
+
+
 class BearerSession:
     """The access token a platform client's workers share, and the calls made with it.
 
@@ -99,10 +121,17 @@ class BearerSession:
     """
 
     def __init__(
-        self, http: httpx.AsyncClient, *, platform: str, token_url: str, form: dict[str, str]
+        self,
+        http: httpx.AsyncClient,
+        *,
+        platform: str,
+        token_url: str,
+        form: dict[str, str],
+        observer: CallObserver | None = None,
     ) -> None:
         self._http = http
         self._platform = platform
+        self._observer = observer or Unobserved()
         self._token_url = token_url
         self._form = form
         self._token: str | None = None
@@ -136,8 +165,9 @@ class BearerSession:
         content: bytes | None,
         params: dict[str, str] | None,
     ) -> httpx.Response:
+        started = time.perf_counter()
         try:
-            return await self._http.request(
+            response = await self._http.request(
                 method,
                 url,
                 content=content,
@@ -145,7 +175,10 @@ class BearerSession:
                 headers={**JSON_HEADERS, "Authorization": f"Bearer {token}"},
             )
         except httpx.HTTPError as exc:
+            self._observer.request(None, time.perf_counter() - started)
             raise PlatformError(failure_from_exception(exc)) from exc
+        self._observer.request(response.status_code, time.perf_counter() - started)
+        return response
 
     async def _current(self) -> str:
         if self._token is not None and time.monotonic() < self._expires_at:
@@ -157,20 +190,28 @@ class BearerSession:
             # Another worker may have logged in while this one waited for the lock.
             if self._token is not None and self._token != stale:
                 return self._token
+            started = time.perf_counter()
             try:
                 response = await self._http.post(self._token_url, data=self._form)
             except httpx.HTTPError as exc:
+                self._observer.request(None, time.perf_counter() - started, operation="login")
+                self._observer.login(ok=False)
                 raise PlatformError(failure_from_exception(exc)) from exc
+            elapsed = time.perf_counter() - started
+            self._observer.request(response.status_code, elapsed, operation="login")
             if response.status_code != 200:
-                raise PlatformError(
-                    failure_from_response(
-                        response,
-                        message=f"{self._platform} login failed with HTTP {response.status_code}",
-                    )
+                # Whatever the status, a refused login is about the platform (credentials,
+                # a locked account, its token endpoint), never about the tickets waiting.
+                failure = failure_from_response(
+                    response,
+                    message=f"{self._platform} login failed with HTTP {response.status_code}",
                 )
+                self._observer.login(ok=False)
+                raise PlatformError(replace(failure, retryable=True, cause=Cause.platform))
             data = decode_json(response)
             token = data.get("access_token") if isinstance(data, dict) else None
             if not token:
+                self._observer.login(ok=False)
                 raise PlatformError(
                     CallFailure(
                         message=f"{self._platform} login answered without access_token",
@@ -178,6 +219,7 @@ class BearerSession:
                     )
                 )
             expires_in = data.get("expires_in")
+            self._observer.login(ok=True)
             self._token = str(token)
             self._expires_at = (
                 time.monotonic() + max(float(expires_in) - _EXPIRY_MARGIN_SECONDS, 1.0)

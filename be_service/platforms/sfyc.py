@@ -24,7 +24,7 @@ from be_service.pipeline.steps import (
     succeeded,
     truncate,
 )
-from be_service.platforms.http import BearerSession, encode_json
+from be_service.platforms.http import BearerSession, CallObserver, encode_json
 
 # The number query is a GET whose IN list grows with the keys; Salesforce refuses long URIs
 # (about 16 000 characters), and 50 keys of up to ~300 characters stay below that.
@@ -63,7 +63,12 @@ class UpsertResult:
 class SfycClient:
     """One per BE process; safe to share between the workers."""
 
-    def __init__(self, http: httpx.AsyncClient, credentials: SfycCredentials) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        credentials: SfycCredentials,
+        observer: CallObserver | None = None,
+    ) -> None:
         self._credentials = credentials
         self._base = credentials.base_url.rstrip("/")
         parts = urlsplit(self._base)
@@ -78,6 +83,7 @@ class SfycClient:
                 "client_id": credentials.client_id,
                 "client_secret": credentials.client_secret,
             },
+            observer=observer,
         )
 
     async def upsert_work_orders(self, orders: Sequence[NewWorkOrder]) -> list[UpsertResult]:

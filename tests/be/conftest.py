@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from be_service.config import BESettings
 from be_service.main import create_app
 from emulators.app import create_app as create_emulator_app
+from emulators.config import EmulatorSettings
 from tests.support import database
 from tests.support.servers import serve_in_thread
 
@@ -174,6 +175,16 @@ def reject_commits(database_url: str, table: str) -> None:
 def emulator() -> Iterator[Emulator]:
     with (
         serve_in_thread(create_emulator_app()) as server,
+        httpx.Client(base_url=server.url, timeout=30) as client,
+    ):
+        yield Emulator(server.url, client)
+
+
+@pytest.fixture
+def seeded_emulator() -> Iterator[Emulator]:
+    """The emulator with a fixed seed: its error rates fail the same requests every run."""
+    with (
+        serve_in_thread(create_emulator_app(EmulatorSettings(seed=11))) as server,
         httpx.Client(base_url=server.url, timeout=30) as client,
     ):
         yield Emulator(server.url, client)

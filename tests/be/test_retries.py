@@ -6,14 +6,10 @@ from __future__ import annotations
 import itertools
 from datetime import datetime
 
-import httpx
-import pytest
 from fastapi import FastAPI
 
 from be_service.config import CherwellFields
-from emulators.app import create_app as create_emulator_app
-from emulators.config import EmulatorSettings
-from tests.be.conftest import Emulator, be_settings, make_ticket, running_be, wait_until
+from tests.be.conftest import be_settings, make_ticket, running_be, wait_until
 from tests.support.servers import serve_in_thread
 
 
@@ -71,15 +67,6 @@ def test_a_400_is_not_retried(make_be, emulator):
     assert "400" in revision["last_error"]
 
 
-@pytest.fixture
-def seeded_emulator():
-    with (
-        serve_in_thread(create_emulator_app(EmulatorSettings(seed=11))) as server,
-        httpx.Client(base_url=server.url, timeout=30) as client,
-    ):
-        yield Emulator(server.url, client)
-
-
 def test_per_item_failures_retry_only_the_failed_items(be_database_url, seeded_emulator):
     """With half the batch items failing validation, only failed items are resent, once each."""
     emulator = seeded_emulator
@@ -99,26 +86,44 @@ def test_per_item_failures_retry_only_the_failed_items(be_database_url, seeded_e
 
 
 def test_error_after_max_retries_keeps_the_last_platform_message(make_be, emulator):
-    """max_retries=2: the third failed create ends the ticket in Error with the 503 message."""
+    """max_retries=2: the third create refused for the ticket's content ends in Error with
+    the platform's validation message."""
     be = make_be(max_retries=2)
-    emulator.faults(
-        platform="cherwell", error_rate=1, status=503, endpoint="savebusinessobjectbatch"
-    )
+    emulator.faults(platform="cherwell", item_error_rate=1, endpoint="savebusinessobjectbatch")
     ticket = make_ticket()
     be.intake([ticket])
     be.wait_all(1, "Error")
     revision = be.ticket(ticket["ticket_id"])["revisions"][0]
     assert [a["ok"] for a in revision["attempts"] if a["operation"] == "create"] == [False] * 3
     assert revision["status"] == "Error"
-    assert "503" in revision["last_error"]
+    assert "FieldValidationFailed" in revision["last_error"]
+
+
+def test_an_outage_never_spends_the_retries(make_be, emulator):
+    """max_retries=0 and every create answered 503: the ticket keeps waiting, never Error."""
+    be = make_be(max_retries=0, circuit_failure_threshold=1000)
+    emulator.faults(
+        platform="cherwell", error_rate=1, status=503, endpoint="savebusinessobjectbatch"
+    )
+    ticket = make_ticket()
+    be.intake([ticket])
+
+    def creates() -> list[dict]:
+        revision = be.ticket(ticket["ticket_id"])["revisions"][0]
+        return [a for a in revision["attempts"] if a["operation"] == "create"]
+
+    wait_until(lambda: len(creates()) >= 3, what="three failed creates")
+    revision = be.ticket(ticket["ticket_id"])["revisions"][0]
+    assert revision["status"] == "Received" and "503" in revision["last_error"]
+    emulator.client.delete("/_emulator/faults")
+    be.wait_all(1)
+    assert len(emulator.records("incident")) == 1
 
 
 def test_retry_endpoint_revives_an_error_ticket_with_fresh_counts(make_be, emulator):
     """After the fault clears, POST …/retry completes the ticket and the history shows it."""
     be = make_be(max_retries=0)
-    emulator.faults(
-        platform="cherwell", error_rate=1, status=503, endpoint="savebusinessobjectbatch"
-    )
+    emulator.faults(platform="cherwell", item_error_rate=1, endpoint="savebusinessobjectbatch")
     ticket = make_ticket()
     be.intake([ticket])
     be.wait_all(1, "Error")
@@ -144,7 +149,7 @@ def test_retry_of_a_ticket_without_errors_is_a_conflict(make_be):
 def test_retry_errors_revives_every_error_ticket(make_be, emulator):
     """POST /tickets/retry-errors sends all Error tickets back; they complete."""
     be = make_be(max_retries=0)
-    emulator.faults(platform="sfyc", error_rate=1, status=503, endpoint="composite")
+    emulator.faults(platform="sfyc", item_error_rate=1, endpoint="composite")
     be.intake([make_ticket() for _ in range(3)])
     be.wait_all(3, "Error")
     emulator.client.delete("/_emulator/faults")
@@ -291,12 +296,14 @@ def test_retry_of_a_revision_superseded_by_a_completed_clear_sends_nothing(make_
 
 
 def test_retry_of_an_open_whose_create_landed_finishes_its_work_order(make_be, emulator):
-    """A lost-answer create in Error, noted by a later update: the retry still links an OT."""
-    be = make_be(max_retries=0, ambiguous_create_delay_seconds=0.1)
-    emulator.faults(platform="cherwell", lose_response_next=1, endpoint="savebusinessobjectbatch")
+    """An open in Error after its incident was created (its work order refused), noted by a
+    later update: the retry still upserts the OT and links it."""
+    be = make_be(max_retries=0)
+    emulator.faults(platform="sfyc", item_error_rate=1, endpoint="composite")
     opened = make_ticket()
     be.intake([opened])
     be.wait_all(1, "Error")
+    emulator.client.delete("/_emulator/faults")
     update = make_ticket(
         opened["dedup_key"], ticket_id=opened["ticket_id"], revision=2, action="update"
     )

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from be_service.models import DONE, Status
-from be_service.pipeline.policy import RetryRules, Transition, decide, plan
-from be_service.pipeline.steps import Item, Outcome
+from be_service.pipeline.policy import FailureCount, RetryRules, Transition, decide, plan
+from be_service.pipeline.steps import Cause, Item, Outcome
 from ticketing_common.backoff import Backoff
 
 AT = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -69,7 +69,42 @@ RECEIVED, COMPLETED, ERROR = Status.received, Status.completed, Status.error
 )
 def test_decide(case, outcome, position, failures, expected):
     """One row per case: status, whether the claim is kept, the delay and the error kept."""
-    assert decide(outcome, position=position, failures=failures, rules=RULES) == Transition(
+    count = FailureCount(ticket=failures)
+    assert decide(outcome, position=position, failures=count, rules=RULES) == Transition(*expected)
+
+
+@pytest.mark.parametrize(
+    ("case", "outcome", "failures", "expected"),
+    [
+        (
+            "an outage never ends in Error, however long",
+            _outcome(cause=Cause.platform),
+            FailureCount(ticket=0, platform=500),
+            (RECEIVED, False, 0, "HTTP 503"),
+        ),
+        (
+            "an outage does not spend the ticket's retries",
+            _outcome(cause=Cause.platform),
+            FailureCount(ticket=2, platform=1),
+            (RECEIVED, False, 0, "HTTP 503"),
+        ),
+        (
+            "a platform's Retry-After is honoured",
+            _outcome(retry_after=9, cause=Cause.platform),
+            FailureCount(platform=1),
+            (RECEIVED, False, 9, "HTTP 503"),
+        ),
+        (
+            "a failure about the ticket after an outage counts only its own kind",
+            _outcome(),
+            FailureCount(ticket=3, platform=40),
+            (ERROR, False, None, "HTTP 503"),
+        ),
+    ],
+)
+def test_decide_by_cause(case, outcome, failures, expected):
+    """Platform-wide failures wait and retry; only failures about the ticket reach Error."""
+    assert decide(outcome, position="create", failures=failures, rules=RULES) == Transition(
         *expected
     )
 
@@ -78,7 +113,8 @@ def test_a_retry_waits_a_full_jitter_backoff():
     """With jitter, the n-th failure waits uniformly up to base·2^(n-1), under the cap."""
     rules = RetryRules(max_retries=9, backoff=Backoff(1, 8), lease_seconds=30)
     random.seed(7)
-    delays = [decide(_outcome(), position="c", failures=4, rules=rules).delay for _ in range(200)]
+    four = FailureCount(ticket=4)
+    delays = [decide(_outcome(), position="c", failures=four, rules=rules).delay for _ in range(99)]
     assert all(0 <= d <= 8 for d in delays if d is not None)
     assert max(d for d in delays if d is not None) > 4
 
@@ -92,7 +128,8 @@ def _item(step: str) -> Item:
 def test_plan_folds_a_revisions_outcomes_and_keeps_the_step_reached():
     """create ok then work order failed: one update, at the work order, released to retry."""
     outcomes = [_outcome(True), Outcome(1, "workorder", ok=False, at=AT, error="HTTP 503")]
-    [update] = plan(outcomes, {1: _item("workorder")}, {(1, "workorder"): 1}, RULES)
+    failures = {(1, "workorder"): FailureCount(ticket=1)}
+    [update] = plan(outcomes, {1: _item("workorder")}, failures, RULES)
     assert (update.step, update.transition.status, update.transition.keep_claim) == (
         "workorder",
         Status.received,

@@ -107,21 +107,18 @@ async def test_a_clear_that_needs_no_platform_call_is_still_audited(pipeline, au
     assert await pipeline.platforms.requests("savebusinessobjectbatch") == 0
 
 
-async def test_a_failed_audit_entry_is_retried_alone(pipeline, audit):
-    """An audit log outage leaves the revision at the audit step; the retry sends only it."""
+async def test_an_audit_outage_waits_and_retries_the_audit_alone(pipeline, audit):
+    """A 503 from the audit log is an outage, not the ticket's fault: no Error, and the next
+    try sends only the audit entry (the incident and the work order are not sent again)."""
     log, steps = audit
     log.fail_next = 1
     ticket = make_ticket()
     await pipeline.intake(ticket)
     await pipeline.drain(steps)
-    [failed] = (await pipeline.ticket(ticket["ticket_id"])).revisions
-    assert (failed.status, failed.step, failed.cherwell_public_id is not None) == (
-        "Error",
-        "audit",
-        True,
-    )
-    calls = await pipeline.platforms.requests("")
-    await pipeline.retry(ticket["ticket_id"])
-    await pipeline.drain(steps)
-    assert await pipeline.platforms.requests("") == calls
+    [revision] = (await pipeline.ticket(ticket["ticket_id"])).revisions
+    assert revision.status == "Completed"
+    audits = [(a.operation, a.ok) for a in revision.attempts if a.operation == "audit"]
+    assert audits == [("audit", False), ("audit", True)]
     assert [e["revision"] for e in log.entries] == [1]
+    assert len(await pipeline.platforms.records("incident")) == 1
+    assert len(await pipeline.platforms.records("workorder")) == 1

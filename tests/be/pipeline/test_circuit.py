@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from be_service.platforms.health import CircuitState, Permit, PlatformHealth
+from be_service.pipeline.health import CircuitState, Permit, PlatformHealth
 
 
 class FakeClock:

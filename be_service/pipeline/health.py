@@ -111,6 +111,11 @@ class PlatformHealth:
         if self._probing:
             self._probing = False
 
+    def wait_seconds(self) -> float:
+        """How long a revision parked behind this circuit should wait before it is taken
+        again: until the next trial, so it flows right after the circuit closes."""
+        return max(self._probe_at - self._clock(), 0.0) or self._probe_interval
+
     def login(self, *, ok: bool) -> None:
         self.logged_in = ok
 
