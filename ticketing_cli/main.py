@@ -26,6 +26,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from rich.table import Table
 
 from ticketing_cli.client import CSV_TYPE, JSON_TYPE, ApiError, BEClient, WMClient
+from ticketing_cli.stack import PortInUse
 from wm_service import kinds
 
 app = typer.Typer(
@@ -49,6 +50,9 @@ def _one_line_errors() -> Iterator[None]:
         raise typer.Exit(1) from exc
     except httpx.HTTPError as exc:
         typer.secho(f"cannot reach the service: {exc}", err=True, fg="red")
+        raise typer.Exit(1) from exc
+    except PortInUse as exc:
+        typer.secho(str(exc), err=True, fg="red")
         raise typer.Exit(1) from exc
 
 
@@ -161,7 +165,7 @@ def up(
     # (where a shell may have set SIGINT to be ignored).
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop_signal, lambda *_: stopping.set())
-    with console.status("Starting Postgres, emulators, WM and BEs…"):
+    with _one_line_errors(), console.status("Starting Postgres, emulators, WM and BEs…"):
         stack = start_stack(data_dir, layout)
     try:
         wm, bes, emulator = tour.clients(stack)
@@ -210,8 +214,12 @@ def push(
     ),
     wm_url: str = typer.Option("http://127.0.0.1:8000", envvar="WM_URL"),
     token: str | None = typer.Option(None, envvar="WM_INGEST_TOKEN", help="Default: dev token."),
-    aggregation_id: str | None = typer.Option(None, help="CSV only (JSON carries its own)."),
-    generated_at: str | None = typer.Option(None, help="CSV only, ISO 8601."),
+    aggregation_id: str | None = typer.Option(
+        None, help="CSV only (JSON carries its own): the export's unique id; a resend is a no-op."
+    ),
+    generated_at: str | None = typer.Option(
+        None, help="CSV only: when the export was made, ISO 8601 with zone (2026-12-01T12:00Z)."
+    ),
     data_dir: Path = DATA_DIR,
 ) -> None:
     """Push one aggregation file to the WM and print what it did."""
@@ -224,7 +232,12 @@ def push(
     params = None
     if is_csv:
         if not (aggregation_id and generated_at):
-            raise typer.BadParameter("a CSV push needs --aggregation-id and --generated-at")
+            raise typer.BadParameter(
+                "a CSV file does not say which export it is nor when it was made: add "
+                "--aggregation-id <the export's unique id> --generated-at <its time, ISO 8601 "
+                "with zone>, e.g. --aggregation-id snr-2026-12-01T12:00 "
+                "--generated-at 2026-12-01T12:00:00Z"
+            )
         params = {"aggregation_id": aggregation_id, "generated_at": generated_at}
     client = WMClient(wm_url, admin_token=token, ingest_token=token)
     with (

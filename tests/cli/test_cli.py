@@ -57,3 +57,13 @@ def test_unreachable_wm_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "cannot reach the service" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_csv_push_without_its_id_and_time_says_which_flags_it_needs(tmp_path: Path) -> None:
+    """`ticketing push x.csv` alone names --aggregation-id and --generated-at with an example."""
+    csv_file = tmp_path / "snr-upstream.csv"
+    csv_file.write_text("entity_id,at,value\nE1,2026-12-01T12:00:00Z,20\n")
+    result = runner.invoke(app, ["push", str(csv_file), "--token", "t"])
+    assert result.exit_code != 0
+    assert "--aggregation-id" in result.output and "--generated-at" in result.output
+    assert "ISO 8601" in result.output
