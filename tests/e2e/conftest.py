@@ -89,6 +89,9 @@ class System:
     bes: dict[str, ServiceProcess] = field(default_factory=dict)
     be_envs: dict[str, dict[str, str]] = field(default_factory=dict)
     pushes: int = 0
+    # Settings a scenario changes on top of the fast test timings.
+    wm_overrides: dict[str, str] = field(default_factory=dict)
+    be_overrides: dict[str, str] = field(default_factory=dict)
 
     # --- processes -------------------------------------------------------------------------
     def start(self, be_names: list[str]) -> None:
@@ -99,6 +102,7 @@ class System:
             "WM_ADMIN_TOKEN": WM_ADMIN,
             "WM_INGEST_TOKEN": WM_INGEST,
             **FAST_WM,
+            **self.wm_overrides,
         }
         self.wm = launch_service("wm", self.wm_env, port=wm_port)
         for name in be_names:
@@ -121,6 +125,7 @@ class System:
                 "BE_WM_TOKEN": WM_ADMIN,
                 "BE_PLATFORM_URL": self.emulators.url,
                 **FAST_BE,
+                **self.be_overrides,
             }
         env = self.be_envs[name]
         port = int(env["BE_PUBLIC_URL"].rsplit(":", 1)[1])
