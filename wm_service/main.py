@@ -27,6 +27,7 @@ from ticketing_common.metrics import install_metrics_route, set_gauge_family
 from ticketing_common.migrate import readiness_problems, upgrade_to_head
 from ticketing_common.web import add_health_routes, create_base_app
 from wm_service.config import WMSettings
+from wm_service.console.routes import install_console
 from wm_service.deps import require_metrics
 from wm_service.distribution import registry
 from wm_service.distribution import routes as backend_routes
@@ -142,6 +143,7 @@ def create_app(settings: WMSettings | None = None) -> FastAPI:
         refresh=_refresh,
         guard=require_metrics,
     )
+    install_console(app)
     _publish_push_schema(app)
     return app
 

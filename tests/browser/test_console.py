@@ -1,0 +1,63 @@
+"""The NOC console in chromium: sign-in, and counts that match the API.
+
+The WM runs on a real port; the page is read as an operator sees it (rendered DOM).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page
+
+from tests.browser.conftest import screenshot
+from tests.support.servers import serve_in_thread
+from tests.wm.conftest import ADMIN, ADMIN_TOKEN, INGEST, INGEST_TOKEN, wm_settings
+from tests.wm.support import T0, entry, push_body, sample
+from wm_service.main import create_app
+
+
+@pytest.fixture
+def wm_url(wm_database_url: str, tmp_path: Path) -> Iterator[str]:
+    with serve_in_thread(create_app(wm_settings(wm_database_url, tmp_path))) as server:
+        body = push_body(*(entry(f"E{i}", sample(20.0 + i / 10, T0)) for i in range(7)))
+        response = httpx.post(
+            f"{server.url}/api/v1/aggregations/snr-upstream", json=body, headers=INGEST
+        )
+        assert response.status_code == 200, response.text
+        yield server.url
+
+
+def sign_in(page: Page, url: str, token: str) -> None:
+    page.goto(f"{url}/console")
+    page.fill("#token", token)
+    page.click("button[type=submit]")
+
+
+def test_sign_in_shows_the_overview_with_the_apis_counts(page: Page, wm_url: str) -> None:
+    """The admin token signs in; the open-ticket total is the API's open count."""
+    sign_in(page, wm_url, ADMIN_TOKEN)
+    page.wait_for_selector("#tickets-by-kind")
+    api = httpx.get(f"{wm_url}/api/v1/tickets", headers=ADMIN).json()["counts"]
+    assert page.inner_text("#open-total") == str(api["open"]) == "7"
+    assert "snr-upstream" in page.inner_text("#pushes")
+    screenshot(page, "console-overview")
+
+
+def test_the_ingest_token_cannot_sign_in(page: Page, wm_url: str) -> None:
+    """The aggregator's token may push, never operate: the sign-in page refuses it."""
+    sign_in(page, wm_url, INGEST_TOKEN)
+    assert page.locator("[role=alert]").inner_text() == "This token cannot sign in."
+    page.goto(f"{wm_url}/console")
+    assert page.url.endswith("/console/login")
+    screenshot(page, "console-login-refused")
+
+
+def test_sign_out_ends_the_session(page: Page, wm_url: str) -> None:
+    """After signing out, the overview sends the browser back to the sign-in page."""
+    sign_in(page, wm_url, ADMIN_TOKEN)
+    page.click("header form button")
+    page.goto(f"{wm_url}/console")
+    assert page.url.endswith("/console/login")
