@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ticketing_common.contract import Action, Priority, TicketDocument
+from ticketing_common.text import NulFree
 from wm_service.kinds import Kind, StoredCategory, StoredKind
 
 # --- settings -------------------------------------------------------------------------------
@@ -87,12 +88,12 @@ class PushPage(BaseModel):
 class TopologyElementIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    element_id: str = Field(min_length=1, max_length=200)
-    market: str | None = Field(default=None, max_length=200)
-    hub: str | None = Field(default=None, max_length=200)
-    ccap: str | None = Field(default=None, max_length=200)
-    service_group: str | None = Field(default=None, max_length=200)
-    channel: str | None = Field(default=None, max_length=200)
+    element_id: NulFree = Field(min_length=1, max_length=200)
+    market: NulFree | None = Field(default=None, max_length=200)
+    hub: NulFree | None = Field(default=None, max_length=200)
+    ccap: NulFree | None = Field(default=None, max_length=200)
+    service_group: NulFree | None = Field(default=None, max_length=200)
+    channel: NulFree | None = Field(default=None, max_length=200)
     # Stored in a Postgres integer column: larger is a 422 here, not a driver error later.
     subscribers: int | None = Field(default=None, ge=0, le=2_147_483_647)
 

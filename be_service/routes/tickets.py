@@ -10,6 +10,7 @@ from be_service.deps import SessionDep, require_admin, require_intake
 from be_service.models import Status
 from be_service.schemas import IntakeResult, RetryResult, TicketBatchIn, TicketDetail, TicketPage
 from be_service.services import intake, tickets
+from ticketing_common.text import NUL_FREE
 
 router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
 
@@ -27,8 +28,8 @@ async def post_tickets(body: TicketBatchIn, session: SessionDep) -> IntakeResult
 async def list_tickets(
     session: SessionDep,
     status: Status | None = None,
-    category: str | None = None,
-    dedup_key: str | None = None,
+    category: str | None = Query(None, pattern=NUL_FREE),
+    dedup_key: str | None = Query(None, pattern=NUL_FREE),
     cursor: str | None = None,
     limit: int = Query(50, ge=1, le=500),
 ) -> TicketPage:

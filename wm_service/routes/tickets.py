@@ -7,6 +7,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Query
 
+from ticketing_common.text import NUL_FREE
 from wm_service.deps import SessionDep, require_admin
 from wm_service.kinds import Category, Kind
 from wm_service.schemas import TicketDetail, TicketPage
@@ -23,7 +24,7 @@ async def list_tickets(
     kind: Kind | None = None,
     category: Category | None = None,
     state: Literal["open", "cleared"] | None = None,
-    entity: str | None = Query(None, description="Exact entity_id"),
+    entity: str | None = Query(None, description="Exact entity_id", pattern=NUL_FREE),
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = Query(None, description="next_cursor of the previous page"),
 ) -> TicketPage:
