@@ -11,8 +11,9 @@ from be_service.models import Status
 from be_service.schemas import IntakeResult, RetryResult, TicketBatchIn, TicketDetail, TicketPage
 from be_service.services import intake, tickets
 from ticketing_common.text import NUL_FREE
+from ticketing_common.web import BoundaryRoute
 
-router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
+router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"], route_class=BoundaryRoute)
 
 
 @router.post(

@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from tests.be.conftest import INTAKE_TOKEN, make_ticket
+
 NUL = "\u0000"
 
 
@@ -19,8 +21,41 @@ def be(make_be: Any) -> Any:
     return make_be(processing_enabled=False)
 
 
+def assert_rejected(be: Any, cases: list[tuple[dict[str, Any], str]]) -> None:
+    """Each bad ticket, sent after a good one, is a 422 naming it; nothing is received."""
+    for ticket, field in cases:
+        got = fields(be.intake([make_ticket(), ticket]))
+        assert got[0].startswith(field), got
+    assert be.counts().get("Received", 0) == 0
+
+
 @pytest.mark.parametrize("name", ["category", "dedup_key"])
 def test_list_filters_with_nul_are_422(be: Any, name: str) -> None:
     """The list's text filters refuse a NUL instead of sending it to Postgres."""
     response = be.client.get("/api/v1/tickets", params={name: f"x{NUL}"})
     assert fields(response) == [f"query.{name}"]
+
+
+def test_ticket_text_and_nesting_are_checked(be: Any) -> None:
+    """NULs in typed or extra fields and deep nesting: a 422 naming the field."""
+    deep: object = []
+    for _ in range(100):
+        deep = [deep]
+    assert_rejected(
+        be,
+        [
+            (make_ticket(title=f"T{NUL}"), "tickets[1].title"),
+            (make_ticket(note=f"n{NUL}"), "tickets[1].note"),
+            (make_ticket(extra=deep), "tickets[1].extra"),
+        ],
+    )
+
+
+def test_bad_body_without_token_is_401(be: Any) -> None:
+    """Authentication comes before the body on the intake and the settings."""
+    bare = {"content-type": "application/json", "Authorization": ""}
+    for method, path in (("POST", "/api/v1/tickets"), ("PATCH", "/api/v1/settings")):
+        response = be.client.request(method, path, content=b"{", headers=bare)
+        assert response.status_code == 401, response.text
+    wrong = {"content-type": "application/json", "Authorization": f"Bearer {INTAKE_TOKEN}x"}
+    assert be.client.post("/api/v1/tickets", content=b"{", headers=wrong).status_code == 403

@@ -8,13 +8,17 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query
 
 from ticketing_common.text import NUL_FREE
+from ticketing_common.web import BoundaryRoute
 from wm_service.deps import SessionDep, require_admin
 from wm_service.kinds import Category, Kind
 from wm_service.schemas import TicketDetail, TicketPage
 from wm_service.services import tickets as tickets_service
 
 router = APIRouter(
-    prefix="/api/v1/tickets", tags=["tickets"], dependencies=[Depends(require_admin)]
+    prefix="/api/v1/tickets",
+    tags=["tickets"],
+    dependencies=[Depends(require_admin)],
+    route_class=BoundaryRoute,
 )
 
 

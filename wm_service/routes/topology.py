@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
+from ticketing_common.web import BoundaryRoute
 from wm_service.deps import SessionDep, media_type, read_body, require_admin
 from wm_service.schemas import TopologyResult, TopologyUpload
 from wm_service.services import topology as topology_service
 
 router = APIRouter(
-    prefix="/api/v1/topology", tags=["topology"], dependencies=[Depends(require_admin)]
+    prefix="/api/v1/topology",
+    tags=["topology"],
+    dependencies=[Depends(require_admin)],
+    route_class=BoundaryRoute,
 )
 
 _BODY = {

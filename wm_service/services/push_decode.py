@@ -82,6 +82,9 @@ def decode_json(body: bytes) -> Push:
         raise _fail([ErrorDetail(field or "body", message)]) from exc
     except msgspec.DecodeError as exc:
         raise _fail([ErrorDetail("body", f"not valid JSON: {exc}")]) from exc
+    except RecursionError as exc:
+        # An unknown field nested deeper than the stack allows (msgspec skips it recursively).
+        raise _fail([ErrorDetail("body", "JSON nested too deeply")]) from exc
 
 
 CSV_COLUMNS = (
