@@ -1,6 +1,6 @@
 """What every FastAPI app of the system shares: offline docs, error shape, health probes,
 the request's database session (the one commit point of a request) and the request
-boundary (authenticate, then read the body strictly)."""
+boundary (authenticate, then read the body strictly; 405 answers that list every method)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ import fastapi_swagger
 from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ticketing_common.auth import TokenGuard
 from ticketing_common.db import session_scope
@@ -24,6 +26,7 @@ from ticketing_common.errors import (
     ErrorDetail,
     NotStored,
     ValidationFailed,
+    error_body,
     install_error_handlers,
 )
 from ticketing_common.openapi import install_openapi
@@ -66,8 +69,22 @@ def create_base_app(
         )
 
     install_error_handlers(app)
+    app.add_exception_handler(405, _method_not_allowed)
     install_openapi(app, uses_database=uses_database)
     return app
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    """405 whose Allow lists the methods of every route of this path, not just the first."""
+    assert isinstance(exc, StarletteHTTPException)
+    allowed: set[str] = set()
+    # FastAPI nests included routers; iter_route_contexts walks them as the router does.
+    for route in iter_route_contexts(request.app.router.routes):
+        match, _ = route.matches({**request.scope, "method": ""})
+        if match is not Match.NONE:
+            allowed |= route.methods or set()
+    headers = {"Allow": ", ".join(sorted(allowed))} if allowed else None
+    return JSONResponse(error_body("http_405", str(exc.detail)), status_code=405, headers=headers)
 
 
 def _strict_json(body: bytes) -> Any:

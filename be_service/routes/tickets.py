@@ -49,7 +49,7 @@ async def retry_errors(session: SessionDep) -> RetryResult:
 
 
 @router.get(
-    "/{ticket_id}",
+    "/{ticket_id:uuid}",
     dependencies=[Depends(require_admin)],
     summary="A ticket's revisions, platform ids and attempts",
 )
@@ -58,7 +58,7 @@ async def get_ticket(ticket_id: uuid.UUID, session: SessionDep) -> TicketDetail:
 
 
 @router.post(
-    "/{ticket_id}/retry",
+    "/{ticket_id:uuid}/retry",
     dependencies=[Depends(require_admin)],
     summary="Send a ticket's Error revisions back to processing with fresh retry counts",
 )

@@ -59,3 +59,10 @@ def test_bad_body_without_token_is_401(be: Any) -> None:
         assert response.status_code == 401, response.text
     wrong = {"content-type": "application/json", "Authorization": f"Bearer {INTAKE_TOKEN}x"}
     assert be.client.post("/api/v1/tickets", content=b"{", headers=wrong).status_code == 403
+
+
+def test_get_retry_errors_is_405(be: Any) -> None:
+    """GET on the POST-only /retry-errors is a 405 allowing POST, not a ticket lookup."""
+    response = be.client.get("/api/v1/tickets/retry-errors")
+    assert response.status_code == 405, response.text
+    assert response.headers["allow"] == "POST"

@@ -1,5 +1,5 @@
 """The request boundary of every WM route: authentication before the body, strict JSON
-(no NUL, bounded nesting)."""
+(no NUL, bounded nesting) and 405 answers that list every method of the path."""
 
 from __future__ import annotations
 
@@ -46,3 +46,11 @@ async def test_bad_body_without_token_is_401(
     headers = {"content-type": "application/json"}
     response = await client.request(method, path, content=body, headers=headers)
     assert response.status_code == 401, response.text
+
+
+async def test_405_lists_every_method_of_the_path(client: httpx.AsyncClient) -> None:
+    """OPTIONS and DELETE on /settings answer 405 with Allow naming GET and PATCH."""
+    for method in ("OPTIONS", "DELETE"):
+        response = await client.request(method, "/api/v1/settings", headers=ADMIN)
+        assert response.status_code == 405
+        assert set(response.headers["allow"].split(", ")) >= {"GET", "PATCH"}
