@@ -13,6 +13,9 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 MAX_TICKETS_PER_INTAKE = 10_000
+# Revisions are stored in a Postgres integer column (and subscribers are one on the WM): a
+# larger value is a 422 here, not a driver error (a 500) at the insert.
+PG_INTEGER_MAX = 2**31 - 1
 
 
 class Location(BaseModel):
@@ -40,7 +43,7 @@ class TicketIn(BaseModel):
 
     ticket_id: uuid.UUID
     dedup_key: str = Field(min_length=1, max_length=300)
-    revision: int = Field(ge=1)
+    revision: int = Field(ge=1, le=PG_INTEGER_MAX)
     action: Literal["open", "update", "clear"]
     kind: Literal["snr-upstream", "us-service-group", "ds-service-group"]
     category: Literal["SNR", "Falla de Linea"]
@@ -48,7 +51,7 @@ class TicketIn(BaseModel):
     title: str = Field(min_length=1, max_length=255)
     description: str = Field(max_length=32_000)
     location: Location
-    subscribers: int | None = Field(default=None, ge=0)
+    subscribers: int | None = Field(default=None, ge=0, le=PG_INTEGER_MAX)
     work_order: WorkOrderText
     generated_at: AwareDatetime
 

@@ -66,3 +66,14 @@ def test_get_retry_errors_is_405(be: Any) -> None:
     response = be.client.get("/api/v1/tickets/retry-errors")
     assert response.status_code == 405, response.text
     assert response.headers["allow"] == "POST"
+
+
+def test_ticket_numbers_fit_their_columns(be: Any) -> None:
+    """A revision or subscriber count beyond a Postgres integer is a 422, not a 500."""
+    assert_rejected(
+        be,
+        [
+            (make_ticket(revision=2**40), "tickets[1].revision"),
+            (make_ticket(subscribers=2**40), "tickets[1].subscribers"),
+        ],
+    )
