@@ -10,6 +10,7 @@ from be_service.deps import SessionDep, require_admin, require_intake
 from be_service.models import Status
 from be_service.schemas import IntakeResult, RetryResult, TicketBatchIn, TicketDetail, TicketPage
 from be_service.services import intake, tickets
+from ticketing_common.openapi import error_responses
 from ticketing_common.text import NUL_FREE
 from ticketing_common.web import BoundaryRoute
 
@@ -61,6 +62,7 @@ async def get_ticket(ticket_id: uuid.UUID, session: SessionDep) -> TicketDetail:
     "/{ticket_id:uuid}/retry",
     dependencies=[Depends(require_admin)],
     summary="Send a ticket's Error revisions back to processing with fresh retry counts",
+    responses=error_responses(409),  # the ticket has no revision in Error
 )
 async def retry_ticket(ticket_id: uuid.UUID, session: SessionDep) -> RetryResult:
     return RetryResult(retried=await tickets.retry(session, ticket_id=ticket_id))

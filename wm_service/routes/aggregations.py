@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 
+from ticketing_common.openapi import error_responses
 from ticketing_common.web import BoundaryRoute
 from wm_service.deps import SessionDep, media_type, read_body, require_admin, require_ingest
 from wm_service.kinds import Kind
@@ -45,6 +46,8 @@ _PUSH_BODY = {
     dependencies=[Depends(require_ingest)],
     summary="Push one aggregation (JSON, or CSV with aggregation_id/generated_at in the query)",
     openapi_extra=_PUSH_BODY,
+    # 409: a late push (older than the latest one of its kind), which is not applied.
+    responses=error_responses(409, 413, 415),
 )
 async def push_aggregation(
     kind: Kind,
