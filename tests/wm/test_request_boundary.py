@@ -26,6 +26,20 @@ async def test_deeply_nested_unknown_field_is_422(client: httpx.AsyncClient) -> 
     assert await stored_counts(client) == (0, 0, 0)
 
 
+@pytest.mark.parametrize(
+    ("depth", "field"),
+    [(40, "window_hours" + "[0]" * 32), (5000, "body")],
+    ids=["beyond-limit", "beyond-stack"],
+)
+async def test_deep_json_body_is_422(client: httpx.AsyncClient, depth: int, field: str) -> None:
+    """A pydantic-validated body nested too deep is a 422 on its field or on body."""
+    body = b'{"window_hours":' + b"[" * depth + b"]" * depth + b"}"
+    response = await client.patch(
+        "/api/v1/settings", content=body, headers={**ADMIN, "content-type": "application/json"}
+    )
+    assert fields(response) == [field]
+
+
 async def test_backend_token_with_nul_is_422(client: httpx.AsyncClient) -> None:
     """A NUL in a registration's intake_token is a 422 naming intake_token."""
     registration = {"url": "http://127.0.0.1:9", "intake_token": f"t{NUL}"}
