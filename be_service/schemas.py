@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_
 from ticketing_common.contract import TicketDocument
 
 MAX_TICKETS_PER_INTAKE = 10_000
+# Revisions are stored in a Postgres integer column (and subscribers are one on the WM): a
+# larger value is a 422 here, not a driver error (a 500) at the insert.
+PG_INTEGER_MAX = 2**31 - 1
 
 
 class TicketBatchIn(BaseModel):

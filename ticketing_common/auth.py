@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import SecretStr
 
 from ticketing_common.errors import Forbidden, Unauthorized
@@ -46,24 +47,40 @@ BEARER_SCHEME = HTTPBearer(
 )
 
 
-def require_token(*allowed: Callable[[Request], SecretStr]) -> Callable[..., None]:
+class TokenGuard:
     """A FastAPI dependency accepting any of the tokens the getters return for this request.
 
     Getters read the token from the app's settings at request time, so tests and operators
-    can run several apps with different tokens in one process.
+    can run several apps with different tokens in one process. `authenticate` is the same
+    check on a bare request: web.BoundaryRoute runs it before the body is read, so a bad body
+    without a token is a 401, not a 422 that tells a stranger about the API.
     """
 
-    def dependency(
+    def __init__(self, *allowed: Callable[[Request], SecretStr]) -> None:
+        self._allowed = allowed
+
+    def __call__(
+        self,
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Security(BEARER_SCHEME),
     ) -> None:
-        presented = credentials.credentials.strip() if credentials else None
+        self._check(request, credentials.credentials if credentials else None)
+
+    def authenticate(self, request: Request) -> None:
+        scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
+        self._check(request, token if scheme.lower() == "bearer" else None)
+
+    def _check(self, request: Request, token: str | None) -> None:
+        presented = token.strip() if token else None
         if not presented:
             raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
-        if not any(_matches(presented, getter(request)) for getter in allowed):
+        if not any(_matches(presented, getter(request)) for getter in self._allowed):
             raise Forbidden("the bearer token is not valid for this endpoint")
 
-    return dependency
+
+def require_token(*allowed: Callable[[Request], SecretStr]) -> TokenGuard:
+    """The guard of the endpoints that accept any of `allowed` (see TokenGuard)."""
+    return TokenGuard(*allowed)
 
 
 def _matches(presented: str, expected: SecretStr) -> bool:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ticketing_common.errors import ErrorDetail, ValidationFailed
+from ticketing_common.text import NUL
 
 # Postgres bigint: a larger id cannot exist, and binding one fails in the driver.
 _BIGINT = (-(2**63), 2**63 - 1)
@@ -34,7 +35,7 @@ def _int(value: Any) -> int:
 
 
 def _str(value: Any) -> str:
-    if not isinstance(value, str) or "\x00" in value:
+    if not isinstance(value, str) or NUL in value:
         raise ValueError("not a text key")
     return value
 

@@ -16,6 +16,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,26 @@ class NotStored(DomainError):
     status_code = 503
     code = "not_stored"
     retry_after_seconds = 1
+
+
+class Unavailable(DomainError):
+    """A dependency of ours (the database) is unreachable right now: retry later."""
+
+    status_code = 503
+    code = "unavailable"
+    retry_after_seconds = 5
+
+
+# What a request meets when the database is down or restarting: the driver cannot connect
+# (asyncpg raises OSError: refused, unreachable, timed out) or loses its connection
+# (SQLAlchemy's OperationalError/InterfaceError), or the pool has none to give. Transient
+# and ours: a 503 with Retry-After, so that the aggregator and the WM resend.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,
+    OperationalError,
+    InterfaceError,
+    PoolTimeout,
+)
 
 
 class PayloadTooLarge(DomainError):
@@ -138,6 +160,14 @@ async def _http_exception_handler(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
+    log.warning(
+        "database unavailable on %s %s: %s", request.method, request.url.path, exc, exc_info=exc
+    )
+    answer = Unavailable("the database is unavailable; nothing was stored, retry later")
+    return await _domain_error_handler(request, answer)
+
+
 async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
     # The traceback goes to the log; the client gets no internals.
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -148,4 +178,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error_handler)
     app.add_exception_handler(RequestValidationError, _request_validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, _unavailable_handler)
     app.add_exception_handler(Exception, _unexpected_handler)

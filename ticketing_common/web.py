@@ -1,23 +1,36 @@
 """What every FastAPI app of the system shares: offline docs, error shape, health probes,
-and the request's database session (the one commit point of a request)."""
+the request's database session (the one commit point of a request) and the request
+boundary (authenticate, then read the body strictly; 405 answers that list every method)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import fastapi_swagger
 from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
+from ticketing_common.auth import TokenGuard
 from ticketing_common.db import session_scope
-from ticketing_common.errors import NotStored, install_error_handlers
+from ticketing_common.errors import (
+    ErrorDetail,
+    NotStored,
+    ValidationFailed,
+    error_body,
+    install_error_handlers,
+)
 from ticketing_common.openapi import install_openapi
+from ticketing_common.text import json_problems
 
 # Swagger UI 5 (reads OpenAPI 3.1, which FastAPI writes), shipped inside a wheel: /docs works
 # on an air-gapped NOC network.
@@ -56,8 +69,76 @@ def create_base_app(
         )
 
     install_error_handlers(app)
+    app.add_exception_handler(405, _method_not_allowed)
     install_openapi(app, uses_database=uses_database)
     return app
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    """405 whose Allow lists the methods of every route of this path, not just the first."""
+    assert isinstance(exc, StarletteHTTPException)
+    allowed: set[str] = set()
+    # FastAPI nests included routers; iter_route_contexts walks them as the router does.
+    for route in iter_route_contexts(request.app.router.routes):
+        match, _ = route.matches({**request.scope, "method": ""})
+        if match is not Match.NONE:
+            allowed |= route.methods or set()
+    headers = {"Allow": ", ".join(sorted(allowed))} if allowed else None
+    return JSONResponse(error_body("http_405", str(exc.detail)), status_code=405, headers=headers)
+
+
+def _strict_json(body: bytes) -> Any:
+    """The JSON document in `body`; a 422 naming `body` for what is not plain JSON
+    (NaN/Infinity, invalid UTF-8, nesting deep enough to exhaust the parser's stack)."""
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not JSON")
+
+    try:
+        return json.loads(body, parse_constant=refuse)
+    except (ValueError, RecursionError) as exc:
+        message = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ValidationFailed(
+            f"invalid JSON body: {message}", details=[ErrorDetail("body", message)]
+        ) from exc
+
+
+def _is_json(request: Request) -> bool:
+    # As FastAPI decides: no content-type, application/json or application/*+json.
+    value = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return value in ("", "application/json") or (
+        value.startswith("application/") and value.endswith("+json")
+    )
+
+
+class BoundaryRoute(APIRoute):
+    """A route that authenticates first and reads its JSON body strictly.
+
+    FastAPI parses a body before it runs any dependency, so a malformed body without a
+    token answered 422; here the route's token guards run first (401/403), then the body
+    is checked as a whole (ticketing_common.text.json_problems: no NUL, bounded nesting),
+    each problem a 422 naming its field, before FastAPI validates it against the model.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        guards = [d.call for d in self.dependant.dependencies if isinstance(d.call, TokenGuard)]
+        reads_json = self.body_field is not None
+
+        async def boundary(request: Request) -> Response:
+            for guard in guards:
+                guard.authenticate(request)
+            if reads_json and _is_json(request):
+                body = await request.body()
+                problems = json_problems(_strict_json(body)) if body else []
+                if problems:
+                    first = problems[0]
+                    raise ValidationFailed(
+                        f"invalid request: {first.field}: {first.message}", details=problems
+                    )
+            return await handler(request)
+
+        return boundary
 
 
 def add_health_routes(app: FastAPI, readiness: Callable[[], Awaitable[dict[str, str]]]) -> None:

@@ -10,27 +10,32 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from ticketing_common.contract import Action, Priority, TicketDocument
+from ticketing_common.text import NulFree
 from wm_service.kinds import Kind, StoredCategory, StoredKind
 
 # --- settings -------------------------------------------------------------------------------
 
 
 class Thresholds(BaseModel):
-    """Sample classification limits. SNR: value < limit; utilisation: value ≥ limit."""
+    """Sample classification limits. SNR: value < limit; utilisation: value ≥ limit.
 
-    critical: float
-    major: float
-    minor: float
+    Strict numbers: JSON true/false are not limits (false stored 0 dB and silently turned
+    SNR tickets off); an integer still is one.
+    """
+
+    critical: StrictFloat
+    major: StrictFloat
+    minor: StrictFloat
 
 
 class RuleSettings(BaseModel):
     """The rule settings in force: read by every push, changed at run time."""
 
-    window_hours: int = Field(ge=1, le=168, description="Critical-sample window before T.")
-    min_critical_incidents: int = Field(
+    window_hours: StrictInt = Field(ge=1, le=168, description="Critical-sample window before T.")
+    min_critical_incidents: StrictInt = Field(
         ge=1, le=1000, description="Critical samples in the window that make an entry critical."
     )
     thresholds: dict[Kind, Thresholds]
@@ -39,9 +44,9 @@ class RuleSettings(BaseModel):
 class ThresholdsPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    critical: float | None = None
-    major: float | None = None
-    minor: float | None = None
+    critical: StrictFloat | None = None
+    major: StrictFloat | None = None
+    minor: StrictFloat | None = None
 
 
 class RuleSettingsPatch(BaseModel):
@@ -49,8 +54,8 @@ class RuleSettingsPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    window_hours: int | None = Field(default=None, ge=1, le=168)
-    min_critical_incidents: int | None = Field(default=None, ge=1, le=1000)
+    window_hours: StrictInt | None = Field(default=None, ge=1, le=168)
+    min_critical_incidents: StrictInt | None = Field(default=None, ge=1, le=1000)
     thresholds: dict[Kind, ThresholdsPatch] | None = None
 
 
@@ -87,12 +92,12 @@ class PushPage(BaseModel):
 class TopologyElementIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    element_id: str = Field(min_length=1, max_length=200)
-    market: str | None = Field(default=None, max_length=200)
-    hub: str | None = Field(default=None, max_length=200)
-    ccap: str | None = Field(default=None, max_length=200)
-    service_group: str | None = Field(default=None, max_length=200)
-    channel: str | None = Field(default=None, max_length=200)
+    element_id: NulFree = Field(min_length=1, max_length=200)
+    market: NulFree | None = Field(default=None, max_length=200)
+    hub: NulFree | None = Field(default=None, max_length=200)
+    ccap: NulFree | None = Field(default=None, max_length=200)
+    service_group: NulFree | None = Field(default=None, max_length=200)
+    channel: NulFree | None = Field(default=None, max_length=200)
     # Stored in a Postgres integer column: larger is a 422 here, not a driver error later.
     subscribers: int | None = Field(default=None, ge=0, le=2_147_483_647)
 

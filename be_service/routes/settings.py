@@ -8,9 +8,13 @@ from be_service.config import BESettings
 from be_service.deps import SessionDep, get_settings, require_admin
 from be_service.schemas import SettingsPublic, SettingsUpdate
 from be_service.services import settings as settings_service
+from ticketing_common.web import BoundaryRoute
 
 router = APIRouter(
-    prefix="/api/v1/settings", tags=["settings"], dependencies=[Depends(require_admin)]
+    prefix="/api/v1/settings",
+    tags=["settings"],
+    dependencies=[Depends(require_admin)],
+    route_class=BoundaryRoute,
 )
 
 

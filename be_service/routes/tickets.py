@@ -10,8 +10,11 @@ from be_service.deps import SessionDep, require_admin, require_intake
 from be_service.models import Status
 from be_service.schemas import IntakeResult, RetryResult, TicketBatchIn, TicketDetail, TicketPage
 from be_service.services import intake, tickets
+from ticketing_common.openapi import error_responses
+from ticketing_common.text import NUL_FREE
+from ticketing_common.web import BoundaryRoute
 
-router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
+router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"], route_class=BoundaryRoute)
 
 
 @router.post(
@@ -27,8 +30,8 @@ async def post_tickets(body: TicketBatchIn, session: SessionDep) -> IntakeResult
 async def list_tickets(
     session: SessionDep,
     status: Status | None = None,
-    category: str | None = None,
-    dedup_key: str | None = None,
+    category: str | None = Query(None, pattern=NUL_FREE),
+    dedup_key: str | None = Query(None, pattern=NUL_FREE),
     cursor: str | None = None,
     limit: int = Query(50, ge=1, le=500),
 ) -> TicketPage:
@@ -47,7 +50,7 @@ async def retry_errors(session: SessionDep) -> RetryResult:
 
 
 @router.get(
-    "/{ticket_id}",
+    "/{ticket_id:uuid}",
     dependencies=[Depends(require_admin)],
     summary="A ticket's revisions, platform ids and attempts",
 )
@@ -56,9 +59,10 @@ async def get_ticket(ticket_id: uuid.UUID, session: SessionDep) -> TicketDetail:
 
 
 @router.post(
-    "/{ticket_id}/retry",
+    "/{ticket_id:uuid}/retry",
     dependencies=[Depends(require_admin)],
     summary="Send a ticket's Error revisions back to processing with fresh retry counts",
+    responses=error_responses(409),  # the ticket has no revision in Error
 )
 async def retry_ticket(ticket_id: uuid.UUID, session: SessionDep) -> RetryResult:
     return RetryResult(retried=await tickets.retry(session, ticket_id=ticket_id))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 from tests.wm.conftest import ADMIN, wm_settings
 from wm_service.main import create_app
@@ -84,3 +86,23 @@ async def test_settings_survive_a_restart(wm_database_url: str, tmp_path: Path) 
                 else:
                     body = (await http.get("/api/v1/settings", headers=ADMIN)).json()
     assert body["window_hours"] == 6
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"thresholds": {"snr-upstream": {"critical": False}}}, "thresholds.snr-upstream.critical"),
+        ({"min_critical_incidents": True}, "min_critical_incidents"),
+        ({"window_hours": 24.0}, "window_hours"),
+    ],
+    ids=["bool-threshold", "bool-count", "float-hours"],
+)
+async def test_settings_numbers_are_strict(
+    client: httpx.AsyncClient, patch: dict[str, Any], field: str
+) -> None:
+    """Booleans are not numbers: a settings patch with one is a 422 and changes nothing."""
+    before = (await client.get("/api/v1/settings", headers=ADMIN)).json()
+    response = await client.patch("/api/v1/settings", json=patch, headers=ADMIN)
+    assert response.status_code == 422, response.text
+    assert [d["field"] for d in response.json()["error"]["details"]] == [field]
+    assert (await client.get("/api/v1/settings", headers=ADMIN)).json() == before

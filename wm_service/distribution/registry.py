@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -90,16 +90,24 @@ async def list_available(session: AsyncSession, *, now: datetime, health: Health
 async def record_probe(
     session: AsyncSession, *, name: str, ok: bool, error: str | None, now: datetime
 ) -> None:
-    """Store the outcome of one /readyz probe (a backend deleted meanwhile is ignored)."""
-    backend = await session.get(Backend, name)
-    if backend is None:
-        return
-    backend.last_probe_at = now
-    backend.last_probe_error = None if ok else (error or "probe failed")[:500]
+    """Store the outcome of one /readyz probe; a no-op for a backend deleted meanwhile.
+
+    One UPDATE by name rather than load-modify-flush: a DELETE that commits between the
+    load and the flush would make the flush a StaleDataError and lose the whole round.
+    """
+    values: dict[str, object] = {
+        "last_probe_at": now,
+        "last_probe_error": None if ok else (error or "probe failed")[:500],
+    }
     if ok:
-        backend.last_probe_ok_at = now
-    session.add(backend)
-    await session.flush()
+        values["last_probe_ok_at"] = now
+    statement = (
+        update(Backend)
+        .where(col(Backend.name) == name)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    await session.exec(statement)
 
 
 async def delete(session: AsyncSession, *, name: str, now: datetime, health: Health) -> None:

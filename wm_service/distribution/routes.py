@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
+from ticketing_common.web import BoundaryRoute
 from wm_service.deps import SessionDep, require_admin
 from wm_service.distribution import registry
 from wm_service.distribution.delivery import utcnow
@@ -21,7 +22,10 @@ from wm_service.distribution.schemas import (
 from wm_service.distribution.worker import DistributionConfig
 
 router = APIRouter(
-    prefix="/api/v1/backends", tags=["backends"], dependencies=[Depends(require_admin)]
+    prefix="/api/v1/backends",
+    tags=["backends"],
+    dependencies=[Depends(require_admin)],
+    route_class=BoundaryRoute,
 )
 
 BackendName = Annotated[

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 
+from ticketing_common.openapi import error_responses
+from ticketing_common.web import BoundaryRoute
 from wm_service.deps import SessionDep, media_type, read_body, require_admin, require_ingest
 from wm_service.kinds import Kind
 from wm_service.schemas import PushPage, PushResult
@@ -15,7 +17,7 @@ from wm_service.services import pushes as pushes_service
 from wm_service.services.ingestion import process_push
 from wm_service.services.push_decode import CSV_COLUMNS, Push, decode_push
 
-router = APIRouter(prefix="/api/v1/aggregations", tags=["aggregations"])
+router = APIRouter(prefix="/api/v1/aggregations", tags=["aggregations"], route_class=BoundaryRoute)
 
 # The push body is decoded by msgspec (not pydantic) for speed; its schema is published in
 # the OpenAPI components under these names (see main.py).
@@ -44,6 +46,8 @@ _PUSH_BODY = {
     dependencies=[Depends(require_ingest)],
     summary="Push one aggregation (JSON, or CSV with aggregation_id/generated_at in the query)",
     openapi_extra=_PUSH_BODY,
+    # 409: a late push (older than the latest one of its kind), which is not applied.
+    responses=error_responses(409, 413, 415),
 )
 async def push_aggregation(
     kind: Kind,

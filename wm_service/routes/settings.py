@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
+from ticketing_common.web import BoundaryRoute
 from wm_service.deps import SessionDep, require_admin
 from wm_service.schemas import RuleSettings, RuleSettingsPatch
 from wm_service.services import settings as settings_service
 
 router = APIRouter(
-    prefix="/api/v1/settings", tags=["settings"], dependencies=[Depends(require_admin)]
+    prefix="/api/v1/settings",
+    tags=["settings"],
+    dependencies=[Depends(require_admin)],
+    route_class=BoundaryRoute,
 )
 
 

@@ -7,13 +7,18 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Query
 
+from ticketing_common.text import NUL_FREE
+from ticketing_common.web import BoundaryRoute
 from wm_service.deps import SessionDep, require_admin
 from wm_service.kinds import Category, Kind
 from wm_service.schemas import TicketDetail, TicketPage
 from wm_service.services import tickets as tickets_service
 
 router = APIRouter(
-    prefix="/api/v1/tickets", tags=["tickets"], dependencies=[Depends(require_admin)]
+    prefix="/api/v1/tickets",
+    tags=["tickets"],
+    dependencies=[Depends(require_admin)],
+    route_class=BoundaryRoute,
 )
 
 
@@ -23,7 +28,7 @@ async def list_tickets(
     kind: Kind | None = None,
     category: Category | None = None,
     state: Literal["open", "cleared"] | None = None,
-    entity: str | None = Query(None, description="Exact entity_id"),
+    entity: str | None = Query(None, description="Exact entity_id", pattern=NUL_FREE),
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = Query(None, description="next_cursor of the previous page"),
 ) -> TicketPage:

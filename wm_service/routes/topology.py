@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
+from ticketing_common.openapi import error_responses
+from ticketing_common.web import BoundaryRoute
 from wm_service.deps import SessionDep, media_type, read_body, require_admin
 from wm_service.schemas import TopologyResult, TopologyUpload
 from wm_service.services import topology as topology_service
 
 router = APIRouter(
-    prefix="/api/v1/topology", tags=["topology"], dependencies=[Depends(require_admin)]
+    prefix="/api/v1/topology",
+    tags=["topology"],
+    dependencies=[Depends(require_admin)],
+    route_class=BoundaryRoute,
 )
 
 _BODY = {
@@ -29,7 +34,11 @@ _BODY = {
 
 
 @router.put(
-    "", response_model=TopologyResult, summary="Upsert topology elements", openapi_extra=_BODY
+    "",
+    response_model=TopologyResult,
+    summary="Upsert topology elements",
+    openapi_extra=_BODY,
+    responses=error_responses(413, 415),
 )
 async def put_topology(request: Request, session: SessionDep) -> TopologyResult:
     kind_of_body = media_type(request, accepted=("application/json", "text/csv"))

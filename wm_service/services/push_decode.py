@@ -17,13 +17,17 @@ from typing import Annotated, Literal
 import msgspec
 
 from ticketing_common.errors import ErrorDetail, ValidationFailed
+from ticketing_common.text import NUL_FREE, VISIBLE, text_problem
 
 # "ok" is accepted as a synonym of "normal" (aggregators use both); only "critical" counts.
 Severity = Literal["critical", "major", "minor", "normal", "ok"]
 SEVERITIES: tuple[str, ...] = ("critical", "major", "minor", "normal", "ok")
 MAX_ERRORS = 20
 
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+MAX_TEXT = 200
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT, pattern=NUL_FREE)]
+# An identifier: not white space only (a CSV cell is stripped, so CSV cannot send one either).
+Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT, pattern=VISIBLE)]
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 # Subscribers are stored in Postgres integer columns: larger values must be a 422 here, not
 # an error of the database driver (a 500) later.
@@ -37,7 +41,7 @@ class Sample(msgspec.Struct, gc=False):
 
 
 class Entry(msgspec.Struct, gc=False):
-    entity_id: Text
+    entity_id: Identifier
     samples: list[Sample]
     market: Text | None = None
     hub: Text | None = None
@@ -78,6 +82,9 @@ def decode_json(body: bytes) -> Push:
         raise _fail([ErrorDetail(field or "body", message)]) from exc
     except msgspec.DecodeError as exc:
         raise _fail([ErrorDetail("body", f"not valid JSON: {exc}")]) from exc
+    except RecursionError as exc:
+        # An unknown field nested deeper than the stack allows (msgspec skips it recursively).
+        raise _fail([ErrorDetail("body", "JSON nested too deeply")]) from exc
 
 
 CSV_COLUMNS = (
@@ -112,6 +119,10 @@ def decode_csv(body: bytes, *, aggregation_id: str | None, generated_at: str | N
     errors: list[ErrorDetail] = []
     if not aggregation_id:
         errors.append(ErrorDetail("aggregation_id", "query parameter required for CSV pushes"))
+    elif unusable := text_problem(aggregation_id, max_length=MAX_TEXT):
+        # The JSON push's Text rules, for the same field given in the query.
+        errors.append(ErrorDetail("aggregation_id", unusable))
+        aggregation_id = None
     stamp: datetime | None = None
     if not generated_at:
         errors.append(ErrorDetail("generated_at", "query parameter required for CSV pushes"))
@@ -151,8 +162,9 @@ def decode_csv(body: bytes, *, aggregation_id: str | None, generated_at: str | N
             continue
         cell = {column: row[i].strip() for column, i in position.items()}
         entity_id = cell["entity_id"]
-        if not entity_id or len(entity_id) > 200:
-            errors.append(ErrorDetail(f"line[{line}].entity_id", "1 to 200 characters required"))
+        unusable = text_problem(entity_id, max_length=MAX_TEXT, required=True)
+        if unusable:
+            errors.append(ErrorDetail(f"line[{line}].entity_id", unusable))
             continue
         sample = _csv_sample(cell, line, errors)
         entry = entries.get(entity_id)
@@ -201,8 +213,9 @@ def _csv_merge_entity_fields(
         value = cell.get(column) or None
         if value is None:
             continue
-        if len(value) > 200:
-            errors.append(ErrorDetail(f"line[{line}].{column}", "at most 200 characters"))
+        problem = text_problem(value, max_length=MAX_TEXT)
+        if problem:
+            errors.append(ErrorDetail(f"line[{line}].{column}", problem))
             continue
         current = getattr(entry, column)
         if current is None:

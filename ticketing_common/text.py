@@ -1,0 +1,61 @@
+"""What text a client may send: the one home of the limits both services' inputs share.
+
+Postgres refuses the NUL character (U+0000) in `text` and `jsonb`, so a NUL that reaches a
+query is a database error (a 500) after work was done. Every boundary rejects it first: the
+pydantic models and FastAPI query parameters with `NulFree`/`NUL_FREE`, msgspec structs with
+`NUL_FREE`/`VISIBLE` patterns, CSV cells with `text_problem`, and whole JSON bodies with
+`json_problems` (which also bounds nesting, so a deep document cannot exhaust the stack).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from ticketing_common.errors import ErrorDetail
+
+NUL = "\x00"
+# No NUL anywhere. The same regex works in Python, Rust (pydantic) and JSON Schema.
+NUL_FREE = r"^[^\x00]*$"
+# At least one character that is not white space, and no NUL (identifiers such as entity_id).
+VISIBLE = r"^\s*[^\s\x00][^\x00]*$"
+NUL_MESSAGE = "must not contain the NUL character (\\u0000)"
+# Far deeper than any document of ours; shallow enough that no parser or encoder recurses
+# into a RecursionError.
+MAX_JSON_DEPTH = 32
+
+NulFree = Annotated[str, Field(pattern=NUL_FREE)]
+
+
+def text_problem(value: str, *, max_length: int = 200, required: bool = False) -> str | None:
+    """Why `value` (a CSV cell, a query value) is not acceptable text, or None."""
+    if NUL in value:
+        return NUL_MESSAGE
+    if required and not value.strip():
+        return "required, and not only white space"
+    if len(value) > max_length:
+        return f"at most {max_length} characters"
+    return None
+
+
+def json_problems(document: Any, *, limit: int = 20) -> list[ErrorDetail]:
+    """NULs in keys or strings and nesting beyond MAX_JSON_DEPTH, by field path (iterative)."""
+    problems: list[ErrorDetail] = []
+    stack: list[tuple[str, int, Any]] = [("", 0, document)]
+    while stack and len(problems) < limit:
+        path, depth, node = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            problems.append(ErrorDetail(path or "body", f"nested deeper than {MAX_JSON_DEPTH}"))
+        elif isinstance(node, str) and NUL in node:
+            problems.append(ErrorDetail(path or "body", NUL_MESSAGE))
+        elif isinstance(node, dict):
+            for key, value in reversed(node.items()):
+                name = key.replace(NUL, "\\u0000")
+                child = f"{path}.{name}" if path else name
+                if NUL in key:
+                    problems.append(ErrorDetail(child, f"field name {NUL_MESSAGE}"))
+                stack.append((child, depth + 1, value))
+        elif isinstance(node, list):
+            stack.extend((f"{path}[{i}]", depth + 1, v) for i, v in reversed(list(enumerate(node))))
+    return problems
