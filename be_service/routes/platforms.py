@@ -8,9 +8,13 @@ from fastapi import APIRouter, Depends, Request
 
 from be_service.deps import require_admin
 from be_service.schemas import PlatformHealthPublic
+from ticketing_common.web import BoundaryRoute
 
 router = APIRouter(
-    prefix="/api/v1/platforms", tags=["platforms"], dependencies=[Depends(require_admin)]
+    prefix="/api/v1/platforms",
+    tags=["platforms"],
+    dependencies=[Depends(require_admin)],
+    route_class=BoundaryRoute,
 )
 
 
