@@ -22,7 +22,7 @@ from be_service.pipeline.health import CircuitState
 from be_service.pipeline.sender import SenderContext
 from be_service.pipeline.worker import WorkerStats, run_worker
 from be_service.platforms.registry import PLATFORMS, build_health, build_steps
-from be_service.registration import heartbeat
+from be_service.registration import health_source, heartbeat
 from be_service.reports import Reporter, run_reporter
 from be_service.routes import platforms as platform_routes
 from be_service.routes import settings as settings_routes
@@ -127,7 +127,12 @@ async def _background_tasks(
         for n in range(settings.workers)
     ]
     if settings.wm_url:
-        heartbeat_task = heartbeat(http["wm"], settings, stop=stop)
+        health = health_source(
+            app.state.sessionmaker,
+            app.state.health,
+            processing_default=settings.processing_enabled,
+        )
+        heartbeat_task = heartbeat(http["wm"], settings, stop=stop, health=health)
         tasks.append(asyncio.create_task(heartbeat_task, name="be-heartbeat"))
         reporter_task = run_reporter(
             _reporter(settings, app, http["wm"]),

@@ -46,8 +46,13 @@ BEARER_SCHEME = HTTPBearer(
 )
 
 
-def require_token(*allowed: Callable[[Request], SecretStr]) -> Callable[..., None]:
-    """A FastAPI dependency accepting any of the tokens the getters return for this request.
+TokenGetter = Callable[[Request], SecretStr]
+
+
+def identify_token(**allowed: TokenGetter) -> Callable[..., str]:
+    """A FastAPI dependency returning the name of the token presented, among `allowed`
+    (e.g. `identify_token(backend=..., admin=...)`), for endpoints whose behaviour depends
+    on who calls; 401 without a token, 403 when it matches none.
 
     Getters read the token from the app's settings at request time, so tests and operators
     can run several apps with different tokens in one process.
@@ -56,14 +61,21 @@ def require_token(*allowed: Callable[[Request], SecretStr]) -> Callable[..., Non
     def dependency(
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Security(BEARER_SCHEME),
-    ) -> None:
+    ) -> str:
         presented = credentials.credentials.strip() if credentials else None
         if not presented:
             raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
-        if not any(_matches(presented, getter(request)) for getter in allowed):
-            raise Forbidden("the bearer token is not valid for this endpoint")
+        for name, getter in allowed.items():
+            if _matches(presented, getter(request)):
+                return name
+        raise Forbidden("the bearer token is not valid for this endpoint")
 
     return dependency
+
+
+def require_token(*allowed: TokenGetter) -> Callable[..., str]:
+    """A FastAPI dependency accepting any of the tokens the getters return for this request."""
+    return identify_token(**{str(n): getter for n, getter in enumerate(allowed)})
 
 
 def _matches(presented: str, expected: SecretStr) -> bool:

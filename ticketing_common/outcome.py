@@ -61,3 +61,31 @@ class ReportResult(BaseModel):
 
     applied: int
     ignored: int
+
+
+# --- the health a BE sends with each heartbeat (docs/contracts.md §5) -------------------------
+
+
+class PlatformHealthReport(BaseModel):
+    """One platform as the BE sees it: its circuit and its last answers."""
+
+    model_config = ConfigDict(extra="allow")
+
+    platform: str = Field(max_length=32)
+    circuit: str = Field(max_length=16, description="closed, open or half_open")
+    consecutive_failures: int = Field(ge=0)
+    last_success_at: AwareDatetime | None = None
+    last_failure_at: AwareDatetime | None = None
+    last_failure: str | None = Field(default=None, max_length=ERROR_MAX)
+    logged_in: bool | None = None
+
+
+class BackendHealthReport(BaseModel):
+    """What a BE says of itself with each heartbeat, so the WM never asks every BE."""
+
+    model_config = ConfigDict(extra="allow")
+
+    platforms: list[PlatformHealthReport] = Field(max_length=16)
+    processing_enabled: bool
+    revisions: dict[str, int] = Field(description="Revisions by status.", max_length=16)
+    oldest_received_age_seconds: float = Field(ge=0)

@@ -24,6 +24,7 @@ from ticketing_cli.tour import be_status_counts
 
 WM_ADMIN = "e2e-wm-admin"
 WM_INGEST = "e2e-wm-ingest"
+WM_BACKEND = "e2e-wm-backend"
 BE_ADMIN = "e2e-be-admin"
 BE_INTAKE = "e2e-be-intake"
 
@@ -98,6 +99,7 @@ class System:
             "WM_DATABASE_URL": self.make_database("wm"),
             "WM_ADMIN_TOKEN": WM_ADMIN,
             "WM_INGEST_TOKEN": WM_INGEST,
+            "WM_BACKEND_TOKEN": WM_BACKEND,
             **FAST_WM,
         }
         self.wm = launch_service("wm", self.wm_env, port=wm_port)
@@ -118,7 +120,7 @@ class System:
                 "BE_INTAKE_TOKEN": BE_INTAKE,
                 "BE_ADMIN_TOKEN": BE_ADMIN,
                 "BE_WM_URL": self.wm.url,
-                "BE_WM_TOKEN": WM_ADMIN,
+                "BE_WM_TOKEN": WM_BACKEND,
                 "BE_PLATFORM_URL": self.emulators.url,
                 **FAST_BE,
             }
