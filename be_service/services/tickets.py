@@ -7,7 +7,9 @@ the revision gets fresh retry counts and resumes from its recorded step.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, text, update
 from sqlmodel import col, select
@@ -169,6 +171,16 @@ async def _retry(session: AsyncSession, *, ticket_id: uuid.UUID | None, report: 
         stages = {revision_id: ReportStage.at_backend for revision_id, _ in revived}
         stages |= {revision_id: ReportStage.completed for revision_id, _, _ in superseded}
         await reports.record(session, stages)
+    return await _add_history(session, revived=revived, superseded=superseded)
+
+
+async def _add_history(
+    session: AsyncSession,
+    *,
+    revived: Sequence[tuple[int, int]],
+    superseded: Sequence[Any],
+) -> int:
+    """One operator_retry row per revision the retry moved; how many there were."""
     now = datetime.now(UTC)
     history = [
         (revision_id, retry_round, "sent back to processing by an operator")
