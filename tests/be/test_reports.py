@@ -4,15 +4,25 @@ ack and kept while it refuses (docs/contracts.md §8)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlmodel import select
 
+from be_service.models import DONE, Status, TicketRevision
+from be_service.pipeline import store
+from be_service.pipeline.policy import RevisionUpdate, Transition
+from be_service.services import intake
 from tests.be.conftest import INTAKE_TOKEN, make_ticket, wait_until
 from tests.support.servers import serve_in_thread
+from ticketing_common.contract import TicketDocument
+from ticketing_common.db import create_engine, make_sessionmaker, session_scope
+
+_scope = contextlib.asynccontextmanager(session_scope)
 
 
 class FakeWM:
@@ -39,17 +49,18 @@ class FakeWM:
             return Response(status_code=self.status, content=b"{}")
 
 
-def _outbox(database_url: str) -> list[dict[str, Any]]:
-    async def read() -> list[dict[str, Any]]:
-        engine = create_async_engine(database_url)
-        try:
-            async with engine.connect() as conn:
-                rows = await conn.execute(text("SELECT body FROM outcome_report ORDER BY id"))
-                return [body for (body,) in rows]
-        finally:
-            await engine.dispose()
+async def _read_outbox(database_url: str) -> list[dict[str, Any]]:
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(text("SELECT body FROM outcome_report ORDER BY id"))
+            return [body for (body,) in rows]
+    finally:
+        await engine.dispose()
 
-    return asyncio.run(read())
+
+def _outbox(database_url: str) -> list[dict[str, Any]]:
+    return asyncio.run(_read_outbox(database_url))
 
 
 def _reporting_be(make_be, wm: FakeWM, url: str, **overrides: Any):
@@ -114,3 +125,39 @@ def test_a_be_without_wm_keeps_no_reports(make_be, emulator):
     be.intake([make_ticket()]).raise_for_status()
     be.wait_all(1)
     assert _outbox(be.settings.database_url.get_secret_value()) == []
+
+
+class _Rollback(Exception):
+    pass
+
+
+async def test_a_report_exists_exactly_when_its_state_change_does(be_database_url):
+    """update_revisions writes the report in the caller's transaction: a worker that lost
+    the claim writes neither, a rolled-back transaction leaves neither, a commit both."""
+    engine = create_engine(be_database_url, pool_size=2)
+    sessionmaker = make_sessionmaker(engine)
+    ticket = TicketDocument.model_validate(make_ticket())
+    try:
+        async with _scope(sessionmaker) as session:
+            await intake.create(session, tickets=[ticket], generation=3)
+            await session.exec(update(TicketRevision).values(claimed_by="w1"))
+            (revision_id,) = (await session.exec(select(TicketRevision.id))).all()
+        done = RevisionUpdate(
+            id=revision_id,
+            step=DONE,
+            ids={},
+            transition=Transition(Status.completed, keep_claim=False, delay=None, error=None),
+        )
+        async with _scope(sessionmaker) as session:
+            await store.update_revisions(session, [done], worker="w2", report=True)
+        with contextlib.suppress(_Rollback):
+            async with _scope(sessionmaker) as session:
+                await store.update_revisions(session, [done], worker="w1", report=True)
+                raise _Rollback
+        assert await _read_outbox(be_database_url) == []
+        async with _scope(sessionmaker) as session:
+            await store.update_revisions(session, [done], worker="w1", report=True)
+    finally:
+        await engine.dispose()
+    (report,) = await _read_outbox(be_database_url)
+    assert (report["seq"], report["stage"], report["generation"]) == (1, "completed", 3)
