@@ -108,6 +108,10 @@ class BESettings(BaseSettings):
     wm_url: str | None = None
     wm_token: SecretStr | None = None
     heartbeat_seconds: float = Field(10.0, gt=0)
+    # Outcome reports (be_service/reports.py): how many per POST, and how soon after being
+    # written an idle reporter looks for new ones.
+    report_batch_size: int = Field(200, ge=1, le=1000)
+    report_poll_seconds: float = Field(0.5, gt=0)
 
     def unset_tokens(self) -> list[str]:
         """The token variables left unset (their endpoints reject every request)."""

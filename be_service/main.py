@@ -22,7 +22,8 @@ from be_service.pipeline.health import CircuitState
 from be_service.pipeline.sender import SenderContext
 from be_service.pipeline.worker import WorkerStats, run_worker
 from be_service.platforms.registry import PLATFORMS, build_health, build_steps
-from be_service.registration import heartbeat
+from be_service.registration import health_source, heartbeat
+from be_service.reports import Reporter, run_reporter
 from be_service.routes import platforms as platform_routes
 from be_service.routes import settings as settings_routes
 from be_service.routes import tickets as ticket_routes
@@ -77,6 +78,7 @@ def _sender_context(
         ambiguous_create_delay_seconds=settings.ambiguous_create_delay_seconds,
         health=app.state.health,
         metrics=app.state.metrics,
+        report_outcomes=bool(settings.wm_url),
     )
 
 
@@ -125,12 +127,36 @@ async def _background_tasks(
         for n in range(settings.workers)
     ]
     if settings.wm_url:
-        heartbeat_task = heartbeat(http["wm"], settings, stop=stop)
+        health = health_source(
+            app.state.sessionmaker,
+            app.state.health,
+            processing_default=settings.processing_enabled,
+        )
+        heartbeat_task = heartbeat(http["wm"], settings, stop=stop, health=health)
         tasks.append(asyncio.create_task(heartbeat_task, name="be-heartbeat"))
+        reporter_task = run_reporter(
+            _reporter(settings, app, http["wm"]),
+            poll_seconds=settings.report_poll_seconds,
+            backoff=ctx.backoff,
+            stop=stop,
+        )
+        tasks.append(asyncio.create_task(reporter_task, name="be-reporter"))
     try:
         yield
     finally:
         await _stop_tasks(tasks, stop)
+
+
+def _reporter(settings: BESettings, app: FastAPI, http: httpx.AsyncClient) -> Reporter:
+    assert settings.wm_url is not None
+    base = settings.wm_url.rstrip("/")
+    return Reporter(
+        sessionmaker=app.state.sessionmaker,
+        http=http,
+        url=f"{base}/api/v1/backends/{settings.name}/reports",
+        token=settings.wm_token.get_secret_value() if settings.wm_token else None,
+        batch_size=settings.report_batch_size,
+    )
 
 
 async def _stop_tasks(tasks: list[asyncio.Task[None]], stop: asyncio.Event) -> None:

@@ -101,13 +101,38 @@ _OLDEST = text(
 _PROCESSING = text("SELECT processing_enabled FROM be_setting WHERE id = 1")
 
 
+@dataclass(frozen=True)
+class StoredState:
+    """What the database holds, as the gauges and the WM heartbeat describe it."""
+
+    revisions: dict[tuple[str, str], int]  # by (status, step)
+    oldest_received_age: float  # seconds; 0 without a Received revision
+    processing_enabled: bool
+
+    def by_status(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for (status, _), n in self.revisions.items():
+            counts[status] = counts.get(status, 0) + n
+        return counts
+
+
+async def read_stored_state(session: AsyncSession, *, processing_default: bool) -> StoredState:
+    connection = await session.connection()
+    rows = (await connection.execute(_REVISIONS)).all()
+    oldest = float((await connection.execute(_OLDEST)).scalar_one())
+    enabled = (await connection.execute(_PROCESSING)).scalar_one_or_none()
+    return StoredState(
+        revisions={(status, step): n for status, step, n in rows},
+        oldest_received_age=oldest,
+        processing_enabled=processing_default if enabled is None else bool(enabled),
+    )
+
+
 async def refresh_stored_state(
     session: AsyncSession, metrics: BEMetrics, *, processing_default: bool
 ) -> None:
     """Set the gauges that describe what the database holds."""
-    connection = await session.connection()
-    rows = (await connection.execute(_REVISIONS)).all()
-    set_gauge_family(metrics.revisions, {(status, step): n for status, step, n in rows})
-    metrics.oldest_received_age.set(float((await connection.execute(_OLDEST)).scalar_one()))
-    enabled = (await connection.execute(_PROCESSING)).scalar_one_or_none()
-    metrics.processing_enabled.set(1 if (processing_default if enabled is None else enabled) else 0)
+    state = await read_stored_state(session, processing_default=processing_default)
+    set_gauge_family(metrics.revisions, {k: float(n) for k, n in state.revisions.items()})
+    metrics.oldest_received_age.set(state.oldest_received_age)
+    metrics.processing_enabled.set(1 if state.processing_enabled else 0)

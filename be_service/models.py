@@ -105,6 +105,12 @@ class TicketRevision(BEModel, table=True):
     received_at: datetime = _tz()
     updated_at: datetime = _tz()
     completed_at: datetime | None = _tz(nullable=True)
+    # The seq of the last outcome report written for this revision (be_service/reports.py).
+    report_seq: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
+    # The WM's ownership generation sent with the delivery, echoed in every report (fencing).
+    generation: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class TicketAttempt(BEModel, table=True):
@@ -132,6 +138,32 @@ class TicketAttempt(BEModel, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # Of a failure: "ticket" (spends max_retries) or "platform" (an outage: it waits).
     cause: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
+
+
+class ReportStage(StrEnum):
+    """Where a revision stands, as the WM shows it (docs/contracts.md §8)."""
+
+    at_backend = "at_backend"
+    completed = "completed"
+    error = "error"
+    moved = "moved"
+
+
+class OutcomeReport(BEModel, table=True):
+    """Outbox row: one outcome of one revision, written with the state change, deleted once
+    the WM acknowledged it (be_service/reports.py)."""
+
+    __tablename__ = "outcome_report"
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
+    )
+    ticket_id: uuid.UUID = Field(sa_column=Column(Uuid, nullable=False))
+    revision: int = Field(sa_column=Column(Integer, nullable=False))
+    seq: int = Field(sa_column=Column(Integer, nullable=False))
+    stage: str = Field(sa_column=Column(String(16), nullable=False))
+    body: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = _tz()
 
 
 class BESetting(BEModel, table=True):

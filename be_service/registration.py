@@ -1,4 +1,5 @@
-"""Self-registration on the WM (docs/contracts.md §5): PUT at start-up and every heartbeat.
+"""Self-registration on the WM (docs/contracts.md §5): PUT at start-up and every heartbeat,
+with this BE's health (platforms, circuits, backlog), so the WM never has to ask.
 
 Failures to reach the WM are logged and retried at the next beat, never fatal: the BE keeps
 taking tickets from whoever already knows it.
@@ -9,15 +10,57 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict
 
 import httpx
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from be_service.config import BESettings
+from be_service.metrics import read_stored_state
+from be_service.pipeline.health import PlatformHealth
+from ticketing_common.db import session_scope
+from ticketing_common.outcome import BackendHealthReport, PlatformHealthReport
 
 log = logging.getLogger(__name__)
 
 
-async def register_once(http: httpx.AsyncClient, settings: BESettings) -> bool:
+HealthSource = Callable[[], Awaitable[BackendHealthReport | None]]
+
+
+async def _no_health() -> None:
+    return None
+
+
+def health_source(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    platforms: Mapping[str, PlatformHealth],
+    *,
+    processing_default: bool,
+) -> HealthSource:
+    """Reads this BE's health for the next heartbeat: each platform's circuit and last
+    answers, processing on/off, revisions by status and the oldest Received age."""
+
+    async def read() -> BackendHealthReport:
+        async for session in session_scope(sessionmaker):
+            state = await read_stored_state(session, processing_default=processing_default)
+        return BackendHealthReport(
+            platforms=[
+                PlatformHealthReport.model_validate(asdict(h.snapshot()))
+                for h in platforms.values()
+            ],
+            processing_enabled=state.processing_enabled,
+            revisions=state.by_status(),
+            oldest_received_age_seconds=state.oldest_received_age,
+        )
+
+    return read
+
+
+async def register_once(
+    http: httpx.AsyncClient, settings: BESettings, *, health: HealthSource = _no_health
+) -> bool:
     """One idempotent upsert of this BE on the WM; True when the WM accepted it."""
     if not settings.wm_url:
         return False
@@ -25,7 +68,18 @@ async def register_once(http: httpx.AsyncClient, settings: BESettings) -> bool:
     headers = {}
     if settings.wm_token is not None:
         headers["Authorization"] = f"Bearer {settings.wm_token.get_secret_value()}"
-    body = {"url": settings.public_url, "intake_token": settings.intake_token.get_secret_value()}
+    body: dict[str, object] = {
+        "url": settings.public_url,
+        "intake_token": settings.intake_token.get_secret_value(),
+    }
+    try:
+        report = await health()
+    except Exception:
+        # The heartbeat matters more than its health: without a database, beat without it.
+        log.warning("BE health not read for the heartbeat", exc_info=True)
+        report = None
+    if report is not None:
+        body["health"] = report.model_dump(mode="json")
     try:
         response = await http.put(url, json=body, headers=headers)
     except httpx.HTTPError as exc:
@@ -37,11 +91,17 @@ async def register_once(http: httpx.AsyncClient, settings: BESettings) -> bool:
     return True
 
 
-async def heartbeat(http: httpx.AsyncClient, settings: BESettings, *, stop: asyncio.Event) -> None:
+async def heartbeat(
+    http: httpx.AsyncClient,
+    settings: BESettings,
+    *,
+    stop: asyncio.Event,
+    health: HealthSource = _no_health,
+) -> None:
     """Register now and then every `heartbeat_seconds` until `stop` is set."""
     while not stop.is_set():
         try:
-            await register_once(http, settings)
+            await register_once(http, settings, health=health)
         except Exception:
             log.exception("registration on the WM failed unexpectedly")
         with contextlib.suppress(TimeoutError):

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 from ticketing_common.contract import TicketDocument
+from ticketing_common.outcome import INT64_MAX
 
 MAX_TICKETS_PER_INTAKE = 10_000
 # Revisions are stored in a Postgres integer column (and subscribers are one on the WM): a
@@ -21,6 +22,12 @@ PG_INTEGER_MAX = 2**31 - 1
 
 
 class TicketBatchIn(BaseModel):
+    generation: int | None = Field(
+        default=None,
+        ge=0,
+        le=INT64_MAX,
+        description="The WM's ownership generation of this delivery; echoed in the reports.",
+    )
     tickets: list[TicketDocument] = Field(max_length=MAX_TICKETS_PER_INTAKE)
 
 

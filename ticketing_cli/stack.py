@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import httpx
@@ -35,17 +35,22 @@ class DevTokens:
     wm_admin: str
     be_intake: str
     be_admin: str
+    # The BEs' token on the WM (WM_BACKEND_TOKEN = BE_WM_TOKEN): registration and reports.
+    wm_backend: str
 
     @classmethod
     def load_or_create(cls, data_dir: Path) -> DevTokens:
+        """The folder's tokens; those missing (a folder made by an older version) are made."""
         path = data_dir / "dev-tokens.json"
-        if path.exists():
-            return cls(**json.loads(path.read_text()))
+        known = json.loads(path.read_text()) if path.exists() else {}
+        names = [f.name for f in fields(cls)]
+        if set(names) <= set(known):
+            return cls(**{name: known[name] for name in names})
         tokens = cls(
-            *(
-                f"dev-{name}-{secrets.token_urlsafe(12)}"
-                for name in ("wm-ingest", "wm-admin", "be-intake", "be-admin")
-            )
+            **{
+                name: known.get(name) or f"dev-{name.replace('_', '-')}-{secrets.token_urlsafe(12)}"
+                for name in names
+            }
         )
         path.write_text(json.dumps(tokens.__dict__, indent=2))
         path.chmod(0o600)
@@ -237,6 +242,7 @@ def start_stack(data_dir: Path, layout: StackLayout) -> Stack:
                     "WM_DATABASE_URL": database.url("wm"),
                     "WM_INGEST_TOKEN": tokens.wm_ingest,
                     "WM_ADMIN_TOKEN": tokens.wm_admin,
+                    "WM_BACKEND_TOKEN": tokens.wm_backend,
                 },
             ),
         ]
@@ -253,7 +259,7 @@ def start_stack(data_dir: Path, layout: StackLayout) -> Stack:
                         "BE_INTAKE_TOKEN": tokens.be_intake,
                         "BE_ADMIN_TOKEN": tokens.be_admin,
                         "BE_WM_URL": layout.wm_url,
-                        "BE_WM_TOKEN": tokens.wm_admin,
+                        "BE_WM_TOKEN": tokens.wm_backend,
                         "BE_PLATFORM_URL": layout.emulator_url,
                     },
                 )

@@ -47,8 +47,13 @@ BEARER_SCHEME = HTTPBearer(
 )
 
 
+TokenGetter = Callable[[Request], SecretStr]
+
+
 class TokenGuard:
-    """A FastAPI dependency accepting any of the tokens the getters return for this request.
+    """A FastAPI dependency accepting any of the named tokens the getters return for this
+    request, and returning the name of the one presented (for endpoints whose behaviour
+    depends on who calls); 401 without a token, 403 when it matches none.
 
     Getters read the token from the app's settings at request time, so tests and operators
     can run several apps with different tokens in one process. `authenticate` is the same
@@ -56,31 +61,38 @@ class TokenGuard:
     without a token is a 401, not a 422 that tells a stranger about the API.
     """
 
-    def __init__(self, *allowed: Callable[[Request], SecretStr]) -> None:
+    def __init__(self, **allowed: TokenGetter) -> None:
         self._allowed = allowed
 
     def __call__(
         self,
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Security(BEARER_SCHEME),
-    ) -> None:
-        self._check(request, credentials.credentials if credentials else None)
+    ) -> str:
+        return self._check(request, credentials.credentials if credentials else None)
 
-    def authenticate(self, request: Request) -> None:
+    def authenticate(self, request: Request) -> str:
         scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
-        self._check(request, token if scheme.lower() == "bearer" else None)
+        return self._check(request, token if scheme.lower() == "bearer" else None)
 
-    def _check(self, request: Request, token: str | None) -> None:
+    def _check(self, request: Request, token: str | None) -> str:
         presented = token.strip() if token else None
         if not presented:
             raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
-        if not any(_matches(presented, getter(request)) for getter in self._allowed):
-            raise Forbidden("the bearer token is not valid for this endpoint")
+        for name, getter in self._allowed.items():
+            if _matches(presented, getter(request)):
+                return name
+        raise Forbidden("the bearer token is not valid for this endpoint")
 
 
-def require_token(*allowed: Callable[[Request], SecretStr]) -> TokenGuard:
+def identify_token(**allowed: TokenGetter) -> TokenGuard:
+    """The guard of endpoints that accept any of `allowed` and need to know which one."""
+    return TokenGuard(**allowed)
+
+
+def require_token(*allowed: TokenGetter) -> TokenGuard:
     """The guard of the endpoints that accept any of `allowed` (see TokenGuard)."""
-    return TokenGuard(*allowed)
+    return TokenGuard(**{str(n): getter for n, getter in enumerate(allowed)})
 
 
 def _matches(presented: str, expected: SecretStr) -> bool:

@@ -34,6 +34,13 @@ class WMSettings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         default=None, description="Bearer token of Prometheus: /metrics only (admin works too)."
     )
+    backend_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Bearer token of the BEs (their BE_WM_TOKEN): self-registration, heartbeat and "
+            "outcome reports only."
+        ),
+    )
     max_push_bytes: int = Field(
         default=128 * 1024 * 1024, ge=1024, description="Largest accepted push body (413 above)."
     )

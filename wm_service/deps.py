@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 from pydantic import SecretStr
 
-from ticketing_common.auth import require_token
+from ticketing_common.auth import identify_token, require_token
 from ticketing_common.errors import PayloadTooLarge, UnsupportedMediaType
 
 # The request's session, shared with the BE: one commit point, 503 when the commit fails.
@@ -27,12 +27,22 @@ def _metrics_token(request: Request) -> SecretStr:
     return token
 
 
+def _backend_token(request: Request) -> SecretStr:
+    token: SecretStr = request.app.state.backend_token
+    return token
+
+
 # Operators may push too (replaying an aggregator export by hand); the aggregator's token
 # opens nothing but the pushes.
 require_ingest = require_token(_ingest_token, _admin_token)
 require_admin = require_token(_admin_token)
 # Prometheus gets a token that opens nothing else; operators may read /metrics too.
 require_metrics = require_token(_metrics_token, _admin_token)
+# The BEs' token opens their registration, heartbeat and reports, nothing else; an operator
+# may register a BE by hand (a PUT with the admin token) but never report for one.
+require_backend = require_token(_backend_token)
+BACKEND = "backend"
+identify_registrant = identify_token(backend=_backend_token, admin=_admin_token)
 
 
 async def read_body(request: Request, *, limit: int) -> bytes:

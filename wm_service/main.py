@@ -123,6 +123,7 @@ def create_app(settings: WMSettings | None = None) -> FastAPI:
     app.state.ingest_token = token_or_locked(config.ingest_token, variable="WM_INGEST_TOKEN")
     app.state.admin_token = token_or_locked(config.admin_token, variable="WM_ADMIN_TOKEN")
     app.state.metrics_token = token_or_locked(config.metrics_token, variable="WM_METRICS_TOKEN")
+    app.state.backend_token = token_or_locked(config.backend_token, variable="WM_BACKEND_TOKEN")
     app.state.metrics = WMMetrics()
 
     async def readiness() -> dict[str, str]:

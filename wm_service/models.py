@@ -16,8 +16,10 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
     Uuid,
     text,
@@ -78,6 +80,11 @@ class Ticket(WMModel, table=True):
     """One ticket per (kind, entity) problem; a problem that returns after a clear is a new one."""
 
     __tablename__ = "ticket"
+    # The ticket list filters by market and hub, which live in the ticket JSON's location.
+    __table_args__ = (
+        Index("ix_ticket_market", text("((payload -> 'location'::text) ->> 'market'::text)")),
+        Index("ix_ticket_hub", text("((payload -> 'location'::text) ->> 'hub'::text)")),
+    )
 
     id: uuid.UUID = Field(sa_column=Column(Uuid, primary_key=True))
     kind: str = Field(sa_column=Column(String(32), nullable=False, index=True))
@@ -93,7 +100,7 @@ class Ticket(WMModel, table=True):
     subscribers: int | None = Field(default=None, sa_column=Column(Integer))
     payload: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     opened_at: datetime = _tz(index=True)
-    updated_at: datetime = _tz()
+    updated_at: datetime = _tz(index=True)
     cleared_at: datetime | None = _tz(nullable=True)
 
 
@@ -123,6 +130,8 @@ class TicketDelivery(WMModel, table=True):
     """Outbox: one row per revision, written with it; the distribution workers deliver it."""
 
     __tablename__ = "ticket_delivery"
+    # A ticket's latest delivery (the read API) and a report's revision are found by key.
+    __table_args__ = (Index("ix_ticket_delivery_ticket_revision", "ticket_id", "revision"),)
 
     id: int | None = Field(
         default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
@@ -151,6 +160,25 @@ class TicketDelivery(WMModel, table=True):
     # other sender takes the row, and no failover moves it, until claimed_until passes.
     claimed_by: str | None = Field(default=None, sa_column=Column(String(200)))
     claimed_until: datetime | None = _tz(nullable=True)
+    # Where the revision stands end to end (ticketing_common.outcome.DELIVERY_STAGES):
+    # pending until a BE accepted it, then what that BE's outcome reports say
+    # (wm_service/distribution/reports.py). report_seq is the newest report applied.
+    stage: str = Field(
+        default="pending",
+        sa_column=Column(String(16), nullable=False, index=True, server_default=text("'pending'")),
+    )
+    report_seq: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
+    # Ownership generation of the delivery (filled by the fencing of issue 9; NULL until then).
+    generation: int | None = Field(default=None, sa_column=Column(BigInteger))
+    incident_public_id: str | None = Field(default=None, sa_column=Column(String(64), index=True))
+    incident_rec_id: str | None = Field(default=None, sa_column=Column(String(64)))
+    work_order_id: str | None = Field(default=None, sa_column=Column(String(64)))
+    work_order_number: str | None = Field(default=None, sa_column=Column(String(64), index=True))
+    outcome_operation: str | None = Field(default=None, sa_column=Column(String(32)))
+    outcome_error: str | None = Field(default=None, sa_column=Column(Text))
+    outcome_at: datetime | None = _tz(nullable=True)
 
 
 class TopologyElement(WMModel, table=True):

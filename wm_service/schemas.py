@@ -115,12 +115,27 @@ class TopologyResult(BaseModel):
 # --- tickets read API -------------------------------------------------------------------------
 
 
+Stage = Literal["pending", "at_backend", "completed", "error", "moved"]
+
+
 class DeliveryPublic(BaseModel):
+    """A revision's way to its BE and, from the BE's outcome reports, what became of it."""
+
     backend_name: str | None
-    status: str
+    status: str = Field(description="The WM's outbox: pending until the BE's 2xx, delivered.")
+    stage: Stage = Field(description="End to end: pending, at_backend, completed, error, moved.")
     attempts: int
     assigned_at: datetime | None
     delivered_at: datetime | None
+    report_seq: int = Field(description="Sequence number of the last outcome report applied.")
+    generation: int | None
+    incident_public_id: str | None
+    incident_rec_id: str | None
+    work_order_id: str | None
+    work_order_number: str | None
+    outcome_operation: str | None = Field(description="Of an error: the operation that failed.")
+    outcome_error: str | None = Field(description="Of an error: the platform's message.")
+    outcome_at: datetime | None
 
 
 class RevisionPublic(BaseModel):
@@ -145,6 +160,14 @@ class TicketSummary(BaseModel):
     opened_at: datetime
     updated_at: datetime
     cleared_at: datetime | None
+    stage: Stage = Field(description="Stage of the latest revision's delivery.")
+    backend: str | None = Field(description="The BE holding the latest revision.")
+    incident_public_id: str | None = Field(description="Cherwell IncidentID, once known.")
+    incident_rec_id: str | None
+    work_order_id: str | None
+    work_order_number: str | None = Field(description="SFyC WorkOrderNumber, once known.")
+    last_error: str | None = Field(description="The latest revision's error, while in error.")
+    last_error_operation: str | None
 
 
 class TicketPage(BaseModel):

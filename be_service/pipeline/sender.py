@@ -50,6 +50,8 @@ class SenderContext:
     # Each platform's health and circuit, shared by the process's workers (none: no circuit).
     health: Mapping[str, PlatformHealth] = field(default_factory=dict)
     metrics: BEMetrics = field(default_factory=BEMetrics)
+    # Leave an outcome report for the WM when a revision ends (only with BE_WM_URL set).
+    report_outcomes: bool = False
 
     def __post_init__(self) -> None:
         check_step_list(self.steps)
@@ -262,7 +264,9 @@ class BatchSender:
         async for session in session_scope(self.ctx.sessionmaker):
             failures = await store.insert_attempts(session, outcomes)
             updates = policy.plan(outcomes, self.items, failures, self.rules)
-            await store.update_revisions(session, updates, worker=self.worker)
+            await store.update_revisions(
+                session, updates, worker=self.worker, report=self.ctx.report_outcomes
+            )
         self._observe(outcomes, updates)
 
     def _observe(

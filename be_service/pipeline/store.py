@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from be_service import reports
+from be_service.models import ReportStage, Status
 from be_service.pipeline.policy import FailureCount, RevisionUpdate
 from be_service.pipeline.steps import Item, Outcome
 
@@ -121,8 +123,12 @@ _UPDATE_REVISIONS = text(
                 CAST(:keep_claims AS boolean[]), CAST(:delays AS double precision[]))
          AS v(id, step, status, ids, error, keep_claim, delay)
     WHERE t.id = v.id AND t.claimed_by = :worker
+    RETURNING t.id, t.status
     """
 )
+
+# The outcome reported to the WM when a revision ends in this status.
+_REPORTED = {Status.completed.value: ReportStage.completed, Status.error.value: ReportStage.error}
 
 
 async def insert_attempts(
@@ -155,10 +161,11 @@ async def insert_attempts(
 
 
 async def update_revisions(
-    session: AsyncSession, updates: Sequence[RevisionUpdate], *, worker: str
+    session: AsyncSession, updates: Sequence[RevisionUpdate], *, worker: str, report: bool = False
 ) -> None:
-    """Write each revision's step, ids and transition, if this worker still holds it."""
-    await (await session.connection()).execute(
+    """Write each revision's step, ids and transition, if this worker still holds it; with
+    `report`, those that became Completed or Error leave an outcome report for the WM."""
+    rows = await (await session.connection()).execute(
         _UPDATE_REVISIONS,
         {
             "worker": worker,
@@ -171,6 +178,9 @@ async def update_revisions(
             "delays": [u.transition.delay for u in updates],
         },
     )
+    if report:
+        ended = {i: _REPORTED[status] for i, status in rows if status in _REPORTED}
+        await reports.record(session, ended)
 
 
 _RELEASE = text(

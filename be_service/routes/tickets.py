@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from be_service.deps import SessionDep, require_admin, require_intake
 from be_service.models import Status
@@ -17,13 +17,18 @@ from ticketing_common.web import BoundaryRoute
 router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"], route_class=BoundaryRoute)
 
 
+def _reports(request: Request) -> bool:
+    """A BE reports outcomes to the WM only when it knows one (BE_WM_URL)."""
+    return bool(request.app.state.settings.wm_url)
+
+
 @router.post(
     "",
     dependencies=[Depends(require_intake)],
     summary="Record ticket revisions as Received (all or nothing, idempotent)",
 )
 async def post_tickets(body: TicketBatchIn, session: SessionDep) -> IntakeResult:
-    return await intake.create(session, tickets=body.tickets)
+    return await intake.create(session, tickets=body.tickets, generation=body.generation)
 
 
 @router.get("", dependencies=[Depends(require_admin)], summary="List ticket revisions")
@@ -45,8 +50,8 @@ async def list_tickets(
     dependencies=[Depends(require_admin)],
     summary="Send every Error revision back to processing with fresh retry counts",
 )
-async def retry_errors(session: SessionDep) -> RetryResult:
-    return RetryResult(retried=await tickets.retry_errors(session))
+async def retry_errors(session: SessionDep, request: Request) -> RetryResult:
+    return RetryResult(retried=await tickets.retry_errors(session, report=_reports(request)))
 
 
 @router.get(
@@ -64,5 +69,6 @@ async def get_ticket(ticket_id: uuid.UUID, session: SessionDep) -> TicketDetail:
     summary="Send a ticket's Error revisions back to processing with fresh retry counts",
     responses=error_responses(409),  # the ticket has no revision in Error
 )
-async def retry_ticket(ticket_id: uuid.UUID, session: SessionDep) -> RetryResult:
-    return RetryResult(retried=await tickets.retry(session, ticket_id=ticket_id))
+async def retry_ticket(ticket_id: uuid.UUID, session: SessionDep, request: Request) -> RetryResult:
+    retried = await tickets.retry(session, ticket_id=ticket_id, report=_reports(request))
+    return RetryResult(retried=retried)

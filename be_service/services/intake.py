@@ -18,9 +18,9 @@ _INSERT = text(
     """
     INSERT INTO ticket_revision
         (ticket_id, revision, dedup_key, action, kind, category, priority, payload, status,
-         step, retry_round, received_at, updated_at)
+         step, retry_round, received_at, updated_at, generation)
     SELECT v.ticket_id, v.revision, v.dedup_key, v.action, v.kind, v.category, v.priority,
-           CAST(v.payload AS jsonb), :status, :step, 0, now(), now()
+           CAST(v.payload AS jsonb), :status, :step, 0, now(), now(), CAST(:generation AS bigint)
     FROM unnest(CAST(:ticket_ids AS uuid[]), CAST(:revisions AS integer[]),
                 CAST(:dedup_keys AS text[]), CAST(:actions AS text[]), CAST(:kinds AS text[]),
                 CAST(:categories AS text[]), CAST(:priorities AS text[]),
@@ -34,8 +34,11 @@ _INSERT = text(
 )
 
 
-async def create(session: AsyncSession, *, tickets: list[TicketDocument]) -> IntakeResult:
-    """Store the revisions not stored yet as Received; returns how many were new."""
+async def create(
+    session: AsyncSession, *, tickets: list[TicketDocument], generation: int | None = None
+) -> IntakeResult:
+    """Store the revisions not stored yet as Received, with the delivery's `generation`;
+    returns how many were new (a duplicate keeps its first copy and generation)."""
     if not tickets:
         return IntakeResult(accepted=0, duplicates=0)
     # Arrival order is processing order per dedup key (pipeline/store.py): keep the WM's
@@ -49,6 +52,7 @@ async def create(session: AsyncSession, *, tickets: list[TicketDocument]) -> Int
         {
             "status": Status.received.value,
             "step": FIRST_STEP,
+            "generation": generation,
             "ticket_ids": [t.ticket_id for t in ordered],
             "revisions": [t.revision for t in ordered],
             "dedup_keys": [t.dedup_key for t in ordered],

@@ -7,13 +7,16 @@ the revision gets fresh retry counts and resumes from its recorded step.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, text, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from be_service.models import OPERATOR_RETRY, Status, TicketAttempt, TicketRevision
+from be_service import reports
+from be_service.models import OPERATOR_RETRY, ReportStage, Status, TicketAttempt, TicketRevision
 from be_service.schemas import (
     AttemptPublic,
     RevisionDetail,
@@ -142,9 +145,10 @@ _COMPLETE_SUPERSEDED = text(
 )
 
 
-async def _retry(session: AsyncSession, *, ticket_id: uuid.UUID | None) -> int:
+async def _retry(session: AsyncSession, *, ticket_id: uuid.UUID | None, report: bool) -> int:
     """Send Error revisions back to processing in a new round, with a history row each;
-    those superseded by a later Completed revision complete at once without platform calls."""
+    those superseded by a later Completed revision complete at once without platform calls.
+    With `report`, each leaves an outcome report for the WM (at_backend, or completed)."""
     superseded = (
         await (await session.connection()).execute(_COMPLETE_SUPERSEDED, {"ticket_id": ticket_id})
     ).all()
@@ -163,6 +167,20 @@ async def _retry(session: AsyncSession, *, ticket_id: uuid.UUID | None) -> int:
     if ticket_id is not None:
         statement = statement.where(col(TicketRevision.ticket_id) == ticket_id)
     revived = (await session.exec(statement)).all()
+    if report:
+        stages = {revision_id: ReportStage.at_backend for revision_id, _ in revived}
+        stages |= {revision_id: ReportStage.completed for revision_id, _, _ in superseded}
+        await reports.record(session, stages)
+    return await _add_history(session, revived=revived, superseded=superseded)
+
+
+async def _add_history(
+    session: AsyncSession,
+    *,
+    revived: Sequence[tuple[int, int]],
+    superseded: Sequence[Any],
+) -> int:
+    """One operator_retry row per revision the retry moved; how many there were."""
     now = datetime.now(UTC)
     history = [
         (revision_id, retry_round, "sent back to processing by an operator")
@@ -191,19 +209,19 @@ async def _retry(session: AsyncSession, *, ticket_id: uuid.UUID | None) -> int:
     return len(history)
 
 
-async def retry(session: AsyncSession, *, ticket_id: uuid.UUID) -> int:
+async def retry(session: AsyncSession, *, ticket_id: uuid.UUID, report: bool = False) -> int:
     """Retry one ticket's Error revisions; 404 for an unknown ticket, 409 without errors."""
     known = await session.scalar(
         select(func.count()).where(col(TicketRevision.ticket_id) == ticket_id)
     )
     if not known:
         raise NotFound(f"ticket {ticket_id} is not known to this BE")
-    retried = await _retry(session, ticket_id=ticket_id)
+    retried = await _retry(session, ticket_id=ticket_id, report=report)
     if not retried:
         raise Conflict(f"ticket {ticket_id} has no revision in Error")
     return retried
 
 
-async def retry_errors(session: AsyncSession) -> int:
+async def retry_errors(session: AsyncSession, *, report: bool = False) -> int:
     """Retry every Error revision of this BE."""
-    return await _retry(session, ticket_id=None)
+    return await _retry(session, ticket_id=None, report=report)

@@ -32,23 +32,28 @@ def _fake_wm() -> tuple[FastAPI, list[dict]]:
 
 
 def test_be_registers_on_the_wm_and_keeps_beating(make_be):
-    """The BE PUTs its URL and intake token with the WM token, again every heartbeat."""
+    """The BE PUTs its URL, intake token and health with the WM token, every heartbeat."""
     app, calls = _fake_wm()
     with serve_in_thread(app) as wm:
         make_be(
             name="be-7",
             public_url="http://127.0.0.1:9107",
             wm_url=wm.url,
-            wm_token="wm-admin-token",
+            wm_token="wm-backend-token",
             heartbeat_seconds=0.2,
             processing_enabled=False,
         )
         wait_until(lambda: len(calls) >= 2, what="two registrations")
+    health = calls[0]["body"].pop("health")
     assert calls[0] == {
         "name": "be-7",
-        "authorization": "Bearer wm-admin-token",
+        "authorization": "Bearer wm-backend-token",
         "body": {"url": "http://127.0.0.1:9107", "intake_token": INTAKE_TOKEN},
     }
+    assert [p["platform"] for p in health["platforms"]] == ["cherwell", "sfyc"]
+    assert {p["circuit"] for p in health["platforms"]} == {"closed"}
+    assert health["processing_enabled"] is False
+    assert health["revisions"] == {} and health["oldest_received_age_seconds"] == 0
 
 
 def test_an_unreachable_wm_is_retried_without_stopping_the_be(make_be, emulator):

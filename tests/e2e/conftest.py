@@ -24,6 +24,7 @@ from ticketing_cli.tour import be_status_counts
 
 WM_ADMIN = "e2e-wm-admin"
 WM_INGEST = "e2e-wm-ingest"
+WM_BACKEND = "e2e-wm-backend"
 BE_ADMIN = "e2e-be-admin"
 BE_INTAKE = "e2e-be-intake"
 
@@ -101,6 +102,7 @@ class System:
             "WM_DATABASE_URL": self.make_database("wm"),
             "WM_ADMIN_TOKEN": WM_ADMIN,
             "WM_INGEST_TOKEN": WM_INGEST,
+            "WM_BACKEND_TOKEN": WM_BACKEND,
             **FAST_WM,
             **self.wm_overrides,
         }
@@ -122,7 +124,7 @@ class System:
                 "BE_INTAKE_TOKEN": BE_INTAKE,
                 "BE_ADMIN_TOKEN": BE_ADMIN,
                 "BE_WM_URL": self.wm.url,
-                "BE_WM_TOKEN": WM_ADMIN,
+                "BE_WM_TOKEN": WM_BACKEND,
                 "BE_PLATFORM_URL": self.emulators.url,
                 **FAST_BE,
                 **self.be_overrides,

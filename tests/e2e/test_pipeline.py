@@ -28,6 +28,32 @@ def _assert_exactly_once_and_linked(system: System, keys: set[str]) -> None:
         assert incident["TpcWorkOrderNumber"] == order["WorkOrderNumber"]
 
 
+def _assert_wm_shows_completed_with_the_platform_numbers(system: System, keys: set[str]) -> None:
+    """The BEs' outcome reports reach the WM: every ticket `completed`, with the incident
+    and work-order numbers the platforms hold."""
+
+    def shown() -> dict[str, dict]:
+        items = system.wm_client.get("/api/v1/tickets", limit=500)["items"]
+        return {t["dedup_key"]: t for t in items if t["dedup_key"] in keys}
+
+    wait_for(
+        lambda: (
+            {t["stage"] for t in shown().values()} == {"completed"} and len(shown()) == len(keys)
+        ),
+        timeout=30,
+        what="every ticket completed on the WM",
+    )
+    incidents = system.incidents_by_key()
+    orders = {wo["Cherwell_Incident__c"]: wo for wo in system.emulator.records("workorder")}
+    for key, ticket in shown().items():
+        incident = incidents[key][0]
+        assert ticket["incident_public_id"] == incident["busObPublicId"]
+        assert ticket["work_order_number"] == orders[incident["busObPublicId"]]["WorkOrderNumber"]
+        assert ticket["backend"] in system.bes and ticket["last_error"] is None
+    [sample] = system.wm_client.get("/api/v1/tickets", incident=incident["busObPublicId"])["items"]
+    assert sample["dedup_key"] == key
+
+
 def test_push_makes_one_incident_and_one_linked_work_order_per_critical_entry(
     system: System, now: datetime
 ) -> None:
@@ -42,6 +68,7 @@ def test_push_makes_one_incident_and_one_linked_work_order_per_critical_entry(
     assert sum(c["Completed"] for c in counts.values()) == 12
     assert all(c["Completed"] > 0 for c in counts.values()), "both BEs take a share"
     _assert_exactly_once_and_linked(system, {snr_key(i) for i in range(12)})
+    _assert_wm_shows_completed_with_the_platform_numbers(system, {snr_key(i) for i in range(12)})
 
 
 def test_new_critical_samples_add_notes_and_no_new_incidents(system: System, now: datetime) -> None:

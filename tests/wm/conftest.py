@@ -18,6 +18,8 @@ INGEST_TOKEN = "ingest-test-token"
 ADMIN_TOKEN = "admin-test-token"
 INGEST = {"Authorization": f"Bearer {INGEST_TOKEN}"}
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+BACKEND_TOKEN = "backend-test-token"
+BACKEND = {"Authorization": f"Bearer {BACKEND_TOKEN}"}
 
 
 def wm_settings(database_url: str, data_dir: Path, **overrides: Any) -> WMSettings:
@@ -26,6 +28,7 @@ def wm_settings(database_url: str, data_dir: Path, **overrides: Any) -> WMSettin
         data_dir=data_dir,
         ingest_token=SecretStr(INGEST_TOKEN),
         admin_token=SecretStr(ADMIN_TOKEN),
+        backend_token=SecretStr(BACKEND_TOKEN),
         **overrides,
     )
 

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import httpx
 import msgspec
-from sqlalchemy import String, Update, any_, bindparam, exists, func, or_, update
+from sqlalchemy import String, Update, any_, bindparam, case, exists, func, or_, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import aliased
@@ -231,6 +231,11 @@ async def _record(
     if delivered:
         done = _held([c.id for c in delivered], worker=worker).values(
             status="delivered",
+            # A fast BE's report may have arrived before this ack was recorded: keep it.
+            stage=case(
+                (col(TicketDelivery.stage) == "pending", "at_backend"),
+                else_=col(TicketDelivery.stage),
+            ),
             delivered_at=utcnow(),
             attempts=col(TicketDelivery.attempts) + 1,
             last_error=None,

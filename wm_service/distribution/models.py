@@ -7,8 +7,10 @@ one row per ticket revision; distribution only assigns, sends and marks those ro
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import DateTime, Index, text
+from sqlalchemy import Column, DateTime, Index, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, col
 
 from wm_service.models import TicketDelivery, WMModel
@@ -24,11 +26,15 @@ class Backend(WMModel, table=True):
     # Needed in clear to call the BE; never returned by the API nor logged.
     intake_token: str = Field(max_length=512)
     registered_at: datetime = Field(sa_type=DateTime(timezone=True))
-    # Refreshed by every PUT (the BE's heartbeat).
-    last_seen_at: datetime = Field(sa_type=DateTime(timezone=True))
+    # The BE's last heartbeat: a PUT with the backend token. NULL for a backend registered
+    # by hand (admin token) that never heartbeated: it is available once a probe succeeds.
+    last_seen_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     last_probe_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     last_probe_ok_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     last_probe_error: str | None = Field(default=None, max_length=500)
+    # What the BE said of itself with its last heartbeat (platforms, backlog), and when.
+    health: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    health_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
 # Partial indexes on the outbox for the distribution's hot queries: a sender's claim (pending

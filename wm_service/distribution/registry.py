@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import case, func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -36,34 +36,52 @@ class Health:
     failover_after: timedelta
 
 
-def last_healthy_at(backend: Backend) -> datetime:
-    """The later of the last heartbeat and the last successful probe."""
-    if backend.last_probe_ok_at is None:
-        return backend.last_seen_at
-    return max(backend.last_seen_at, backend.last_probe_ok_at)
+def last_healthy_at(backend: Backend) -> datetime | None:
+    """The later of the last heartbeat and the last successful probe (None: neither yet)."""
+    times = [t for t in (backend.last_seen_at, backend.last_probe_ok_at) if t is not None]
+    return max(times, default=None)
 
 
 def is_available(backend: Backend, *, now: datetime, health: Health) -> bool:
-    return last_healthy_at(backend) >= now - health.backend_timeout
+    healthy = last_healthy_at(backend)
+    return healthy is not None and healthy >= now - health.backend_timeout
 
 
 def is_failed_over(backend: Backend, *, now: datetime, health: Health) -> bool:
     """Unavailable for longer than failover_after: its undelivered revisions go elsewhere."""
-    return last_healthy_at(backend) < now - health.backend_timeout - health.failover_after
+    healthy = last_healthy_at(backend)
+    return healthy is None or healthy < now - health.backend_timeout - health.failover_after
 
 
 async def register(
-    session: AsyncSession, *, name: str, registration: BackendRegistration, now: datetime
+    session: AsyncSession,
+    *,
+    name: str,
+    registration: BackendRegistration,
+    now: datetime,
+    heartbeat: bool,
 ) -> Backend:
-    """Create or update a backend and refresh its heartbeat (idempotent upsert)."""
-    values = {
-        "url": str(registration.url).rstrip("/"),
+    """Create or update a backend (idempotent upsert). A `heartbeat` (the BE itself, with the
+    backend token) refreshes last_seen_at and stores the health it sent; a registration by
+    hand does not, so the backend becomes available only once a /readyz probe succeeds, and
+    a new URL forgets the probes of the old one."""
+    url = str(registration.url).rstrip("/")
+    values: dict[str, object] = {
+        "url": url,
         "intake_token": registration.intake_token.get_secret_value(),
-        "last_seen_at": now,
+        "last_probe_ok_at": case(
+            (col(Backend.url) == url, col(Backend.last_probe_ok_at)), else_=None
+        ),
     }
+    if heartbeat:
+        values["last_seen_at"] = now
+        if registration.health is not None:
+            values["health"] = registration.health.model_dump(mode="json")
+            values["health_at"] = now
+    inserted = {k: v for k, v in values.items() if k != "last_probe_ok_at"}
     statement = (
         insert(Backend)
-        .values(name=name, registered_at=now, **values)
+        .values(name=name, registered_at=now, **inserted)
         .on_conflict_do_update(index_elements=["name"], set_=values)
     )
     await session.exec(statement)
@@ -173,4 +191,6 @@ def _public(
         last_probe_ok_at=backend.last_probe_ok_at,
         last_probe_error=backend.last_probe_error,
         tickets=counts or DeliveryCounts(assigned=0, pending=0, delivered=0),
+        health=backend.health,
+        health_at=backend.health_at,
     )

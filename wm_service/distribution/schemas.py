@@ -11,6 +11,8 @@ from typing import Annotated
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr
 
+from ticketing_common.outcome import BackendHealthReport
+
 # A DNS-label-like name: safe in URLs, logs and metrics.
 BACKEND_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 
@@ -26,6 +28,9 @@ class BackendRegistration(BaseModel):
     )
     intake_token: Annotated[SecretStr, Field(min_length=1, max_length=512)] = Field(
         description="Bearer token the BE expects on its intake; stored, never returned.",
+    )
+    health: BackendHealthReport | None = Field(
+        default=None, description="The BE's own health (heartbeats with the backend token)."
     )
 
 
@@ -46,11 +51,16 @@ class BackendPublic(BaseModel):
         description="Heartbeat or successful /readyz probe within WM_BACKEND_TIMEOUT_SECONDS."
     )
     registered_at: datetime
-    last_seen_at: datetime = Field(description="Last registration PUT (the BE's heartbeat).")
+    last_seen_at: datetime | None = Field(
+        description="Last heartbeat (a PUT with the backend token); null for a backend "
+        "registered by hand that never sent one."
+    )
     last_probe_at: datetime | None
     last_probe_ok_at: datetime | None
     last_probe_error: str | None
     tickets: DeliveryCounts
+    health: BackendHealthReport | None = Field(description="Sent with the last heartbeat.")
+    health_at: datetime | None
 
 
 class BackendList(BaseModel):

@@ -6,13 +6,16 @@ import uuid
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import AwareDatetime
 
+from ticketing_common.query import reject_unknown_query
 from ticketing_common.text import NUL_FREE
 from ticketing_common.web import BoundaryRoute
 from wm_service.deps import SessionDep, require_admin
 from wm_service.kinds import Category, Kind
-from wm_service.schemas import TicketDetail, TicketPage
+from wm_service.schemas import Stage, TicketDetail, TicketPage
 from wm_service.services import tickets as tickets_service
+from wm_service.services.tickets import TicketFilters
 
 router = APIRouter(
     prefix="/api/v1/tickets",
@@ -22,25 +25,52 @@ router = APIRouter(
 )
 
 
-@router.get("", response_model=TicketPage, summary="Tickets, newest opened first")
+@router.get(
+    "",
+    response_model=TicketPage,
+    dependencies=[Depends(reject_unknown_query)],
+    summary="Tickets, newest opened first, with their stage, BE and platform numbers",
+)
 async def list_tickets(
     session: SessionDep,
     kind: Kind | None = None,
     category: Category | None = None,
     state: Literal["open", "cleared"] | None = None,
-    entity: str | None = Query(None, description="Exact entity_id", pattern=NUL_FREE),
+    stage: Stage | None = Query(None, description="Stage of the latest revision's delivery"),
+    entity: str | None = Query(
+        None, description="Exact entity_id", max_length=200, pattern=NUL_FREE
+    ),
+    market: str | None = Query(None, description="Exact market", max_length=200, pattern=NUL_FREE),
+    hub: str | None = Query(None, description="Exact hub", max_length=200, pattern=NUL_FREE),
+    incident: str | None = Query(
+        None, description="Cherwell IncidentID", max_length=64, pattern=NUL_FREE
+    ),
+    work_order: str | None = Query(
+        None, description="SFyC WorkOrderNumber", max_length=64, pattern=NUL_FREE
+    ),
+    opened_from: AwareDatetime | None = Query(None, description="Opened at or after"),
+    opened_to: AwareDatetime | None = Query(None, description="Opened before"),
+    updated_from: AwareDatetime | None = Query(None, description="Last changed at or after"),
+    updated_to: AwareDatetime | None = Query(None, description="Last changed before"),
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = Query(None, description="next_cursor of the previous page"),
 ) -> TicketPage:
-    return await tickets_service.list_tickets(
-        session,
+    filters = TicketFilters(
         kind=kind,
         category=category,
         state=state,
+        stage=stage,
         entity_id=entity,
-        limit=limit,
-        cursor=cursor,
+        market=market,
+        hub=hub,
+        incident=incident,
+        work_order=work_order,
+        opened_from=opened_from,
+        opened_to=opened_to,
+        updated_from=updated_from,
+        updated_to=updated_to,
     )
+    return await tickets_service.list_tickets(session, filters=filters, limit=limit, cursor=cursor)
 
 
 @router.get("/{ticket_id}", response_model=TicketDetail, summary="One ticket with its revisions")

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import Result, Row, Select, and_, exists, literal_column
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -24,59 +29,155 @@ from wm_service.schemas import (
 TICKET_CURSOR = KeysetCursor(datetime, uuid.UUID)
 
 
-def _summary(ticket: Ticket) -> TicketSummary:
-    return TicketSummary.model_validate(ticket, from_attributes=True)
+@dataclass(frozen=True)
+class TicketFilters:
+    """The list's filters; each is optional and they combine with AND. Time ranges include
+    their `_from` and exclude their `_to`."""
+
+    kind: str | None = None
+    category: str | None = None
+    state: str | None = None
+    stage: str | None = None
+    entity_id: str | None = None
+    market: str | None = None
+    hub: str | None = None
+    incident: str | None = None  # Cherwell IncidentID of any revision
+    work_order: str | None = None  # SFyC WorkOrderNumber of any revision
+    opened_from: datetime | None = None
+    opened_to: datetime | None = None
+    updated_from: datetime | None = None
+    updated_to: datetime | None = None
+
+
+# The delivery of each ticket's latest revision: its stage, BE and error are the ticket's.
+_LATEST = aliased(TicketDelivery, name="latest")
+_JOIN_LATEST = and_(
+    col(_LATEST.ticket_id) == col(Ticket.id), col(_LATEST.revision) == col(Ticket.revision)
+)
+_STAGE = func.coalesce(col(_LATEST.stage), "pending")
+# Literal expressions (no bound parameters), so they match the indexes ix_ticket_market/hub.
+_LOCATION: dict[str, ColumnElement[str]] = {
+    part: literal_column(f"(ticket.payload -> 'location' ->> '{part}')")
+    for part in ("market", "hub")
+}
+
+
+def _newest_known(column: str) -> Any:
+    """The newest non-null `column` among the ticket's deliveries (ids stay with a ticket
+    while its latest revision is still on its way)."""
+    row = aliased(TicketDelivery)
+    value = getattr(row, column)
+    return (
+        select(value)
+        .where(col(row.ticket_id) == col(Ticket.id), col(value).is_not(None))
+        .order_by(col(row.revision).desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+_OUTCOME_COLUMNS = {
+    "stage": _STAGE,
+    "backend": col(_LATEST.backend_name),
+    "last_error": col(_LATEST.outcome_error),
+    "last_error_operation": col(_LATEST.outcome_operation),
+    **{
+        name: _newest_known(name)
+        for name in ("incident_public_id", "incident_rec_id", "work_order_id", "work_order_number")
+    },
+}
+
+
+def _any_delivery(column: Any, value: str) -> ColumnElement[bool]:
+    return exists().where(col(TicketDelivery.ticket_id) == col(Ticket.id), column == value)
+
+
+def _conditions(f: TicketFilters) -> list[ColumnElement[bool]]:
+    """Every filter but `state` (the counts are per state)."""
+    equal: list[tuple[Any, str | None]] = [
+        (col(Ticket.kind), f.kind),
+        (col(Ticket.category), f.category),
+        (col(Ticket.entity_id), f.entity_id),
+        (_STAGE, f.stage),
+        (_LOCATION["market"], f.market),
+        (_LOCATION["hub"], f.hub),
+    ]
+    conditions: list[ColumnElement[bool]] = [c == v for c, v in equal if v is not None]
+    if f.incident is not None:
+        conditions.append(_any_delivery(col(TicketDelivery.incident_public_id), f.incident))
+    if f.work_order is not None:
+        conditions.append(_any_delivery(col(TicketDelivery.work_order_number), f.work_order))
+    ranges: list[tuple[Any, datetime | None, datetime | None]] = [
+        (col(Ticket.opened_at), f.opened_from, f.opened_to),
+        (col(Ticket.updated_at), f.updated_from, f.updated_to),
+    ]
+    for column, start, end in ranges:
+        if start is not None:
+            conditions.append(column >= start)
+        if end is not None:
+            conditions.append(column < end)
+    return conditions
+
+
+def _summary(row: Row[Any]) -> TicketSummary:
+    """A row of `_with_outcome`: the ticket, then its outcome columns by label."""
+    values = {name: getattr(row[0], name) for name in _TICKET_FIELDS}
+    values |= {name: row._mapping[name] for name in _OUTCOME_COLUMNS}
+    return TicketSummary.model_validate(values)
+
+
+_TICKET_FIELDS = [name for name in TicketSummary.model_fields if name not in _OUTCOME_COLUMNS]
+
+
+def _with_outcome(*conditions: ColumnElement[bool]) -> Select[Any]:
+    """Tickets with their latest delivery's outcome, under `conditions`."""
+    query = select(Ticket, *(c.label(n) for n, c in _OUTCOME_COLUMNS.items()))
+    return query.outerjoin(_LATEST, _JOIN_LATEST).where(*conditions)
+
+
+async def _exec(session: AsyncSession, query: Select[Any]) -> Result[Any]:
+    # sqlmodel's exec types selects of at most four entities; this one has more columns.
+    result: Result[Any] = await session.exec(query)  # type: ignore[call-overload]
+    return result
 
 
 async def list_tickets(
-    session: AsyncSession,
-    *,
-    kind: str | None,
-    category: str | None,
-    state: str | None,
-    entity_id: str | None,
-    limit: int,
-    cursor: str | None,
+    session: AsyncSession, *, filters: TicketFilters, limit: int, cursor: str | None
 ) -> TicketPage:
-    """Newest opened first; every filter is optional and they combine with AND."""
-    filters = []
-    if kind is not None:
-        filters.append(col(Ticket.kind) == kind)
-    if category is not None:
-        filters.append(col(Ticket.category) == category)
-    if entity_id is not None:
-        filters.append(col(Ticket.entity_id) == entity_id)
+    """Newest opened first, with each ticket's stage, BE, platform numbers and last error."""
+    conditions = _conditions(filters)
     per_state = await session.exec(
-        select(Ticket.state, func.count()).where(*filters).group_by(col(Ticket.state))
+        select(col(Ticket.state), func.count())
+        .select_from(Ticket)
+        .outerjoin(_LATEST, _JOIN_LATEST)
+        .where(*conditions)
+        .group_by(col(Ticket.state))
     )
     counts = {"open": 0, "cleared": 0} | {name: int(n) for name, n in per_state.all()}
-    query = (
-        select(Ticket)
-        .where(*filters)
-        .order_by(col(Ticket.opened_at).desc(), col(Ticket.id).desc())
-        .limit(limit + 1)
-    )
-    if state is not None:
-        query = query.where(Ticket.state == state)
+    query = _with_outcome(*conditions)
+    if filters.state is not None:
+        query = query.where(col(Ticket.state) == filters.state)
     if cursor is not None:
         opened_at, last_id = TICKET_CURSOR.decode(cursor)
         query = query.where(
             (col(Ticket.opened_at) < opened_at)
             | ((col(Ticket.opened_at) == opened_at) & (col(Ticket.id) < last_id))
         )
-    rows = list((await session.exec(query)).all())
-    page = rows[:limit]
+    query = query.order_by(col(Ticket.opened_at).desc(), col(Ticket.id).desc()).limit(limit + 1)
+    rows = (await _exec(session, query)).all()
+    page = [_summary(row) for row in rows[:limit]]
     next_cursor = (
         TICKET_CURSOR.encode(page[-1].opened_at, page[-1].id) if len(rows) > limit else None
     )
-    return TicketPage(items=[_summary(t) for t in page], next_cursor=next_cursor, counts=counts)
+    return TicketPage(items=page, next_cursor=next_cursor, counts=counts)
 
 
 async def get_ticket(session: AsyncSession, *, ticket_id: uuid.UUID) -> TicketDetail:
     """The ticket, its current JSON, and every revision with its delivery state."""
-    ticket = await session.get(Ticket, ticket_id)
-    if ticket is None:
+    found = (await _exec(session, _with_outcome(col(Ticket.id) == ticket_id))).first()
+    if found is None:
         raise NotFound(f"no ticket {ticket_id}")
+    ticket, summary = found[0], _summary(found)
     rows = (
         await session.exec(
             select(TicketRevision, TicketDelivery)
@@ -103,7 +204,7 @@ async def get_ticket(session: AsyncSession, *, ticket_id: uuid.UUID) -> TicketDe
         for revision, delivery in rows
     ]
     return TicketDetail(
-        **_summary(ticket).model_dump(),
+        **summary.model_dump(),
         ticket=TicketDocument.model_validate(ticket.payload),
         revisions=revisions,
     )

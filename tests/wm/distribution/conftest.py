@@ -221,7 +221,7 @@ async def register(
     )
     async with scope(sessionmaker) as session:
         await registry.register(
-            session, name=name, registration=registration, now=datetime.now(UTC)
+            session, name=name, registration=registration, now=datetime.now(UTC), heartbeat=True
         )
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from tests.wm.conftest import ADMIN, INGEST, wm_settings
+from tests.wm.conftest import ADMIN, BACKEND, INGEST, wm_settings
 from tests.wm.distribution.conftest import Outbox, scope
 from wm_service.main import create_app
 from wm_service.models import TicketDelivery
@@ -49,7 +49,7 @@ def body(url: str = "http://127.0.0.1:8101", token: str = TOKEN) -> dict[str, st
 
 async def test_put_registers_a_backend_without_echoing_its_token(api: httpx.AsyncClient) -> None:
     """The PUT answers the public view: name, url, available, and no token anywhere."""
-    response = await api.put("/api/v1/backends/be-1", json=body(), headers=ADMIN)
+    response = await api.put("/api/v1/backends/be-1", json=body(), headers=BACKEND)
     assert response.status_code == 200
     data = response.json()
     assert (data["name"], data["url"], data["available"]) == ("be-1", "http://127.0.0.1:8101", True)
@@ -60,7 +60,7 @@ async def test_put_registers_a_backend_without_echoing_its_token(api: httpx.Asyn
 async def test_a_password_in_the_url_is_never_shown(api: httpx.AsyncClient) -> None:
     """A URL registered with user:password@ is listed with the password masked."""
     url = "http://ops:s3cret-pw@127.0.0.1:8101"
-    put = await api.put("/api/v1/backends/be-1", json=body(url=url), headers=ADMIN)
+    put = await api.put("/api/v1/backends/be-1", json=body(url=url), headers=BACKEND)
     listed = await api.get("/api/v1/backends", headers=ADMIN)
     assert put.json()["url"] == "http://ops:***@127.0.0.1:8101"
     assert listed.json()["backends"][0]["url"] == "http://ops:***@127.0.0.1:8101"
@@ -69,7 +69,7 @@ async def test_a_password_in_the_url_is_never_shown(api: httpx.AsyncClient) -> N
 
 async def test_the_list_never_contains_a_token(api: httpx.AsyncClient) -> None:
     """GET /api/v1/backends lists the backends and no token."""
-    await api.put("/api/v1/backends/be-1", json=body(), headers=ADMIN)
+    await api.put("/api/v1/backends/be-1", json=body(), headers=BACKEND)
     response = await api.get("/api/v1/backends", headers=ADMIN)
     assert response.status_code == 200
     assert [b["name"] for b in response.json()["backends"]] == ["be-1"]
@@ -78,10 +78,10 @@ async def test_the_list_never_contains_a_token(api: httpx.AsyncClient) -> None:
 
 async def test_a_second_put_is_a_heartbeat_and_an_update(api: httpx.AsyncClient) -> None:
     """Re-registering keeps one backend, moves last_seen_at forward and takes the new URL."""
-    first = (await api.put("/api/v1/backends/be-1", json=body(), headers=ADMIN)).json()
+    first = (await api.put("/api/v1/backends/be-1", json=body(), headers=BACKEND)).json()
     second = (
         await api.put(
-            "/api/v1/backends/be-1", json=body("https://be1.noc.example:8443/"), headers=ADMIN
+            "/api/v1/backends/be-1", json=body("https://be1.noc.example:8443/"), headers=BACKEND
         )
     ).json()
     listed = (await api.get("/api/v1/backends", headers=ADMIN)).json()["backends"]
@@ -93,7 +93,7 @@ async def test_a_second_put_is_a_heartbeat_and_an_update(api: httpx.AsyncClient)
 
 async def test_a_non_http_url_is_rejected_naming_the_field(api: httpx.AsyncClient) -> None:
     """An ftp:// URL is a 422 whose details name `url`."""
-    response = await api.put("/api/v1/backends/be-1", json=body("ftp://x"), headers=ADMIN)
+    response = await api.put("/api/v1/backends/be-1", json=body("ftp://x"), headers=BACKEND)
     assert response.status_code == 422
     assert [d["field"] for d in response.json()["error"]["details"]] == ["url"]
 
@@ -101,7 +101,7 @@ async def test_a_non_http_url_is_rejected_naming_the_field(api: httpx.AsyncClien
 async def test_a_missing_token_is_rejected_naming_the_field(api: httpx.AsyncClient) -> None:
     """A body without intake_token is a 422 whose details name `intake_token`."""
     response = await api.put(
-        "/api/v1/backends/be-1", json={"url": "http://127.0.0.1:1"}, headers=ADMIN
+        "/api/v1/backends/be-1", json={"url": "http://127.0.0.1:1"}, headers=BACKEND
     )
     assert response.status_code == 422
     assert [d["field"] for d in response.json()["error"]["details"]] == ["intake_token"]
@@ -109,7 +109,7 @@ async def test_a_missing_token_is_rejected_naming_the_field(api: httpx.AsyncClie
 
 async def test_a_bad_backend_name_is_rejected_naming_the_field(api: httpx.AsyncClient) -> None:
     """A name outside the allowed pattern is a 422 naming the path parameter."""
-    response = await api.put("/api/v1/backends/-bad*name", json=body(), headers=ADMIN)
+    response = await api.put("/api/v1/backends/-bad*name", json=body(), headers=BACKEND)
     assert response.status_code == 422
     assert [d["field"] for d in response.json()["error"]["details"]] == ["path.name"]
 
@@ -157,7 +157,7 @@ async def test_the_list_counts_each_backends_tickets(
     api: httpx.AsyncClient, outbox: Outbox
 ) -> None:
     """assigned / pending / delivered per backend, and the unassigned backlog."""
-    await api.put("/api/v1/backends/be-1", json=body(), headers=ADMIN)
+    await api.put("/api/v1/backends/be-1", json=body(), headers=BACKEND)
     await outbox.add(KEYS)
     await place(outbox, backend="be-1", delivered=5)
     await outbox.add(KEYS[:2])
@@ -176,8 +176,8 @@ async def test_deleting_a_backend_moves_its_undelivered_rows_to_the_others(
     api: httpx.AsyncClient, outbox: Outbox
 ) -> None:
     """After DELETE its pending rows belong to the remaining BE; delivered rows stay put."""
-    await api.put("/api/v1/backends/be-1", json=body(), headers=ADMIN)
-    await api.put("/api/v1/backends/be-2", json=body("http://127.0.0.1:8102"), headers=ADMIN)
+    await api.put("/api/v1/backends/be-1", json=body(), headers=BACKEND)
+    await api.put("/api/v1/backends/be-2", json=body("http://127.0.0.1:8102"), headers=BACKEND)
     await outbox.add(KEYS)
     await place(outbox, backend="be-1", delivered=4)
     response = await api.delete("/api/v1/backends/be-1", headers=ADMIN)
@@ -195,7 +195,7 @@ async def test_deleting_the_last_backend_leaves_its_rows_waiting_unassigned(
     api: httpx.AsyncClient, outbox: Outbox
 ) -> None:
     """With no other backend the undelivered rows become unassigned; none is dropped."""
-    await api.put("/api/v1/backends/be-1", json=body(), headers=ADMIN)
+    await api.put("/api/v1/backends/be-1", json=body(), headers=BACKEND)
     await outbox.add(KEYS)
     await place(outbox, backend="be-1", delivered=0)
     await api.delete("/api/v1/backends/be-1", headers=ADMIN)

@@ -1,0 +1,95 @@
+"""Outcome reports from the BEs: where each delivered revision stands (docs/contracts.md §8).
+
+A report moves its delivery's stage (at_backend → completed | error, and moved) and brings
+the platform ids and the last error. Only the BE that holds the delivery may report on it,
+and only a seq newer than the stored one applies, so Error → re-drive → Completed ends
+Completed in any arrival order, and a resend changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ticketing_common.outcome import OutcomeReport, ReportResult
+
+log = logging.getLogger(__name__)
+
+_APPLY = text(
+    """
+    UPDATE ticket_delivery d SET
+        stage = r.stage, report_seq = r.seq, outcome_at = r.at,
+        incident_public_id = COALESCE(r.incident_public_id, d.incident_public_id),
+        incident_rec_id = COALESCE(r.incident_rec_id, d.incident_rec_id),
+        work_order_id = COALESCE(r.work_order_id, d.work_order_id),
+        work_order_number = COALESCE(r.work_order_number, d.work_order_number),
+        outcome_operation = r.operation, outcome_error = r.error
+    FROM unnest(CAST(:ticket_ids AS uuid[]), CAST(:revisions AS integer[]),
+                CAST(:seqs AS integer[]), CAST(:stages AS text[]),
+                CAST(:generations AS bigint[]), CAST(:incident_public_ids AS text[]),
+                CAST(:incident_rec_ids AS text[]), CAST(:work_order_ids AS text[]),
+                CAST(:work_order_numbers AS text[]), CAST(:operations AS text[]),
+                CAST(:errors AS text[]), CAST(:ats AS timestamptz[]))
+         AS r(ticket_id, revision, seq, stage, generation, incident_public_id,
+              incident_rec_id, work_order_id, work_order_number, operation, error, at)
+    WHERE d.ticket_id = r.ticket_id AND d.revision = r.revision
+      AND d.backend_name = :backend
+      AND r.seq > d.report_seq
+      AND (d.generation IS NULL OR r.generation IS NULL OR d.generation = r.generation)
+    RETURNING d.id
+    """
+)
+
+
+def newest_per_revision(reports: Sequence[OutcomeReport]) -> list[OutcomeReport]:
+    """One report per (ticket, revision): the highest seq (a batch may hold several)."""
+    newest: dict[tuple[object, int], OutcomeReport] = {}
+    for report in reports:
+        key = (report.ticket_id, report.revision)
+        if key not in newest or report.seq > newest[key].seq:
+            newest[key] = report
+    return list(newest.values())
+
+
+async def apply(
+    session: AsyncSession, *, backend_name: str, reports: Sequence[OutcomeReport]
+) -> ReportResult:
+    """Apply a BE's batch of reports in one statement; the others are counted as ignored
+    (stale seq, a revision this BE does not hold, another generation, unknown revision)."""
+    batch = newest_per_revision(reports)
+    applied = 0
+    if batch:
+        rows = await (await session.connection()).execute(
+            _APPLY, {"backend": backend_name, **_columns(batch)}
+        )
+        applied = len(rows.all())
+    ignored = len(reports) - applied
+    if ignored:
+        log.info(
+            "ignored %d of %d outcome report(s) from %s: stale, resent or not its revisions",
+            ignored,
+            len(reports),
+            backend_name,
+            extra={"backend": backend_name},
+        )
+    return ReportResult(applied=applied, ignored=ignored)
+
+
+def _columns(batch: Sequence[OutcomeReport]) -> dict[str, list[object]]:
+    return {
+        "ticket_ids": [r.ticket_id for r in batch],
+        "revisions": [r.revision for r in batch],
+        "seqs": [r.seq for r in batch],
+        "stages": [r.stage for r in batch],
+        "generations": [r.generation for r in batch],
+        "incident_public_ids": [r.incident_public_id for r in batch],
+        "incident_rec_ids": [r.incident_rec_id for r in batch],
+        "work_order_ids": [r.work_order_id for r in batch],
+        "work_order_numbers": [r.work_order_number for r in batch],
+        "operations": [r.operation for r in batch],
+        "errors": [r.error for r in batch],
+        "ats": [r.at for r in batch],
+    }
