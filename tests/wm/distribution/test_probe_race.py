@@ -24,7 +24,9 @@ async def _register(sessionmaker: async_sessionmaker[AsyncSession], name: str) -
         intake_token=SecretStr("t"),
     )
     async with scope(sessionmaker) as session:
-        await registry.register(session, name=name, registration=registration, now=_now())
+        await registry.register(
+            session, name=name, registration=registration, now=_now(), heartbeat=True
+        )
 
 
 def _now() -> datetime:
