@@ -8,7 +8,7 @@ reason are decided by the lifecycle rules (services/lifecycle.py).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -130,6 +130,27 @@ def _problem_texts(f: _Facts, stats: WindowStats, *, action: str, ticket_priorit
     )
 
 
+def _texts(
+    f: _Facts,
+    stats: WindowStats | None,
+    *,
+    action: str,
+    ticket_priority: str,
+    note: tuple[str, str] | None,
+) -> _Texts:
+    if action == "clear" or stats is None:
+        texts = _clear_texts(f)
+    else:
+        texts = _problem_texts(f, stats, action=action, ticket_priority=ticket_priority)
+    if note is None:
+        return texts
+    return replace(
+        texts,
+        title=f"{note[0]}: {f.label} en {f.entity_id} ({f.short_place})",
+        description=f"{note[1]} {texts.description}",
+    )
+
+
 def _location(place: Place) -> dict[str, Any]:
     return {
         "market": place.market,
@@ -156,6 +177,7 @@ def build_document(
     window_hours: int,
     aggregation_id: str,
     generated_at: datetime,
+    note: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """One revision as the JSON of ticketing_common.contract.TicketDocument (strings for ids
     and datetimes).
@@ -163,6 +185,8 @@ def build_document(
     A dict encoded by msgspec, not the pydantic model: building and serialising the model
     costs ~26 µs a document against ~15 µs (0.2 s more for a 20 000-ticket push).
     tests/wm/test_ticket_document_contract.py validates it against the model instead.
+    `note` (title, text) heads the texts of a revision that is a note of its own (a
+    maintenance window's start or end): the BE turns an update into a Cherwell journal note.
     """
     facts = _Facts(
         label=spec.label,
@@ -174,10 +198,7 @@ def build_document(
         threshold=f"{'<' if spec.lower_is_worse else '≥'} {threshold:g} {spec.unit}",
         window_hours=window_hours,
     )
-    if action == "clear" or stats is None:
-        texts = _clear_texts(facts)
-    else:
-        texts = _problem_texts(facts, stats, action=action, ticket_priority=ticket_priority)
+    texts = _texts(facts, stats, action=action, ticket_priority=ticket_priority, note=note)
     return {
         "schema_version": SCHEMA_VERSION,
         "ticket_id": str(ticket_id),
