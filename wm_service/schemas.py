@@ -33,6 +33,13 @@ class RuleSettings(BaseModel):
     min_critical_incidents: int = Field(
         ge=1, le=1000, description="Critical samples in the window that make an entry critical."
     )
+    group_min_channels: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="Critical SNR channels of one service group that open one group ticket "
+        "instead of one ticket each (0: off).",
+    )
     thresholds: dict[Kind, Thresholds]
 
 
@@ -51,6 +58,7 @@ class RuleSettingsPatch(BaseModel):
 
     window_hours: int | None = Field(default=None, ge=1, le=168)
     min_critical_incidents: int | None = Field(default=None, ge=1, le=1000)
+    group_min_channels: int | None = Field(default=None, ge=0, le=1000)
     thresholds: dict[Kind, ThresholdsPatch] | None = None
 
 

@@ -8,7 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query
 
 from wm_service.deps import SessionDep, require_admin
-from wm_service.kinds import Category, Kind
+from wm_service.kinds import Category, TicketKind
 from wm_service.schemas import TicketDetail, TicketPage
 from wm_service.services import tickets as tickets_service
 
@@ -20,7 +20,7 @@ router = APIRouter(
 @router.get("", response_model=TicketPage, summary="Tickets, newest opened first")
 async def list_tickets(
     session: SessionDep,
-    kind: Kind | None = None,
+    kind: TicketKind | None = None,
     category: Category | None = None,
     state: Literal["open", "cleared"] | None = None,
     entity: str | None = Query(None, description="Exact entity_id"),

@@ -27,9 +27,10 @@ from ticketing_common.errors import Conflict, ErrorDetail
 from wm_service import kinds
 from wm_service.kinds import KindSpec
 from wm_service.schemas import PushResult, RuleSettings
-from wm_service.services import lifecycle, maintenance
+from wm_service.services import correlation, lifecycle, maintenance
 from wm_service.services import settings as settings_service
 from wm_service.services.bulk import driver_connection
+from wm_service.services.correlation import Correlated, GroupTicket
 from wm_service.services.coverage import Coverage, Window, covering, stats_outside
 from wm_service.services.critical import WindowStats, critical_samples, window_start
 from wm_service.services.lifecycle import Decision, EntityFacts, Maintenance, OpenTicket
@@ -66,6 +67,14 @@ _WINDOW_STATS_BY_DIRECTION = {
 _OPEN_TICKETS = """
     SELECT entity_id, id, revision, priority, maintenance_window_id
     FROM ticket WHERE kind = $1 AND state = 'open'
+"""
+_OPEN_GROUPS = """
+    SELECT entity_id, id, revision, priority, maintenance_window_id, payload::text AS payload
+    FROM ticket WHERE kind = $1 AND state = 'open'
+"""
+_GROUP_SUBSCRIBERS = """
+    SELECT element_id, subscribers FROM topology_element
+    WHERE element_id = ANY($1::text[]) AND subscribers IS NOT NULL
 """
 _SAMPLES_OF = """
     SELECT entity_id, at, value FROM critical_sample
@@ -133,6 +142,13 @@ def _ticket_ids(count: int) -> Iterator[uuid.UUID]:
         yield uuid.UUID(bytes=pool[16 * i : 16 * i + 16], version=4)
 
 
+def _note(reason: str, windows: dict[int, Window]) -> tuple[str, str] | None:
+    """The note heading a revision that says why it is only a note (maintenance, grouping)."""
+    if reason.startswith("grouped:"):
+        return correlation.note(reason)
+    return maintenance.note(reason, windows) if windows else None
+
+
 def push_lock_key(kind: str) -> int:
     return zlib.crc32(f"wm-push:{kind}".encode())
 
@@ -166,17 +182,16 @@ async def process_push(
         at=push.generated_at,
     )
     decisions = lifecycle.decide(entities, spec=spec, rules=rules)
-    await _write_revisions(
-        db,
-        spec=spec,
-        revisions=_revisions(decisions),
-        places={e.entity_id: e.place for e in entities},
-        rules=rules,
-        push=push,
-        push_id=push_id,
-        built_at=received_at,
-        windows=windows,
+    group_spec, correlated = await _correlate(
+        db, spec=spec, rules=rules, push=push, entities=entities, decisions=decisions
     )
+    batches = [(spec, correlated.channels, {e.entity_id: e.place for e in entities})]
+    if group_spec is not None:
+        batches.append((group_spec, correlated.groups, correlated.places))
+    for batch_spec, batch, places in batches:
+        written = _Written(batch_spec, places, rules, push, push_id, received_at, windows)
+        await _write_revisions(db, _revisions(batch), written)
+    decisions = correlated.channels + correlated.groups
     suppressed = await _write_suppressed(
         db, spec=spec, decisions=decisions, push_id=push_id, at=received_at
     )
@@ -337,6 +352,61 @@ async def _write_suppressed(
     return len(held)
 
 
+async def _correlate(
+    db: asyncpg.Connection[Any],
+    *,
+    spec: KindSpec,
+    rules: RuleSettings,
+    push: Push,
+    entities: list[EntityFacts],
+    decisions: list[Decision],
+) -> tuple[KindSpec | None, Correlated]:
+    """Service-group correlation, when the kind is grouped and it is on or has open groups.
+
+    Turned off (group_min_channels 0), open group tickets still follow their channels until
+    they clear: switching it off never strands a ticket.
+    """
+    group_spec = kinds.grouping(spec.name)
+    if group_spec is None:
+        return None, Correlated(decisions)
+    rows = await db.fetch(_OPEN_GROUPS, group_spec.name)
+    if rules.group_min_channels == 0 and not rows:
+        return None, Correlated(decisions)
+    open_groups = {row["entity_id"]: _group_ticket(row) for row in rows}
+    listed = {c for group in open_groups.values() for c in group.channels}
+    in_push = {e.entity_id for e in push.entries if e.entity_id in listed} if listed else set()
+    groups = list({e.place.service_group for e in entities if e.place.service_group})
+    subscribers = {
+        row["element_id"]: row["subscribers"] for row in await db.fetch(_GROUP_SUBSCRIBERS, groups)
+    }
+    return group_spec, correlation.correlate(
+        entities,
+        decisions,
+        open_groups=open_groups,
+        in_push=in_push,
+        group_subscribers=subscribers,
+        spec=group_spec,
+        rules=rules,
+    )
+
+
+def _group_ticket(row: asyncpg.Record) -> GroupTicket:
+    """An open group ticket from its row: the channels and place its latest revision stated."""
+    payload = msgspec.json.decode(row["payload"])
+    location = payload["location"]
+    place = Place(
+        location.get("market"),
+        location.get("hub"),
+        location.get("ccap"),
+        location.get("service_group"),
+        None,
+        payload.get("subscribers"),
+    )
+    channels = {c["entity_id"]: c["worst_value"] for c in payload.get("channels", [])}
+    ticket = OpenTicket(row["id"], row["revision"], row["priority"], row["maintenance_window_id"])
+    return GroupTicket(ticket, channels, place)
+
+
 def _revisions(decisions: list[Decision]) -> list[Revision]:
     """The decisions that change a ticket: a new ticket at 1, or the open one's next revision."""
     new_ids = _ticket_ids(sum(1 for d in decisions if d.action == "open"))
@@ -349,25 +419,27 @@ def _revisions(decisions: list[Decision]) -> list[Revision]:
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """What every revision of one kind in one push is written with."""
+
+    spec: KindSpec
+    places: dict[str, Place]
+    rules: RuleSettings
+    push: Push
+    push_id: int
+    built_at: datetime
+    windows: dict[int, Window]
+
+
 async def _write_revisions(
-    db: asyncpg.Connection[Any],
-    *,
-    spec: KindSpec,
-    revisions: list[Revision],
-    places: dict[str, Place],
-    rules: RuleSettings,
-    push: Push,
-    push_id: int,
-    built_at: datetime,
-    windows: dict[int, Window],
+    db: asyncpg.Connection[Any], revisions: list[Revision], w: _Written
 ) -> None:
     """Tickets, their revisions and one outbox row per revision, in two statements."""
     if not revisions:
         return
-    payloads = [
-        msgspec.json.encode(d).decode()
-        for d in _documents(spec, revisions, places, rules, push, built_at, windows)
-    ]
+    payloads = [msgspec.json.encode(d).decode() for d in _documents(revisions, w)]
+    spec, places = w.spec, w.places
     decisions = [r.decision for r in revisions]
     ticket_ids = [r.ticket_id for r in revisions]
     numbers = [r.revision for r in revisions]
@@ -375,7 +447,7 @@ async def _write_revisions(
     priorities = [d.priority for d in decisions]
     await db.execute(
         _UPSERT_TICKETS,
-        built_at,
+        w.built_at,
         spec.name,
         spec.category,
         ticket_ids,
@@ -390,8 +462,8 @@ async def _write_revisions(
     )
     await db.execute(
         _INSERT_REVISIONS_AND_OUTBOX,
-        built_at,
-        push_id,
+        w.built_at,
+        w.push_id,
         ticket_ids,
         numbers,
         actions,
@@ -400,16 +472,10 @@ async def _write_revisions(
     )
 
 
-def _documents(
-    spec: KindSpec,
-    revisions: list[Revision],
-    places: dict[str, Place],
-    rules: RuleSettings,
-    push: Push,
-    built_at: datetime,
-    windows: dict[int, Window],
-) -> Iterator[dict[str, Any]]:
-    threshold = rules.thresholds[spec.name].critical
+def _documents(revisions: list[Revision], w: _Written) -> Iterator[dict[str, Any]]:
+    spec, rules = w.spec, w.rules
+    # A grouped kind is judged by its members' thresholds.
+    threshold = rules.thresholds[spec.grouped_from or spec.name].critical
     for r in revisions:
         decision = r.decision
         yield build_document(
@@ -420,11 +486,12 @@ def _documents(
             action=decision.action,
             reason=decision.reason,
             ticket_priority=decision.priority,
-            place=places[decision.entity_id],
+            place=w.places[decision.entity_id],
             stats=decision.stats,
             threshold=threshold,
             window_hours=rules.window_hours,
-            aggregation_id=push.aggregation_id,
-            generated_at=built_at,
-            note=maintenance.note(decision.reason, windows) if windows else None,
+            aggregation_id=w.push.aggregation_id,
+            generated_at=w.built_at,
+            note=_note(decision.reason, w.windows),
+            channels=decision.channels,
         )

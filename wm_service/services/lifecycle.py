@@ -71,6 +71,8 @@ class Decision:
     ticket: OpenTicket | None  # the open ticket it revises; None for an open
     held_by: int | None = None  # the window noted on the ticket after this decision
     held: Decision | None = None  # for "suppressed": what the window held back
+    # For a service-group ticket: its critical channels and their worst values.
+    channels: tuple[tuple[str, float | None], ...] | None = None
 
 
 def priority(spec: KindSpec, *, subscribers: int | None, worst_value: float | None) -> str:
