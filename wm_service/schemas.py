@@ -132,6 +132,9 @@ class DeliveryPublic(BaseModel):
 class RevisionPublic(BaseModel):
     revision: int
     action: Action
+    reason: str | None = Field(
+        default=None, description="Why the WM made it (the ticket document's reason)."
+    )
     priority: Priority
     created_at: datetime
     ticket: TicketDocument
