@@ -102,3 +102,26 @@ async def test_a_window_over_some_channels_keeps_them_out_of_the_count(
     result = await push(client, push_body(*channels("A", "B", "C", critical={"A", "B", "C"})))
     assert (result.json()["tickets"]["opened"], result.json()["suppressed"]) == (2, 1)
     assert sorted(t["entity_id"] for t in await tickets(client)) == ["B", "C"]
+
+
+async def test_a_window_over_an_open_group_notes_its_start_and_end(
+    client: httpx.AsyncClient,
+) -> None:
+    """A node window over an open group ticket: one note at its start, one at its end."""
+    await correlate_from(client, 3)
+    names = ("A", "B", "C")
+    await push(client, push_body(*channels(*names, critical=set(names))))
+    window = {"service_group": "N0423", "starts_at": iso(T0 + 10 * MIN), "ends_at": iso(T0 + H)}
+    body = window | {"reason": "Balanceo del nodo", "created_by": "noc.ana"}
+    created = await client.post("/api/v1/maintenance-windows", json=body, headers=ADMIN)
+    window_id = created.json()["id"]
+    for minutes in (15, 30, 75):
+        at = T0 + minutes * MIN
+        await push(client, push_body(*channels(*names, critical=set(names), at=at), at=at))
+    detail = await group_ticket(client)
+    assert [r["reason"] for r in detail["revisions"]] == [
+        "critical",
+        f"maintenance:{window_id}",
+        f"maintenance_ended:{window_id}",
+    ]
+    assert "Balanceo del nodo" in detail["revisions"][1]["ticket"]["description"]

@@ -40,9 +40,11 @@ def channel(
     return EntityFacts(name, None if covered else stats, own, place, new, maintenance)
 
 
-def open_group(*channels: str, priority: str = "P3") -> dict[str, GroupTicket]:
+def open_group(
+    *channels: str, priority: str = "P3", held_by: int | None = None
+) -> dict[str, GroupTicket]:
     place = Place("Monterrey", "MTY01", "CCAP02", "N1", None, 30)
-    ticket = OpenTicket(uuid.UUID(int=7), 2, priority)
+    ticket = OpenTicket(uuid.UUID(int=7), 2, priority, held_by)
     return {KEY: GroupTicket(ticket, dict.fromkeys(channels, 23.0), place)}
 
 
@@ -53,6 +55,7 @@ def run(
     groups: dict[str, GroupTicket] | None = None,
     subscribers: dict[str, int] | None = None,
     in_push: set[str] | None = None,
+    window: int | None = None,
 ) -> tuple[list[tuple[str, str, str]], list[tuple[Any, ...]]]:
     rules = default_rules().model_copy(update={"group_min_channels": threshold})
     decisions = decide(entities, spec=SNR, rules=rules)
@@ -64,6 +67,7 @@ def run(
         group_subscribers=subscribers or {},
         spec=GROUP,
         rules=rules,
+        window_over=lambda key, place: window,
     )
     channels = sorted((d.entity_id, d.action, d.reason) for d in out.channels)
     listed = [
@@ -136,6 +140,32 @@ CASES: dict[str, tuple[dict[str, Any], tuple[list[Any], list[Any]]]] = {
     "without inventory the largest channel count, never the sum": (
         {"entities": [channel(n, subscribers=60) for n in "ABC"]},
         ([], [("open", "critical", "P3", ("A", "B", "C"))]),
+    ),
+    "a window starting over an open group adds one note": (
+        {
+            "entities": [channel(n, covered=True) for n in "ABC"],
+            "groups": open_group("A", "B", "C"),
+            "window": 9,
+        },
+        (
+            [(n, "suppressed", "maintenance:9") for n in "ABC"],
+            [("update", "maintenance:9", "P3", ("A", "B", "C"))],
+        ),
+    ),
+    "a noted group under its window stays as it is": (
+        {
+            "entities": [channel(n, covered=True) for n in "ABC"],
+            "groups": open_group("A", "B", "C", held_by=9),
+            "window": 9,
+        },
+        (
+            [(n, "suppressed", "maintenance:9") for n in "ABC"],
+            [("unchanged", "no_change", "P3", ("A", "B", "C"))],
+        ),
+    ),
+    "the window's end is one note on the group": (
+        {"entities": ABC, "groups": open_group("A", "B", "C", held_by=9)},
+        ([], [("update", "maintenance_ended:9", "P3", ("A", "B", "C"))]),
     ),
     "the worst SNR below 20 dB makes the group P1": (
         {"entities": [channel("A", worst=19.0), *ABC[1:]]},

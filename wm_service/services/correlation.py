@@ -7,7 +7,7 @@ the channel decisions of the grouped channels. Table of cases: test_correlation_
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from wm_service.kinds import KindSpec
@@ -61,6 +61,7 @@ def correlate(
     group_subscribers: dict[str, int],
     spec: KindSpec,
     rules: RuleSettings,
+    window_over: Callable[[str, Place], int | None] = lambda key, place: None,
 ) -> Correlated:
     """Group the channels of each service group present in the push (absent ones are left).
 
@@ -68,7 +69,9 @@ def correlate(
     maintenance window) are critical; while it is open every critical channel joins it, and
     it clears when none of its channels is critical. A grouped channel opens no ticket of
     its own, and its open one is cleared with reason grouped:<group dedup key>.
-    `in_push`: the channels listed on open group tickets that this push carries.
+    `in_push`: the channels listed on open group tickets that this push carries;
+    `window_over(key, place)`: the maintenance window covering a group now, if any (an open
+    group ticket then gets the same start and end notes as any ticket).
     """
     members: dict[str, list[EntityFacts]] = {}
     for facts in entities:
@@ -87,7 +90,7 @@ def correlate(
             continue
         decision, place, grouped = group
         out.places[key] = place
-        out.groups.append(decision)
+        out.groups.append(_windowed(decision, window_over(key, place), present, spec))
         for entity_id in grouped:
             by_entity[entity_id] = _grouped(by_entity.get(entity_id), dedup_key(spec.name, key))
     out.channels = [d for d in by_entity.values() if d is not None]
@@ -102,6 +105,31 @@ def _grouped(channel: Decision | None, group: str) -> Decision | None:
         return channel  # a maintenance window holds it: the window's rules stay in force
     # The channel's statistics stay: a clear of a still-critical channel is not a recovery.
     return replace(channel, action="clear", reason=f"grouped:{group}", critical=True)
+
+
+def _windowed(
+    decision: Decision, window: int | None, present: list[EntityFacts], spec: KindSpec
+) -> Decision:
+    """An open group ticket under a window: one note when it starts, one when it ends."""
+    ticket = decision.ticket
+    if ticket is None:
+        return decision
+    if window is not None:
+        if ticket.held_by is not None:
+            return replace(decision, action="unchanged", held_by=ticket.held_by)
+        raw = [replace(e, stats=e.maintenance.raw_stats) if e.maintenance else e for e in present]
+        return replace(
+            decision,
+            action="update",
+            reason=f"maintenance:{window}",
+            priority=ticket.priority,
+            stats=decision.stats or _group_stats(raw, spec),
+            held_by=window,
+        )
+    if ticket.held_by is None:
+        return decision
+    action: Action = "clear" if decision.action == "clear" else "update"
+    return replace(decision, action=action, reason=f"maintenance_ended:{ticket.held_by}")
 
 
 def _decide_group(

@@ -174,7 +174,7 @@ async def process_push(
         _INSERT_PUSH, kind, push.aggregation_id, push.generated_at, received_at, len(push.entries)
     )
     entities = await _entity_facts(session, db, spec=spec, rules=rules, push=push, push_id=push_id)
-    entities, windows = await _with_maintenance(
+    entities, windows, coverage = await _with_maintenance(
         db,
         spec=spec,
         entities=entities,
@@ -183,7 +183,13 @@ async def process_push(
     )
     decisions = lifecycle.decide(entities, spec=spec, rules=rules)
     group_spec, correlated = await _correlate(
-        db, spec=spec, rules=rules, push=push, entities=entities, decisions=decisions
+        db,
+        spec=spec,
+        rules=rules,
+        push=push,
+        entities=entities,
+        decisions=decisions,
+        coverage=coverage,
     )
     batches = [(spec, correlated.channels, {e.entity_id: e.place for e in entities})]
     if group_spec is not None:
@@ -296,7 +302,7 @@ async def _with_maintenance(
     entities: list[EntityFacts],
     since: datetime,
     at: datetime,
-) -> tuple[list[EntityFacts], dict[int, Window]]:
+) -> tuple[list[EntityFacts], dict[int, Window], Coverage]:
     """The facts with what maintenance windows change: covered now, samples left out.
 
     Samples inside a window that covers the entity (the windows as they are now) do not
@@ -306,7 +312,7 @@ async def _with_maintenance(
     windows = await maintenance.load_for_push(db, since=since, at=at, noted=noted)
     coverage = Coverage(windows.live, since=since, at=at)
     if not coverage:
-        return entities, windows.by_id
+        return entities, windows.by_id, coverage
     covers = {e.entity_id: c for e in entities if (c := coverage.of(e.entity_id, e.place))}
     samples: dict[str, list[tuple[datetime, float]]] = {e: [] for e in covers}
     for row in await db.fetch(_SAMPLES_OF, spec.name, since, list(covers)):
@@ -321,7 +327,7 @@ async def _with_maintenance(
             touched = Maintenance(covering(found, at), excluded_by, facts.stats)
             facts = replace(facts, stats=stats, maintenance=touched)
         out.append(facts)
-    return out, windows.by_id
+    return out, windows.by_id, coverage
 
 
 async def _write_suppressed(
@@ -360,6 +366,7 @@ async def _correlate(
     push: Push,
     entities: list[EntityFacts],
     decisions: list[Decision],
+    coverage: Coverage,
 ) -> tuple[KindSpec | None, Correlated]:
     """Service-group correlation, when the kind is grouped and it is on or has open groups.
 
@@ -387,6 +394,7 @@ async def _correlate(
         group_subscribers=subscribers,
         spec=group_spec,
         rules=rules,
+        window_over=lambda key, place: covering(coverage.of(key, place), push.generated_at),
     )
 
 

@@ -145,9 +145,10 @@ def _texts(
     if note is None:
         return texts
     title = f"{note[0]}: {f.label} en {f.entity_id} ({f.short_place})"
-    if action == "clear" and stats is not None:
-        # A clear of a still-critical entity is no recovery (a grouped channel): the note
-        # says all there is.
+    if (action == "clear") == (stats is not None):
+        # A clear of a still-critical entity (a grouped channel) is no recovery, and a note
+        # without statistics (a group whose channels are all under a window) reports none:
+        # the note says all there is.
         text = f"{note[1]} Ubicación: {f.where}."
         return replace(texts, title=title, description=text, work_order=text)
     return replace(texts, title=title, description=f"{note[1]} {texts.description}")
