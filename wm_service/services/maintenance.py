@@ -8,6 +8,7 @@ deleted window stops counting from the next push, the suppressions it recorded s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -53,28 +54,29 @@ CSV_COLUMNS = (
 # pushes may carry elements the inventory does not list yet.
 _CHECKED_PLACES = ("market", "hub", "ccap")
 SUPPRESSED_CURSOR = KeysetCursor(int)
+_COLUMNS = tuple(MaintenanceWindow.model_fields)
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def window_of(row: MaintenanceWindow | asyncpg.Record) -> Window:
-    get = row.__getitem__ if isinstance(row, asyncpg.Record) else row.__getattribute__
+def window_of(row: Mapping[str, Any]) -> Window:
+    """The rules' view of a maintenance_window row (a model's dump or an asyncpg record)."""
+    names = (*SCOPE_FIELDS, "starts_at", "ends_at", "recurrence", "timezone", "ended_at")
     return Window(
-        **{name: get(name) for name in (*SCOPE_FIELDS, "starts_at", "ends_at", "recurrence")},
-        id=get("id"),
-        timezone=get("timezone"),
-        ended_at=get("ended_at"),
-        reason=get("reason"),
-        change_ref=get("change_ref"),
+        id=row["id"],
+        **{name: row[name] for name in names},
+        reason=row["reason"],
+        change_ref=row["change_ref"],
     )
 
 
 def is_active(row: MaintenanceWindow, now: datetime) -> bool:
     if row.deleted_at is not None:
         return False
-    return covering(occurrences(window_of(row), since=now, until=now), now) is not None
+    window = window_of({name: getattr(row, name, None) for name in _COLUMNS})
+    return covering(occurrences(window, since=now, until=now), now) is not None
 
 
 def _public(row: MaintenanceWindow, now: datetime) -> MaintenanceWindowPublic:
