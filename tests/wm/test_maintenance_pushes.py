@@ -130,3 +130,22 @@ async def test_a_window_found_through_the_inventory_covers_the_entity(
     response = await push(client, push_body(entry("E1", sample(21.0, T0 - 10 * MIN))))
     assert response.json()["suppressed"] == 1
     assert await tickets(client) == []
+
+
+async def test_a_nightly_mexico_city_window_is_judged_in_utc(client: httpx.AsyncClient) -> None:
+    """Daily 23:00-03:00 America/Mexico_City (05:00-09:00 UTC): 06:00 UTC held, 10:00 not."""
+    night = (T0 - timedelta(days=2)).replace(hour=5, minute=0, second=0)  # 23:00 local
+    await add_window(
+        client,
+        hub="MTY01",
+        starts_at=iso(night),
+        ends_at=iso(night + 4 * H),
+        recurrence="FREQ=DAILY",
+        timezone="America/Mexico_City",
+    )
+    inside = night + timedelta(days=2, hours=1)  # 06:00 UTC = 00:00 local
+    held = await push(client, push_body(entry("E1", sample(21.0, inside), **LOC), at=inside))
+    assert (held.json()["tickets"]["opened"], held.json()["suppressed"]) == (0, 1)
+    outside = inside + 4 * H  # 10:00 UTC = 04:00 local
+    fresh = await push(client, push_body(entry("E2", sample(21.0, outside), **LOC), at=outside))
+    assert fresh.json()["tickets"]["opened"] == 1
