@@ -51,7 +51,7 @@ def generate(
         rows.append(
             {
                 "entity_id": f"MKT{i % 40:02d}-CCAP{ccap:03d}:US-{sg}/0/{i % 4}",
-                "market": f"Mercado {i % 40}",
+                "market": f"Mercado {ccap % 40}",  # a service group lies in one market
                 "hub": f"HUB{i // 2500:03d}",
                 "ccap": f"CCAP{ccap:03d}",
                 "service_group": f"N{sg:05d}",
