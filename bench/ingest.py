@@ -6,7 +6,12 @@ critical) and then the same samples again under a new aggregation_id (a "full" p
 new, every ticket unchanged), prints the figures and stops the WM. `--url` and `--token`
 target a WM that is already running instead (its RSS is then not measured).
 
+`--planned-work` runs it twice on fresh WMs, without and then with 200 maintenance windows
+(100 covering a service group at push time, 100 daily ones that do not) and service-group
+correlation on (group_min_channels 3), and prints how much slower the second run is.
+
     .venv/bin/python bench/ingest.py [--entries 100000] [--samples 4] [--critical 0.05]
+                                     [--planned-work]
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ def generate(
         rows.append(
             {
                 "entity_id": f"MKT{i % 40:02d}-CCAP{ccap:03d}:US-{sg}/0/{i % 4}",
-                "market": f"Mercado {i % 40}",
+                "market": f"Mercado {ccap % 40}",  # a service group lies in one market
                 "hub": f"HUB{i // 2500:03d}",
                 "ccap": f"CCAP{ccap:03d}",
                 "service_group": f"N{sg:05d}",
@@ -142,27 +147,32 @@ def push(url: str, token: str, body: bytes) -> tuple[float, dict[str, Any]]:
     return elapsed, result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--entries", type=int, default=100_000)
-    parser.add_argument("--samples", type=int, default=4)
-    parser.add_argument("--critical", type=float, default=0.05, help="share of critical entries")
-    parser.add_argument("--url", help="a running WM (default: start one)")
-    parser.add_argument("--token", help="its ingest token (with --url)")
-    args = parser.parse_args()
+def planned_work(url: str, token: str, generated_at: datetime, windows: int = 200) -> None:
+    """`windows` maintenance windows (half covering a service group now) and correlation on."""
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+        for k in range(windows):
+            active = k % 2 == 0
+            start = (
+                generated_at - timedelta(hours=2) if active else generated_at + timedelta(hours=3)
+            )
+            body = {
+                "service_group": f"N{k * 20:05d}",
+                "starts_at": start.isoformat(),
+                "ends_at": (start + timedelta(hours=4)).isoformat(),
+                "recurrence": None if active else "FREQ=DAILY",
+                "reason": "bench",
+                "created_by": "bench",
+            }
+            client.post("/api/v1/maintenance-windows", json=body).raise_for_status()
+        client.patch("/api/v1/settings", json={"group_min_channels": 3}).raise_for_status()
 
-    run = secrets.token_hex(4)
-    # Both pushes carry the same samples, so the second one finds nothing new.
-    generated_at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
-    bodies = [
-        generate(args.entries, args.samples, args.critical, f"bench-{run}-{n}", generated_at)
-        for n in (1, 2)
-    ]
-    print(
-        f"push body: {args.entries} entries x {args.samples} samples, "
-        f"{len(bodies[0]) / 1e6:.1f} MB JSON"
-    )
 
+def run(
+    args: argparse.Namespace, bodies: list[bytes], generated_at: datetime, planned: bool
+) -> list[float]:
+    """Both pushes against one WM (started here unless --url); their durations."""
+    elapsed_all = []
     with tempfile.TemporaryDirectory(prefix="wm-bench-") as data_dir:
         process = None
         if args.url:
@@ -171,6 +181,8 @@ def main() -> None:
             token = secrets.token_urlsafe(16)
             process, url = start_wm(data_dir, token)
         try:
+            if planned:
+                planned_work(url, token, generated_at)
             idle = psutil.Process(process.pid).memory_info().rss if process else None
             for label, body in (
                 ("first push (opens tickets)", bodies[0]),
@@ -182,9 +194,11 @@ def main() -> None:
                         elapsed, result = push(url, token, body)
                 else:
                     elapsed, result = push(url, token, body)
+                elapsed_all.append(elapsed)
                 print(
                     f"{label}: {elapsed:.2f} s, {args.entries / elapsed:,.0f} entries/s, "
                     f"critical entries {result['critical_entries']}, tickets {result['tickets']}"
+                    + (f", suppressed {result['suppressed']}" if planned else "")
                 )
                 if monitor and idle:
                     print(
@@ -198,6 +212,45 @@ def main() -> None:
                     process.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     process.kill()
+    return elapsed_all
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=100_000)
+    parser.add_argument("--samples", type=int, default=4)
+    parser.add_argument("--critical", type=float, default=0.05, help="share of critical entries")
+    parser.add_argument("--url", help="a running WM (default: start one)")
+    parser.add_argument("--token", help="its ingest token (with --url)")
+    parser.add_argument(
+        "--planned-work",
+        action="store_true",
+        help="compare with 200 maintenance windows and correlation on (starts its own WMs)",
+    )
+    args = parser.parse_args()
+    if args.planned_work and args.url:
+        parser.error("--planned-work starts its own WMs: drop --url")
+
+    run_id = secrets.token_hex(4)
+    # Both pushes carry the same samples, so the second one finds nothing new.
+    generated_at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    bodies = [
+        generate(args.entries, args.samples, args.critical, f"bench-{run_id}-{n}", generated_at)
+        for n in (1, 2)
+    ]
+    print(
+        f"push body: {args.entries} entries x {args.samples} samples, "
+        f"{len(bodies[0]) / 1e6:.1f} MB JSON"
+    )
+    if not args.planned_work:
+        run(args, bodies, generated_at, planned=False)
+        return
+    print("-- without windows, correlation off")
+    plain = run(args, bodies, generated_at, planned=False)
+    print("-- 200 maintenance windows, correlation on (group_min_channels 3)")
+    planned = run(args, bodies, generated_at, planned=True)
+    for label, before, after in zip(("first push", "repeated push"), plain, planned, strict=True):
+        print(f"{label}: {before:.2f} s → {after:.2f} s ({(after / before - 1) * 100:+.1f} %)")
 
 
 if __name__ == "__main__":

@@ -96,6 +96,11 @@ class WMClient:
         with self._client() as client:
             return _checked(client.get(path, params=params))
 
+    def send(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Any other admin call (kwargs as httpx takes them: json, content, params, headers)."""
+        with self._client() as client:
+            return _checked(client.request(method, path, **kwargs))
+
 
 @dataclass
 class BEClient:

@@ -1,8 +1,9 @@
 """`ticketing`: one command line for every process of the system.
 
 Every day: `up` (everything on embedded defaults, with a sample network), `status`,
-`push FILE`, `sample`. Deployments: `wm`, `be`, `emulators` (one process each, settings from
-WM_*, BE_*, EMULATOR_* variables) and `migrate wm|be`.
+`push FILE`, `sample`, `maintenance add|list|import|end`. Deployments: `wm`, `be`,
+`emulators` (one process each, settings from WM_*, BE_*, EMULATOR_* variables) and
+`migrate wm|be`.
 """
 
 from __future__ import annotations
@@ -11,49 +12,28 @@ import asyncio
 import json
 import shutil
 import signal
-import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 
 import httpx
 import typer
 import uvicorn
-from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
+from ticketing_cli import maintenance
 from ticketing_cli.client import CSV_TYPE, JSON_TYPE, ApiError, BEClient, WMClient
-from ticketing_cli.stack import PortInUse
+from ticketing_cli.common import DATA_DIR
+from ticketing_cli.common import console as _console
+from ticketing_cli.common import dev_tokens as _dev_tokens
+from ticketing_cli.common import one_line_errors as _one_line_errors
 from wm_service import kinds
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False
 )
-
-
-def _console() -> Console:
-    # Rich assumes 80 columns when output is not a terminal (a log file, CI): too narrow
-    # for the summary tables.
-    return Console() if sys.stdout.isatty() else Console(width=140)
-
-
-@contextmanager
-def _one_line_errors() -> Iterator[None]:
-    """A refused request or an unreachable service is one clear line and exit 1."""
-    try:
-        yield
-    except ApiError as exc:
-        typer.secho(str(exc), err=True, fg="red")
-        raise typer.Exit(1) from exc
-    except httpx.HTTPError as exc:
-        typer.secho(f"cannot reach the service: {exc}", err=True, fg="red")
-        raise typer.Exit(1) from exc
-    except PortInUse as exc:
-        typer.secho(str(exc), err=True, fg="red")
-        raise typer.Exit(1) from exc
+app.add_typer(maintenance.app, name="maintenance")
 
 
 class Service(StrEnum):
@@ -127,9 +107,6 @@ def migrate(service: Service) -> None:
     typer.echo(f"{service.value}: database at migration head")
 
 
-DATA_DIR = typer.Option(Path(".data"), help="Embedded Postgres data, logs and dev tokens.")
-
-
 @app.command()
 def up(
     data_dir: Path = DATA_DIR,
@@ -189,11 +166,6 @@ def up(
         with console.status("Stopping every process started…"):
             stack.stop()
         console.print("Stopped.")
-
-
-def _dev_tokens(data_dir: Path) -> dict[str, str]:
-    path = data_dir / "dev-tokens.json"
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _known_kind(value: str) -> str:

@@ -52,6 +52,9 @@ class KindSpec:
     sample: SampleProfile
     # The kind's own priority rule: a worst value past this is P1 whatever the audience.
     p1_worst_value: float | None = None
+    # A kind the WM derives by grouping another kind's entries per service group
+    # (services/correlation.py): never pushed, no thresholds of its own (its members').
+    grouped_from: str | None = None
 
     def is_past(self, value: float, limit: float) -> bool:
         """Whether `value` is past `limit` in the bad direction (below for lower-is-worse)."""
@@ -62,7 +65,7 @@ _REGISTRY: dict[str, KindSpec] = {}
 
 
 def register(spec: KindSpec) -> KindSpec:
-    """Declare a kind: from here on it is pushed, validated, ticketed and listed like the rest."""
+    """Declare a kind: from here on it is pushed (unless grouped), ticketed and listed."""
     if spec.name in _REGISTRY:
         raise ValueError(f"kind {spec.name!r} is already registered")
     _REGISTRY[spec.name] = spec
@@ -79,11 +82,22 @@ def get(name: str) -> KindSpec:
 
 
 def specs() -> list[KindSpec]:
-    return list(_REGISTRY.values())
+    """The kinds the aggregator pushes (each with its thresholds)."""
+    return [spec for spec in _REGISTRY.values() if spec.grouped_from is None]
 
 
 def names() -> list[str]:
+    return [spec.name for spec in specs()]
+
+
+def ticket_names() -> list[str]:
+    """Every kind a ticket can have: the pushed ones and the grouped ones."""
     return list(_REGISTRY)
+
+
+def grouping(name: str) -> KindSpec | None:
+    """The kind that groups entries of kind `name`, if one is declared."""
+    return next((s for s in _REGISTRY.values() if s.grouped_from == name), None)
 
 
 def categories() -> list[str]:
@@ -122,6 +136,7 @@ class _OneOf:
 
 # Requests: a kind or category must be declared. Responses: stored rows are shown as they are.
 Kind = Annotated[str, _OneOf("kind", names)]
+TicketKind = Annotated[str, _OneOf("kind", ticket_names)]
 Category = Annotated[str, _OneOf("category", categories)]
 StoredKind = Annotated[str, _OneOf("kind", names, enforce=False)]
 StoredCategory = Annotated[str, _OneOf("category", categories, enforce=False)]
@@ -162,5 +177,22 @@ DS_SERVICE_GROUP = register(
         category="Falla de Linea",
         label="utilización downstream del grupo de servicio",
         sample=SampleProfile("ds-service-group", healthy=(20.0, 58.0), troubled=(82.0, 99.0)),
+    )
+)
+# One ticket per service group whose upstream channels are critical together (ingress on a
+# fibre node degrades them all): one truck roll, not one per channel. Opened only when the
+# run-time setting group_min_channels is above 0 (services/correlation.py).
+SNR_SERVICE_GROUP = register(
+    KindSpec(
+        name="snr-service-group",
+        unit="dB",
+        lower_is_worse=True,
+        thresholds=SNR_UPSTREAM.thresholds,
+        value_range=SNR_UPSTREAM.value_range,
+        category="SNR",
+        label="SNR upstream del grupo de servicio",
+        sample=SNR_UPSTREAM.sample,
+        p1_worst_value=SNR_UPSTREAM.p1_worst_value,
+        grouped_from=SNR_UPSTREAM.name,
     )
 )

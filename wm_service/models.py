@@ -102,6 +102,9 @@ class Ticket(WMModel, table=True):
     opened_at: datetime = _tz(index=True)
     updated_at: datetime = _tz(index=True)
     cleared_at: datetime | None = _tz(nullable=True)
+    # The maintenance window whose start was noted on this ticket, until its end is noted
+    # (services/lifecycle.py): one note each way, whatever the number of pushes between.
+    maintenance_window_id: int | None = Field(default=None, sa_column=Column(BigInteger))
 
 
 class TicketRevision(WMModel, table=True):
@@ -179,6 +182,64 @@ class TicketDelivery(WMModel, table=True):
     outcome_operation: str | None = Field(default=None, sa_column=Column(String(32)))
     outcome_error: str | None = Field(default=None, sa_column=Column(Text))
     outcome_at: datetime | None = _tz(nullable=True)
+
+
+class MaintenanceWindow(WMModel, table=True):
+    """Planned work: a scope in the hierarchy and a time window, maybe recurring.
+
+    Scope fields are AND-ed (services/maintenance.py). Never deleted for real: `deleted_at`
+    stops it from counting while the suppressions it recorded keep their window.
+    """
+
+    __tablename__ = "maintenance_window"
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
+    )
+    market: str | None = Field(default=None, sa_column=Column(String(200)))
+    hub: str | None = Field(default=None, sa_column=Column(String(200)))
+    ccap: str | None = Field(default=None, sa_column=Column(String(200)))
+    service_group: str | None = Field(default=None, sa_column=Column(String(200)))
+    entity_id: str | None = Field(default=None, sa_column=Column(String(200)))
+    starts_at: datetime = _tz()
+    ends_at: datetime = _tz()
+    recurrence: str | None = Field(default=None, sa_column=Column(String(200)))
+    timezone: str = Field(sa_column=Column(String(64), nullable=False))
+    reason: str = Field(sa_column=Column(String(500), nullable=False))
+    change_ref: str | None = Field(default=None, sa_column=Column(String(100)))
+    created_by: str = Field(sa_column=Column(String(100), nullable=False))
+    created_at: datetime = _tz()
+    updated_by: str = Field(sa_column=Column(String(100), nullable=False))
+    updated_at: datetime = _tz()
+    ended_at: datetime | None = _tz(nullable=True)
+    deleted_at: datetime | None = _tz(nullable=True, index=True)
+
+
+class MaintenanceSuppression(WMModel, table=True):
+    """A decision a maintenance window held back: what would have happened, and at which push."""
+
+    __tablename__ = "maintenance_suppression"
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
+    )
+    window_id: int = Field(
+        sa_column=Column(
+            BigInteger, ForeignKey("maintenance_window.id"), nullable=False, index=True
+        )
+    )
+    push_id: int = Field(
+        sa_column=Column(BigInteger, ForeignKey("aggregation_push.id"), nullable=False, index=True)
+    )
+    kind: str = Field(sa_column=Column(String(32), nullable=False))
+    entity_id: str = Field(sa_column=Column(String(200), nullable=False))
+    dedup_key: str = Field(sa_column=Column(String(240), nullable=False))
+    action: str = Field(sa_column=Column(String(8), nullable=False))
+    reason: str = Field(sa_column=Column(String(64), nullable=False))
+    priority: str = Field(sa_column=Column(String(2), nullable=False))
+    critical_samples: int = Field(sa_column=Column(Integer, nullable=False))
+    worst_value: float | None = Field(default=None, sa_column=Column(Float))
+    decided_at: datetime = _tz()
 
 
 class TopologyElement(WMModel, table=True):

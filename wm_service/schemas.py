@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from ticketing_common.contract import Action, Priority, TicketDocument
 from ticketing_common.text import NulFree
@@ -38,6 +38,13 @@ class RuleSettings(BaseModel):
     min_critical_incidents: StrictInt = Field(
         ge=1, le=1000, description="Critical samples in the window that make an entry critical."
     )
+    group_min_channels: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="Critical SNR channels of one service group that open one group ticket "
+        "instead of one ticket each (0: off).",
+    )
     thresholds: dict[Kind, Thresholds]
 
 
@@ -56,6 +63,7 @@ class RuleSettingsPatch(BaseModel):
 
     window_hours: StrictInt | None = Field(default=None, ge=1, le=168)
     min_critical_incidents: StrictInt | None = Field(default=None, ge=1, le=1000)
+    group_min_channels: StrictInt | None = Field(default=None, ge=0, le=1000)
     thresholds: dict[Kind, ThresholdsPatch] | None = None
 
 
@@ -79,6 +87,9 @@ class PushResult(BaseModel):
     entries: int
     critical_entries: int
     tickets: TicketCounts
+    suppressed: int = Field(
+        default=0, description="Decisions held back by maintenance windows (see their /suppressed)."
+    )
 
 
 class PushPage(BaseModel):
@@ -141,6 +152,9 @@ class DeliveryPublic(BaseModel):
 class RevisionPublic(BaseModel):
     revision: int
     action: Action
+    reason: str | None = Field(
+        default=None, description="Why the WM made it (the ticket document's reason)."
+    )
     priority: Priority
     created_at: datetime
     ticket: TicketDocument
@@ -181,3 +195,103 @@ class TicketPage(BaseModel):
 class TicketDetail(TicketSummary):
     ticket: TicketDocument = Field(description="The current ticket JSON (latest revision).")
     revisions: list[RevisionPublic]
+
+
+# --- maintenance windows ----------------------------------------------------------------------
+
+_SCOPE = Field(default=None, min_length=1, max_length=200)
+
+
+class MaintenanceScope(BaseModel):
+    """Where planned work is: every field given must match an element's (at least one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    market: str | None = _SCOPE
+    hub: str | None = _SCOPE
+    ccap: str | None = _SCOPE
+    service_group: str | None = _SCOPE
+    entity_id: str | None = _SCOPE
+
+
+class MaintenanceWindowBase(MaintenanceScope):
+    """Planned work: a scope and a time window, maybe recurring."""
+
+    starts_at: AwareDatetime = Field(description="Start of the (first) occurrence.")
+    ends_at: AwareDatetime = Field(description="End of the (first) occurrence; ≤ 7 days later.")
+    recurrence: str | None = Field(
+        default=None,
+        max_length=200,
+        description="RRULE subset: FREQ=DAILY|WEEKLY, INTERVAL, BYDAY, COUNT, UNTIL (local).",
+        examples=["FREQ=DAILY", "FREQ=WEEKLY;BYDAY=TU,TH"],
+    )
+    timezone: str = Field(
+        default="America/Mexico_City",
+        max_length=64,
+        description="IANA zone in which a recurring window keeps its wall-clock hours.",
+    )
+    reason: str = Field(min_length=1, max_length=500)
+    change_ref: str | None = Field(
+        default=None, max_length=100, description="The operator's change ticket."
+    )
+
+
+class MaintenanceWindowCreate(MaintenanceWindowBase):
+    created_by: str = Field(min_length=1, max_length=100, description="Who asks for the window.")
+
+
+class MaintenanceWindowUpdate(MaintenanceScope):
+    """Partial change: only the given fields change; the result is validated as a whole."""
+
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    recurrence: str | None = Field(default=None, max_length=200)
+    timezone: str | None = Field(default=None, max_length=64)
+    reason: str | None = Field(default=None, min_length=1, max_length=500)
+    change_ref: str | None = Field(default=None, max_length=100)
+    updated_by: str = Field(min_length=1, max_length=100, description="Who changes the window.")
+
+
+class MaintenanceWindowEnd(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ended_by: str = Field(min_length=1, max_length=100)
+
+
+class MaintenanceWindowPublic(MaintenanceWindowBase):
+    model_config = ConfigDict(extra="ignore")
+
+    id: int
+    created_by: str
+    created_at: datetime
+    updated_by: str
+    updated_at: datetime
+    ended_at: datetime | None = Field(
+        default=None, description="Ended early at this instant (no later use)."
+    )
+    deleted_at: datetime | None = None
+    active: bool = Field(description="Covers its scope right now.")
+
+
+class MaintenanceImportResult(BaseModel):
+    created: list[MaintenanceWindowPublic]
+
+
+class SuppressedPublic(BaseModel):
+    """A decision a window held back: what would have happened to which ticket, at which push."""
+
+    aggregation_id: str
+    kind: StoredKind
+    entity_id: str
+    dedup_key: str
+    action: Action
+    reason: str
+    priority: Priority
+    critical_samples: int
+    worst_value: float | None
+    decided_at: datetime
+
+
+class SuppressedPage(BaseModel):
+    items: list[SuppressedPublic]
+    next_cursor: str | None

@@ -160,3 +160,4 @@ async def test_each_revision_says_why_it_was_made(client: httpx.AsyncClient) -> 
     detail = await ticket_detail(client, ticket["id"])
     reasons = [r["ticket"]["reason"] for r in detail["revisions"]]
     assert reasons == ["critical", "new_samples", "recovered"]
+    assert [r["reason"] for r in detail["revisions"]] == reasons

@@ -14,6 +14,7 @@ from wm_service.services.critical import WindowStats
 from wm_service.services.lifecycle import (
     Decision,
     EntityFacts,
+    Maintenance,
     OpenTicket,
     decide,
     priority,
@@ -154,3 +155,101 @@ def test_tally_counts_each_action_and_the_critical_entries() -> None:
     counts, critical = tally(decisions)
     assert counts.model_dump() == {"opened": 1, "updated": 1, "cleared": 1, "unchanged": 1}
     assert critical == 3
+
+
+def held(
+    *,
+    samples: int | None,
+    raw: int | None,
+    ticket: str | None = None,
+    covering: int | None = 7,
+    excluded_by: int | None = 7,
+    held_by: int | None = None,
+    new: bool = False,
+) -> EntityFacts:
+    """An entity touched by window 7: `samples` count outside it, `raw` without any window."""
+    plain = facts(samples=samples, ticket=ticket, new=new)
+    open_ticket = None if ticket is None else OpenTicket(TICKET, 3, ticket, held_by)
+    raw_stats = None if raw is None else WindowStats(raw, AT, AT, 23.0)
+    touched = Maintenance(covering, excluded_by, raw_stats)
+    return replace(plain, ticket=open_ticket, maintenance=touched)
+
+
+def released(*, samples: int | None, ticket: str = "P3", new: bool = False) -> EntityFacts:
+    """An open ticket on which window 7's start was noted; no window covers it any more."""
+    plain = facts(samples=samples, ticket=ticket, new=new)
+    return replace(plain, ticket=OpenTicket(TICKET, 3, ticket, 7))
+
+
+# (entity facts, expected (action, reason, priority, what was held back, window noted after))
+MAINTENANCE_CASES = {
+    "a covered critical entity opens nothing: the open is held back": (
+        held(samples=None, raw=2),
+        ("suppressed", "maintenance:7", "P3", "open", None),
+    ),
+    "a covered entity critical before the window still opens nothing": (
+        held(samples=2, raw=3, excluded_by=None),
+        ("suppressed", "maintenance:7", "P3", "open", None),
+    ),
+    "a covered healthy entity needs no decision": (held(samples=None, raw=None), None),
+    "a window starting over an open ticket adds one note": (
+        held(samples=2, raw=3, ticket="P3", new=True),
+        ("update", "maintenance:7", "P3", None, 7),
+    ),
+    "a window starting over a recovered ticket notes it instead of clearing": (
+        held(samples=None, raw=None, ticket="P3"),
+        ("update", "maintenance:7", "P3", None, 7),
+    ),
+    "new samples on a noted ticket are held back": (
+        held(samples=2, raw=3, ticket="P3", held_by=7, new=True),
+        ("suppressed", "maintenance:7", "P3", "update", 7),
+    ),
+    "a recovery under the window is held back": (
+        held(samples=None, raw=None, ticket="P3", held_by=7),
+        ("suppressed", "maintenance:7", "P3", "clear", 7),
+    ),
+    "nothing new on a noted ticket leaves it unchanged": (
+        held(samples=2, raw=2, ticket="P3", held_by=7),
+        ("unchanged", "maintenance:7", "P3", None, 7),
+    ),
+    "the window's end is one note": (
+        released(samples=2),
+        ("update", "maintenance_ended:7", "P3", None, None),
+    ),
+    "the window's end with nothing critical left is the clear": (
+        released(samples=None),
+        ("clear", "maintenance_ended:7", "P3", None, None),
+    ),
+    "after the window its samples still do not open a ticket": (
+        held(samples=None, raw=2, covering=None),
+        ("suppressed", "maintenance:7", "P3", "open", None),
+    ),
+    "after the window samples outside it open as usual": (
+        held(samples=2, raw=3, covering=None),
+        ("open", "critical", "P3", None, None),
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("entity", "expected"), list(MAINTENANCE_CASES.values()), ids=list(MAINTENANCE_CASES)
+)
+def test_maintenance_decision(
+    entity: EntityFacts, expected: tuple[str, str, str, str | None, int | None] | None
+) -> None:
+    """Each row: an entity touched by a maintenance window and what the rules do with it."""
+    decisions = decide([entity], spec=SNR, rules=RULES)
+    if expected is None:
+        assert decisions == []
+        return
+    [d] = decisions
+    held_back = d.held.action if d.held is not None else None
+    assert (d.action, d.reason, d.priority, held_back, d.held_by) == expected
+
+
+def test_suppressed_decisions_are_not_counted_as_tickets() -> None:
+    """A held-back open counts neither as a ticket change nor as a critical entry."""
+    decisions = decide([held(samples=None, raw=2)], spec=SNR, rules=RULES)
+    counts, critical = tally(decisions)
+    assert counts.model_dump() == {"opened": 0, "updated": 0, "cleared": 0, "unchanged": 0}
+    assert critical == 0

@@ -12,7 +12,7 @@ from ticketing_common.query import reject_unknown_query
 from ticketing_common.text import NUL_FREE
 from ticketing_common.web import BoundaryRoute
 from wm_service.deps import SessionDep, require_admin
-from wm_service.kinds import Category, Kind
+from wm_service.kinds import Category, TicketKind
 from wm_service.schemas import Stage, TicketDetail, TicketPage
 from wm_service.services import tickets as tickets_service
 from wm_service.services.tickets import TicketFilters
@@ -33,7 +33,7 @@ router = APIRouter(
 )
 async def list_tickets(
     session: SessionDep,
-    kind: Kind | None = None,
+    kind: TicketKind | None = None,
     category: Category | None = None,
     state: Literal["open", "cleared"] | None = None,
     stage: Stage | None = Query(None, description="Stage of the latest revision's delivery"),

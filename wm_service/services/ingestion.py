@@ -15,7 +15,7 @@ import os
 import uuid
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -27,11 +27,13 @@ from ticketing_common.errors import Conflict, ErrorDetail
 from wm_service import kinds
 from wm_service.kinds import KindSpec
 from wm_service.schemas import PushResult, RuleSettings
-from wm_service.services import lifecycle
+from wm_service.services import correlation, lifecycle, maintenance
 from wm_service.services import settings as settings_service
 from wm_service.services.bulk import driver_connection
+from wm_service.services.correlation import Correlated, GroupTicket
+from wm_service.services.coverage import Coverage, Window, covering, stats_outside
 from wm_service.services.critical import WindowStats, critical_samples, window_start
-from wm_service.services.lifecycle import Decision, EntityFacts, OpenTicket
+from wm_service.services.lifecycle import Decision, EntityFacts, Maintenance, OpenTicket
 from wm_service.services.push_decode import Push
 from wm_service.services.ticket_document import Place, build_document, dedup_key
 from wm_service.services.topology import locate
@@ -62,25 +64,47 @@ _WINDOW_STATS_BY_DIRECTION = {
     True: _WINDOW_STATS.format(worst="min(value)"),
     False: _WINDOW_STATS.format(worst="max(value)"),
 }
-_OPEN_TICKETS = (
-    "SELECT entity_id, id, revision, priority FROM ticket WHERE kind = $1 AND state = 'open'"
-)
+_OPEN_TICKETS = """
+    SELECT entity_id, id, revision, priority, maintenance_window_id
+    FROM ticket WHERE kind = $1 AND state = 'open'
+"""
+_OPEN_GROUPS = """
+    SELECT entity_id, id, revision, priority, maintenance_window_id, payload::text AS payload
+    FROM ticket WHERE kind = $1 AND state = 'open'
+"""
+_GROUP_SUBSCRIBERS = """
+    SELECT element_id, subscribers FROM topology_element
+    WHERE element_id = ANY($1::text[]) AND subscribers IS NOT NULL
+"""
+_SAMPLES_OF = """
+    SELECT entity_id, at, value FROM critical_sample
+    WHERE kind = $1 AND at > $2 AND entity_id = ANY($3::text[])
+"""
+_INSERT_SUPPRESSED = """
+    INSERT INTO maintenance_suppression (window_id, push_id, kind, entity_id, dedup_key, action,
+        reason, priority, critical_samples, worst_value, decided_at)
+    SELECT s.window_id, $2, $3::text, s.entity_id, $3::text || ':' || s.entity_id, s.action,
+           s.reason, s.priority, s.samples, s.worst, $1::timestamptz
+    FROM unnest($4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[],
+                $10::float8[]) AS s(window_id, entity_id, action, reason, priority, samples, worst)
+"""
 _UPSERT_TICKETS = """
     INSERT INTO ticket AS t (id, kind, entity_id, dedup_key, open_key, state, category,
-        revision, priority, subscribers, payload, opened_at, updated_at, cleared_at)
+        revision, priority, subscribers, payload, opened_at, updated_at, cleared_at,
+        maintenance_window_id)
     SELECT r.id, $2, r.entity_id, r.dedup_key,
            CASE WHEN r.action = 'clear' THEN NULL ELSE r.dedup_key END,
            CASE WHEN r.action = 'clear' THEN 'cleared' ELSE 'open' END,
            $3, r.revision, r.priority, r.subscribers, r.payload::jsonb, $1::timestamptz,
-           $1::timestamptz, CASE WHEN r.action = 'clear' THEN $1::timestamptz END
+           $1::timestamptz, CASE WHEN r.action = 'clear' THEN $1::timestamptz END, r.held_by
     FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::int[], $9::text[],
-                $10::int[], $11::text[])
-         AS r(id, entity_id, dedup_key, action, revision, priority, subscribers, payload)
+                $10::int[], $11::text[], $12::bigint[])
+         AS r(id, entity_id, dedup_key, action, revision, priority, subscribers, payload, held_by)
     ON CONFLICT (id) DO UPDATE SET
         open_key = EXCLUDED.open_key, state = EXCLUDED.state, revision = EXCLUDED.revision,
         priority = EXCLUDED.priority, subscribers = EXCLUDED.subscribers,
         payload = EXCLUDED.payload, updated_at = EXCLUDED.updated_at,
-        cleared_at = EXCLUDED.cleared_at
+        cleared_at = EXCLUDED.cleared_at, maintenance_window_id = EXCLUDED.maintenance_window_id
 """
 _INSERT_REVISIONS_AND_OUTBOX = """
     WITH input AS (
@@ -118,6 +142,13 @@ def _ticket_ids(count: int) -> Iterator[uuid.UUID]:
         yield uuid.UUID(bytes=pool[16 * i : 16 * i + 16], version=4)
 
 
+def _note(reason: str, windows: dict[int, Window]) -> tuple[str, str] | None:
+    """The note heading a revision that says why it is only a note (maintenance, grouping)."""
+    if reason.startswith("grouped:"):
+        return correlation.note(reason)
+    return maintenance.note(reason, windows) if windows else None
+
+
 def push_lock_key(kind: str) -> int:
     return zlib.crc32(f"wm-push:{kind}".encode())
 
@@ -143,16 +174,32 @@ async def process_push(
         _INSERT_PUSH, kind, push.aggregation_id, push.generated_at, received_at, len(push.entries)
     )
     entities = await _entity_facts(session, db, spec=spec, rules=rules, push=push, push_id=push_id)
-    decisions = lifecycle.decide(entities, spec=spec, rules=rules)
-    await _write_revisions(
+    entities, windows, coverage = await _with_maintenance(
         db,
         spec=spec,
-        revisions=_revisions(decisions),
-        places={e.entity_id: e.place for e in entities},
+        entities=entities,
+        since=window_start(rules, push.generated_at),
+        at=push.generated_at,
+    )
+    decisions = lifecycle.decide(entities, spec=spec, rules=rules)
+    group_spec, correlated = await _correlate(
+        db,
+        spec=spec,
         rules=rules,
         push=push,
-        push_id=push_id,
-        built_at=received_at,
+        entities=entities,
+        decisions=decisions,
+        coverage=coverage,
+    )
+    batches = [(spec, correlated.channels, {e.entity_id: e.place for e in entities})]
+    if group_spec is not None:
+        batches.append((group_spec, correlated.groups, correlated.places))
+    for batch_spec, batch, places in batches:
+        written = _Written(batch_spec, places, rules, push, push_id, received_at, windows)
+        await _write_revisions(db, _revisions(batch), written)
+    decisions = correlated.channels + correlated.groups
+    suppressed = await _write_suppressed(
+        db, spec=spec, decisions=decisions, push_id=push_id, at=received_at
     )
     counts, critical_entries = lifecycle.tally(decisions)
     result = PushResult(
@@ -163,18 +210,24 @@ async def process_push(
         entries=len(push.entries),
         critical_entries=critical_entries,
         tickets=counts,
+        suppressed=suppressed,
     )
+    await _record_result(db, push_id=push_id, result=result)
+    return result, False
+
+
+async def _record_result(db: asyncpg.Connection[Any], *, push_id: int, result: PushResult) -> None:
+    counts = result.tickets
     await db.execute(
         _RECORD_RESULT,
         push_id,
-        critical_entries,
+        result.critical_entries,
         counts.opened,
         counts.updated,
         counts.cleared,
         counts.unchanged,
         result.model_dump_json(),
     )
-    return result, False
 
 
 async def _earlier_result(
@@ -227,7 +280,9 @@ async def _entity_facts(
         for row in await db.fetch(stats_sql, spec.name, since)
     }
     open_tickets = {
-        row["entity_id"]: OpenTicket(row["id"], row["revision"], row["priority"])
+        row["entity_id"]: OpenTicket(
+            row["id"], row["revision"], row["priority"], row["maintenance_window_id"]
+        )
         for row in await db.fetch(_OPEN_TICKETS, spec.name)
     }
     entries = {entry.entity_id: entry for entry in push.entries}
@@ -240,6 +295,126 @@ async def _entity_facts(
     ]
 
 
+async def _with_maintenance(
+    db: asyncpg.Connection[Any],
+    *,
+    spec: KindSpec,
+    entities: list[EntityFacts],
+    since: datetime,
+    at: datetime,
+) -> tuple[list[EntityFacts], dict[int, Window], Coverage]:
+    """The facts with what maintenance windows change: covered now, samples left out.
+
+    Samples inside a window that covers the entity (the windows as they are now) do not
+    count; their statistics are recomputed from the samples of those entities only.
+    """
+    noted = {e.ticket.held_by for e in entities if e.ticket and e.ticket.held_by is not None}
+    windows = await maintenance.load_for_push(db, since=since, at=at, noted=noted)
+    coverage = Coverage(windows.live, since=since, at=at)
+    if not coverage:
+        return entities, windows.by_id, coverage
+    covers = {e.entity_id: c for e in entities if (c := coverage.of(e.entity_id, e.place))}
+    samples: dict[str, list[tuple[datetime, float]]] = {e: [] for e in covers}
+    for row in await db.fetch(_SAMPLES_OF, spec.name, since, list(covers)):
+        samples[row["entity_id"]].append((row["at"], row["value"]))
+    out = []
+    for facts in entities:
+        found = covers.get(facts.entity_id)
+        if found:
+            stats, excluded_by = stats_outside(
+                samples[facts.entity_id], found, lower_is_worse=spec.lower_is_worse
+            )
+            touched = Maintenance(covering(found, at), excluded_by, facts.stats)
+            facts = replace(facts, stats=stats, maintenance=touched)
+        out.append(facts)
+    return out, windows.by_id, coverage
+
+
+async def _write_suppressed(
+    db: asyncpg.Connection[Any],
+    *,
+    spec: KindSpec,
+    decisions: list[Decision],
+    push_id: int,
+    at: datetime,
+) -> int:
+    """One maintenance_suppression row per decision a window held back; returns how many."""
+    held = [(d, d.held) for d in decisions if d.action == "suppressed" and d.held is not None]
+    if not held:
+        return 0
+    await db.execute(
+        _INSERT_SUPPRESSED,
+        at,
+        push_id,
+        spec.name,
+        [int(d.reason.partition(":")[2]) for d, _ in held],
+        [d.entity_id for d, _ in held],
+        [raw.action for _, raw in held],
+        [raw.reason for _, raw in held],
+        [raw.priority for _, raw in held],
+        [raw.stats.count if raw.stats else 0 for _, raw in held],
+        [raw.stats.worst_value if raw.stats else None for _, raw in held],
+    )
+    return len(held)
+
+
+async def _correlate(
+    db: asyncpg.Connection[Any],
+    *,
+    spec: KindSpec,
+    rules: RuleSettings,
+    push: Push,
+    entities: list[EntityFacts],
+    decisions: list[Decision],
+    coverage: Coverage,
+) -> tuple[KindSpec | None, Correlated]:
+    """Service-group correlation, when the kind is grouped and it is on or has open groups.
+
+    Turned off (group_min_channels 0), open group tickets still follow their channels until
+    they clear: switching it off never strands a ticket.
+    """
+    group_spec = kinds.grouping(spec.name)
+    if group_spec is None:
+        return None, Correlated(decisions)
+    rows = await db.fetch(_OPEN_GROUPS, group_spec.name)
+    if rules.group_min_channels == 0 and not rows:
+        return None, Correlated(decisions)
+    open_groups = {row["entity_id"]: _group_ticket(row) for row in rows}
+    listed = {c for group in open_groups.values() for c in group.channels}
+    in_push = {e.entity_id for e in push.entries if e.entity_id in listed} if listed else set()
+    groups = list({e.place.service_group for e in entities if e.place.service_group})
+    subscribers = {
+        row["element_id"]: row["subscribers"] for row in await db.fetch(_GROUP_SUBSCRIBERS, groups)
+    }
+    return group_spec, correlation.correlate(
+        entities,
+        decisions,
+        open_groups=open_groups,
+        in_push=in_push,
+        group_subscribers=subscribers,
+        spec=group_spec,
+        rules=rules,
+        window_over=lambda key, place: covering(coverage.of(key, place), push.generated_at),
+    )
+
+
+def _group_ticket(row: asyncpg.Record) -> GroupTicket:
+    """An open group ticket from its row: the channels and place its latest revision stated."""
+    payload = msgspec.json.decode(row["payload"])
+    location = payload["location"]
+    place = Place(
+        location.get("market"),
+        location.get("hub"),
+        location.get("ccap"),
+        location.get("service_group"),
+        None,
+        payload.get("subscribers"),
+    )
+    channels = {c["entity_id"]: c["worst_value"] for c in payload.get("channels", [])}
+    ticket = OpenTicket(row["id"], row["revision"], row["priority"], row["maintenance_window_id"])
+    return GroupTicket(ticket, channels, place)
+
+
 def _revisions(decisions: list[Decision]) -> list[Revision]:
     """The decisions that change a ticket: a new ticket at 1, or the open one's next revision."""
     new_ids = _ticket_ids(sum(1 for d in decisions if d.action == "open"))
@@ -248,28 +423,31 @@ def _revisions(decisions: list[Decision]) -> list[Revision]:
         if d.ticket is None
         else Revision(d.ticket.id, d.ticket.revision + 1, d)
         for d in decisions
-        if d.action != "unchanged"
+        if d.action not in ("unchanged", "suppressed")
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """What every revision of one kind in one push is written with."""
+
+    spec: KindSpec
+    places: dict[str, Place]
+    rules: RuleSettings
+    push: Push
+    push_id: int
+    built_at: datetime
+    windows: dict[int, Window]
+
+
 async def _write_revisions(
-    db: asyncpg.Connection[Any],
-    *,
-    spec: KindSpec,
-    revisions: list[Revision],
-    places: dict[str, Place],
-    rules: RuleSettings,
-    push: Push,
-    push_id: int,
-    built_at: datetime,
+    db: asyncpg.Connection[Any], revisions: list[Revision], w: _Written
 ) -> None:
     """Tickets, their revisions and one outbox row per revision, in two statements."""
     if not revisions:
         return
-    payloads = [
-        msgspec.json.encode(d).decode()
-        for d in _documents(spec, revisions, places, rules, push, built_at)
-    ]
+    payloads = [msgspec.json.encode(d).decode() for d in _documents(revisions, w)]
+    spec, places = w.spec, w.places
     decisions = [r.decision for r in revisions]
     ticket_ids = [r.ticket_id for r in revisions]
     numbers = [r.revision for r in revisions]
@@ -277,7 +455,7 @@ async def _write_revisions(
     priorities = [d.priority for d in decisions]
     await db.execute(
         _UPSERT_TICKETS,
-        built_at,
+        w.built_at,
         spec.name,
         spec.category,
         ticket_ids,
@@ -288,11 +466,12 @@ async def _write_revisions(
         priorities,
         [places[d.entity_id].subscribers for d in decisions],
         payloads,
+        [d.held_by for d in decisions],
     )
     await db.execute(
         _INSERT_REVISIONS_AND_OUTBOX,
-        built_at,
-        push_id,
+        w.built_at,
+        w.push_id,
         ticket_ids,
         numbers,
         actions,
@@ -301,15 +480,10 @@ async def _write_revisions(
     )
 
 
-def _documents(
-    spec: KindSpec,
-    revisions: list[Revision],
-    places: dict[str, Place],
-    rules: RuleSettings,
-    push: Push,
-    built_at: datetime,
-) -> Iterator[dict[str, Any]]:
-    threshold = rules.thresholds[spec.name].critical
+def _documents(revisions: list[Revision], w: _Written) -> Iterator[dict[str, Any]]:
+    spec, rules = w.spec, w.rules
+    # A grouped kind is judged by its members' thresholds.
+    threshold = rules.thresholds[spec.grouped_from or spec.name].critical
     for r in revisions:
         decision = r.decision
         yield build_document(
@@ -320,10 +494,12 @@ def _documents(
             action=decision.action,
             reason=decision.reason,
             ticket_priority=decision.priority,
-            place=places[decision.entity_id],
+            place=w.places[decision.entity_id],
             stats=decision.stats,
             threshold=threshold,
             window_hours=rules.window_hours,
-            aggregation_id=push.aggregation_id,
-            generated_at=built_at,
+            aggregation_id=w.push.aggregation_id,
+            generated_at=w.built_at,
+            note=_note(decision.reason, w.windows),
+            channels=decision.channels,
         )

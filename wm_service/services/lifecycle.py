@@ -1,8 +1,8 @@
 """The lifecycle rules: what one push does to each entity's ticket, and why.
 
 A pure function over what ingestion.py has read in the push's transaction (window statistics,
-open tickets, places, rules); ingestion writes the decisions. Later rules (maintenance windows,
-service-group correlation) belong here, beside their table of cases (test_lifecycle_rules.py).
+open tickets, places, maintenance windows, rules); ingestion writes the decisions. Every rule
+lives here, beside its table of cases (test_lifecycle_rules.py).
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ from wm_service.schemas import RuleSettings, TicketCounts
 from wm_service.services.critical import WindowStats, is_critical
 from wm_service.services.ticket_document import Place
 
-Action = Literal["open", "update", "clear", "unchanged"]
-# Written into the ticket document's `reason` (ticketing_common/contract.py).
-Reason = Literal["critical", "new_samples", "priority_raised", "recovered", "no_change"]
+Action = Literal["open", "update", "clear", "unchanged", "suppressed"]
+# Written into the ticket document's `reason` (ticketing_common/contract.py): one of
+# critical, new_samples, priority_raised, recovered, no_change, or maintenance:<window id>
+# and maintenance_ended:<window id> for the notes of a window's start and end.
+Reason = str
 
 PRIORITY_RANK = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
 # Priority bands (an assumption, CONTEXT.md §3): subscribers affected, and the kind's own
@@ -32,6 +34,16 @@ class OpenTicket:
     id: uuid.UUID
     revision: int
     priority: str
+    held_by: int | None = None  # the window whose start was noted on it, until its end is
+
+
+@dataclass(frozen=True, slots=True)
+class Maintenance:
+    """How maintenance windows touch one entity at this push (None when none does)."""
+
+    covering: int | None  # a window covering the entity now
+    excluded_by: int | None  # a window whose samples were left out of `EntityFacts.stats`
+    raw_stats: WindowStats | None  # the statistics had no window left samples out
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +55,7 @@ class EntityFacts:
     ticket: OpenTicket | None  # its open ticket, if any
     place: Place
     new_samples: bool  # this push stored critical samples not seen before
+    maintenance: Maintenance | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +69,10 @@ class Decision:
     critical: bool  # the entity is critical at T (counted as a critical entry)
     stats: WindowStats | None  # None for a clear: nothing critical is left to describe
     ticket: OpenTicket | None  # the open ticket it revises; None for an open
+    held_by: int | None = None  # the window noted on the ticket after this decision
+    held: Decision | None = None  # for "suppressed": what the window held back
+    # For a service-group ticket: its critical channels and their worst values.
+    channels: tuple[tuple[str, float | None], ...] | None = None
 
 
 def priority(spec: KindSpec, *, subscribers: int | None, worst_value: float | None) -> str:
@@ -92,7 +109,80 @@ def decide(
 
 
 def _decide_one(facts: EntityFacts, *, spec: KindSpec, rules: RuleSettings) -> Decision | None:
-    stats, ticket = facts.stats, facts.ticket
+    """The plain rules, then what maintenance windows change about them."""
+    plain = _decide_plain(facts, facts.stats, spec=spec, rules=rules)
+    ticket, window = facts.ticket, facts.maintenance
+    if window is not None and window.covering is not None:
+        raw = _decide_plain(facts, window.raw_stats, spec=spec, rules=rules)
+        return _held(facts, raw, window.covering)
+    if ticket is not None and ticket.held_by is not None:
+        return _released(plain, ticket.held_by)
+    if window is not None and window.excluded_by is not None and not _changes(plain):
+        raw = _decide_plain(facts, window.raw_stats, spec=spec, rules=rules)
+        if _changes(raw):
+            # The window is over, but its samples still do not count: say what they would do.
+            assert raw is not None
+            return _suppressed(facts, raw, window.excluded_by)
+    return plain
+
+
+def _changes(decision: Decision | None) -> bool:
+    return decision is not None and decision.action in ("open", "update", "clear")
+
+
+def _held(facts: EntityFacts, raw: Decision | None, window_id: int) -> Decision | None:
+    """Covered by a window: one note when it starts; nothing else is opened, updated, cleared."""
+    ticket = facts.ticket
+    reason = f"maintenance:{window_id}"
+    if ticket is not None and ticket.held_by is None:
+        stats = raw.stats if raw is not None and raw.stats is not None else facts.stats
+        critical = raw is not None and raw.critical
+        return Decision(
+            facts.entity_id, "update", reason, ticket.priority, critical, stats, ticket, window_id
+        )
+    if _changes(raw):
+        assert raw is not None
+        return _suppressed(facts, raw, window_id)
+    if ticket is None:
+        return None
+    return Decision(
+        facts.entity_id, "unchanged", reason, ticket.priority, False, None, ticket, ticket.held_by
+    )
+
+
+def _suppressed(facts: EntityFacts, raw: Decision, window_id: int) -> Decision:
+    return Decision(
+        facts.entity_id,
+        "suppressed",
+        f"maintenance:{window_id}",
+        raw.priority,
+        False,
+        raw.stats,
+        facts.ticket,
+        facts.ticket.held_by if facts.ticket else None,
+        held=raw,
+    )
+
+
+def _released(plain: Decision | None, window_id: int) -> Decision:
+    """The window noted on the ticket no longer covers it: one note, or the clear itself."""
+    assert plain is not None and plain.ticket is not None  # an open ticket always gets one
+    action: Action = "clear" if plain.action == "clear" else "update"
+    return Decision(
+        plain.entity_id,
+        action,
+        f"maintenance_ended:{window_id}",
+        plain.priority,
+        plain.critical,
+        plain.stats,
+        plain.ticket,
+    )
+
+
+def _decide_plain(
+    facts: EntityFacts, stats: WindowStats | None, *, spec: KindSpec, rules: RuleSettings
+) -> Decision | None:
+    ticket = facts.ticket
     if not is_critical(stats, rules):
         if ticket is None:
             return None
@@ -117,12 +207,14 @@ def tally(decisions: Iterable[Decision]) -> tuple[TicketCounts, int]:
     counts = {"opened": 0, "updated": 0, "cleared": 0, "unchanged": 0}
     critical = 0
     for decision in decisions:
+        if decision.action == "suppressed":
+            continue  # counted apart: PushResult.suppressed
         counts[_COUNTED_AS[decision.action]] += 1
         critical += decision.critical
     return TicketCounts(**counts), critical
 
 
-_COUNTED_AS: dict[Action, str] = {
+_COUNTED_AS: dict[str, str] = {
     "open": "opened",
     "update": "updated",
     "clear": "cleared",

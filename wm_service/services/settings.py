@@ -27,6 +27,7 @@ def default_rules() -> RuleSettings:
     return RuleSettings(
         window_hours=24,
         min_critical_incidents=1,
+        group_min_channels=0,  # service-group correlation off
         thresholds={spec.name: Thresholds(**asdict(spec.thresholds)) for spec in kinds.specs()},
     )
 

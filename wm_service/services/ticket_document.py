@@ -8,7 +8,7 @@ reason are decided by the lifecycle rules (services/lifecycle.py).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -130,6 +130,63 @@ def _problem_texts(f: _Facts, stats: WindowStats, *, action: str, ticket_priorit
     )
 
 
+def _texts(
+    f: _Facts,
+    stats: WindowStats | None,
+    *,
+    action: str,
+    ticket_priority: str,
+    note: tuple[str, str] | None,
+) -> _Texts:
+    if action == "clear" or stats is None:
+        texts = _clear_texts(f)
+    else:
+        texts = _problem_texts(f, stats, action=action, ticket_priority=ticket_priority)
+    if note is None:
+        return texts
+    title = f"{note[0]}: {f.label} en {f.entity_id} ({f.short_place})"
+    if (action == "clear") == (stats is not None):
+        # A clear of a still-critical entity (a grouped channel) is no recovery, and a note
+        # without statistics (a group whose channels are all under a window) reports none:
+        # the note says all there is.
+        text = f"{note[1]} Ubicación: {f.where}."
+        return replace(texts, title=title, description=text, work_order=text)
+    return replace(texts, title=title, description=f"{note[1]} {texts.description}")
+
+
+def _worst_first(channels: tuple[tuple[str, float | None], ...]) -> list[tuple[str, float | None]]:
+    return sorted(channels, key=lambda c: (c[1] is None, c[1] if c[1] is not None else 0.0))
+
+
+def _with_channels(
+    texts: _Texts, channels: tuple[tuple[str, float | None], ...] | None, unit: str
+) -> _Texts:
+    """A service-group ticket's texts end with its critical channels, worst first."""
+    if channels is None:
+        return texts
+    items = ", ".join(
+        f"{entity} ({worst:g} {unit})" if worst is not None else entity
+        for entity, worst in _worst_first(channels)
+    )
+    listed = f"Canales críticos ({len(channels)}): {items}."
+    return replace(
+        texts,
+        description=f"{texts.description} {listed}",
+        work_order=f"{texts.work_order} {listed}",
+    )
+
+
+def _channel_fields(channels: tuple[tuple[str, float | None], ...] | None) -> dict[str, Any]:
+    """The `channels` field of a service-group ticket (an extra of the contract)."""
+    if channels is None:
+        return {}
+    return {
+        "channels": [
+            {"entity_id": entity, "worst_value": worst} for entity, worst in _worst_first(channels)
+        ]
+    }
+
+
 def _location(place: Place) -> dict[str, Any]:
     return {
         "market": place.market,
@@ -156,6 +213,8 @@ def build_document(
     window_hours: int,
     aggregation_id: str,
     generated_at: datetime,
+    note: tuple[str, str] | None = None,
+    channels: tuple[tuple[str, float | None], ...] | None = None,
 ) -> dict[str, Any]:
     """One revision as the JSON of ticketing_common.contract.TicketDocument (strings for ids
     and datetimes).
@@ -163,6 +222,9 @@ def build_document(
     A dict encoded by msgspec, not the pydantic model: building and serialising the model
     costs ~26 µs a document against ~15 µs (0.2 s more for a 20 000-ticket push).
     tests/wm/test_ticket_document_contract.py validates it against the model instead.
+    `note` (title, text) heads the texts of a revision that is a note of its own (a
+    maintenance window's start or end): the BE turns an update into a Cherwell journal note.
+    `channels` lists the critical channels of a service-group ticket, worst first.
     """
     facts = _Facts(
         label=spec.label,
@@ -174,10 +236,8 @@ def build_document(
         threshold=f"{'<' if spec.lower_is_worse else '≥'} {threshold:g} {spec.unit}",
         window_hours=window_hours,
     )
-    if action == "clear" or stats is None:
-        texts = _clear_texts(facts)
-    else:
-        texts = _problem_texts(facts, stats, action=action, ticket_priority=ticket_priority)
+    texts = _texts(facts, stats, action=action, ticket_priority=ticket_priority, note=note)
+    texts = _with_channels(texts, channels, spec.unit)
     return {
         "schema_version": SCHEMA_VERSION,
         "ticket_id": str(ticket_id),
@@ -205,6 +265,7 @@ def build_document(
         "first_critical_at": stats.first_at.isoformat() if stats else None,
         "last_critical_at": stats.last_at.isoformat() if stats else None,
         "aggregation_id": aggregation_id,
+        **_channel_fields(channels),
     }
 
 

@@ -194,6 +194,7 @@ async def get_ticket(session: AsyncSession, *, ticket_id: uuid.UUID) -> TicketDe
         RevisionPublic(
             revision=revision.revision,
             action=revision.action,
+            reason=revision.payload.get("reason"),
             priority=revision.priority,
             created_at=revision.created_at,
             ticket=TicketDocument.model_validate(revision.payload),

@@ -6,8 +6,6 @@ its service group's element (which gives market, hub, CCAP and subscribers).
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ticketing_common.errors import ErrorDetail, ValidationFailed
 from wm_service.schemas import TopologyElementIn, TopologyUpload
 from wm_service.services.bulk import driver_connection
+from wm_service.services.csv_rows import parse_csv_rows
 from wm_service.services.push_decode import Entry
 from wm_service.services.ticket_document import Place
 
@@ -36,38 +35,13 @@ _FIELDS = TOPOLOGY_COLUMNS[1:]
 
 def parse_topology_csv(body: bytes) -> list[TopologyElementIn]:
     """CSV with a header of TOPOLOGY_COLUMNS (element_id required); errors as line[N].field."""
-    try:
-        reader = csv.DictReader(io.StringIO(body.decode("utf-8-sig"), newline=""))
-    except UnicodeDecodeError as exc:
-        raise ValidationFailed(
-            "invalid topology CSV", details=[ErrorDetail("body", str(exc))]
-        ) from exc
-    header = [name.strip() for name in reader.fieldnames or []]
-    unknown = [name for name in header if name not in TOPOLOGY_COLUMNS]
-    if unknown or "element_id" not in header:
-        problem = f"unknown column(s): {', '.join(unknown)}" if unknown else "element_id missing"
-        raise ValidationFailed(
-            f"invalid topology CSV: {problem}", details=[ErrorDetail("header", problem)]
-        )
-    elements: list[TopologyElementIn] = []
-    errors: list[ErrorDetail] = []
-    for row in reader:
-        line = reader.line_num
-        values = {k.strip(): (v or "").strip() or None for k, v in row.items() if k}
-        try:
-            elements.append(TopologyElementIn.model_validate(values))
-        except ValidationError as exc:
-            errors.extend(
-                ErrorDetail(f"line[{line}].{'.'.join(map(str, e['loc']))}", e["msg"])
-                for e in exc.errors()
-            )
-        if len(errors) >= 20:
-            break
-    if errors:
-        raise ValidationFailed(
-            f"invalid topology CSV: {errors[0].field}: {errors[0].message}", details=errors
-        )
-    return elements
+    return parse_csv_rows(
+        body,
+        model=TopologyElementIn,
+        columns=TOPOLOGY_COLUMNS,
+        required=("element_id",),
+        what="topology",
+    )
 
 
 def _field(loc: tuple[int | str, ...]) -> str:

@@ -5,7 +5,7 @@ A backend registered by hand has no heartbeat until it sends one (last_seen_at N
 Indexes serve the ticket list's filters (stage, incident, work order, market, hub, updated).
 
 Revision ID: wm_0005
-Revises: wm_0003
+Revises: wm_0004
 Create Date: 2026-12-01 14:00:00
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "wm_0005"
-down_revision: str | None = "wm_0003"
+down_revision: str | None = "wm_0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
