@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from ticketing_common.web import BoundaryRoute
 from wm_service.deps import SessionDep, media_type, read_body, require_admin
 from wm_service.schemas import (
     MaintenanceImportResult,
@@ -21,6 +22,7 @@ router = APIRouter(
     prefix="/api/v1/maintenance-windows",
     tags=["maintenance"],
     dependencies=[Depends(require_admin)],
+    route_class=BoundaryRoute,
 )
 
 _CSV_BODY = {
