@@ -144,8 +144,19 @@ def test_emulators(emulators_schema: Any, emulators_target: Target) -> None:
 
 
 METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS")
-# Fills every path parameter: a UUID routes to `{ticket_id:uuid}` and to any plain `{name}`.
+# Fills every path parameter: a UUID routes to `{ticket_id:uuid}` and to any plain `{name}`;
+# an integer parameter (`{window_id:int}`) gets a number.
 PARAMETER = "00000000-0000-4000-8000-000000000000"
+
+
+def _fill(template: str, operations: dict[str, Any]) -> str:
+    integers = {
+        p["name"]
+        for operation in operations.values()
+        for p in operation.get("parameters", [])
+        if p.get("in") == "path" and p.get("schema", {}).get("type") == "integer"
+    }
+    return re.sub(r"\{([^}]+)\}", lambda m: "1" if m[1] in integers else PARAMETER, template)
 
 
 # Not the emulators: like the platforms they fake, they answer an unknown method with 404.
@@ -161,7 +172,7 @@ def test_undocumented_methods_are_405_listing_the_documented_ones(
         wrong: list[str] = []
         for template, operations in paths.items():
             documented = {method.upper() for method in operations}
-            path = re.sub(r"\{[^}]+\}", PARAMETER, template)
+            path = _fill(template, operations)
             for method in sorted(set(METHODS) - documented):
                 response = client.request(method, path)
                 allowed = set(response.headers.get("allow", "").replace(" ", "").split(","))

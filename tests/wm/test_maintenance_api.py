@@ -156,3 +156,11 @@ async def test_end_and_delete_are_recorded_and_kept(client: httpx.AsyncClient) -
     [kept] = await listed(client, include_deleted=True)
     assert kept["deleted_at"] is not None
     assert (await client.get(f"{URL}/999", headers=ADMIN)).status_code == 404
+
+
+async def test_window_ids_are_digits_within_bigint(client: httpx.AsyncClient) -> None:
+    """A window id past bigint is a 422 naming it; /import is never read as an id (405)."""
+    response = await client.get(f"/api/v1/maintenance-windows/{2**64}", headers=ADMIN)
+    assert response.status_code == 422 and "window_id" in response.text
+    response = await client.delete("/api/v1/maintenance-windows/import", headers=ADMIN)
+    assert response.status_code == 405 and "POST" in response.headers["allow"]

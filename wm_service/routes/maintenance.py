@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from ticketing_common.web import BoundaryRoute
 from wm_service.deps import SessionDep, media_type, read_body, require_admin
@@ -24,6 +24,10 @@ router = APIRouter(
     dependencies=[Depends(require_admin)],
     route_class=BoundaryRoute,
 )
+
+# A bigint id: matched as digits only (so /import is never taken for an id) and bounded, so a
+# huge number is a 422, not a driver overflow.
+WindowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Id of the window.")]
 
 _CSV_BODY = {
     "requestBody": {
@@ -81,46 +85,48 @@ async def list_windows(
     )
 
 
-@router.get("/{window_id}", response_model=MaintenanceWindowPublic, summary="One window")
-async def get_window(window_id: int, session: SessionDep) -> MaintenanceWindowPublic:
+@router.get("/{window_id:int}", response_model=MaintenanceWindowPublic, summary="One window")
+async def get_window(window_id: WindowId, session: SessionDep) -> MaintenanceWindowPublic:
     return await maintenance_service.get(session, window_id=window_id)
 
 
-@router.patch("/{window_id}", response_model=MaintenanceWindowPublic, summary="Change a window")
+@router.patch("/{window_id:int}", response_model=MaintenanceWindowPublic, summary="Change a window")
 async def patch_window(
-    window_id: int, patch: MaintenanceWindowUpdate, session: SessionDep
+    window_id: WindowId, patch: MaintenanceWindowUpdate, session: SessionDep
 ) -> MaintenanceWindowPublic:
     return await maintenance_service.update(session, window_id=window_id, patch=patch)
 
 
 @router.post(
-    "/{window_id}/end",
+    "/{window_id:int}/end",
     response_model=MaintenanceWindowPublic,
     summary="End the work now (its samples so far stay excluded)",
 )
 async def end_window(
-    window_id: int, body: MaintenanceWindowEnd, session: SessionDep
+    window_id: WindowId, body: MaintenanceWindowEnd, session: SessionDep
 ) -> MaintenanceWindowPublic:
     return await maintenance_service.end(session, window_id=window_id, ended_by=body.ended_by)
 
 
 @router.delete(
-    "/{window_id}",
+    "/{window_id:int}",
     status_code=204,
     summary="Delete a window made by mistake (its samples count again from the next push)",
 )
-async def delete_window(window_id: int, session: SessionDep, deleted_by: str = _by()) -> Response:
+async def delete_window(
+    window_id: WindowId, session: SessionDep, deleted_by: str = _by()
+) -> Response:
     await maintenance_service.delete(session, window_id=window_id, deleted_by=deleted_by)
     return Response(status_code=204)
 
 
 @router.get(
-    "/{window_id}/suppressed",
+    "/{window_id:int}/suppressed",
     response_model=SuppressedPage,
     summary="The decisions this window held back, newest first",
 )
 async def list_suppressed(
-    window_id: int,
+    window_id: WindowId,
     session: SessionDep,
     limit: int = Query(100, ge=1, le=1000),
     cursor: str | None = Query(None, description="next_cursor of the previous page"),
