@@ -64,6 +64,9 @@ class BESettings(BaseSettings):
     # The intake token still reaches the WM through the self-registration.
     intake_token: SecretStr = Field(default_factory=locked_token)
     admin_token: SecretStr = Field(default_factory=locked_token)
+    # What the WM may do here on an operator's behalf: pause, resume, re-drive Errors, and
+    # nothing else; it reaches the WM through the self-registration, like the intake token.
+    control_token: SecretStr = Field(default_factory=locked_token)
 
     # One ticket-operations host for both platforms; the per-platform URLs win when set.
     platform_url: str | None = None
@@ -117,7 +120,7 @@ class BESettings(BaseSettings):
         """The token variables left unset (their endpoints reject every request)."""
         return [
             f"BE_{name.upper()}"
-            for name in ("intake_token", "admin_token", "metrics_token")
+            for name in ("intake_token", "admin_token", "metrics_token", "control_token")
             if name not in self.model_fields_set
         ]
 

@@ -25,11 +25,17 @@ def _admin_token(request: Request) -> SecretStr:
     return get_settings(request).admin_token
 
 
+def _control_token(request: Request) -> SecretStr:
+    return get_settings(request).control_token
+
+
 def _metrics_token(request: Request) -> SecretStr:
     return get_settings(request).metrics_token
 
 
 require_intake = require_token(_intake_token)
 require_admin = require_token(_admin_token)
+# The WM, acting for an operator, may pause, resume and re-drive (BE_CONTROL_TOKEN).
+require_control = require_token(_admin_token, _control_token)
 # Prometheus gets a token that opens nothing else; operators may read /metrics too.
 require_metrics = require_token(_metrics_token, _admin_token)

@@ -25,6 +25,7 @@ from be_service.platforms.registry import PLATFORMS, build_health, build_steps
 from be_service.registration import health_source, heartbeat
 from be_service.reports import Reporter, run_reporter
 from be_service.routes import platforms as platform_routes
+from be_service.routes import processing as processing_routes
 from be_service.routes import settings as settings_routes
 from be_service.routes import tickets as ticket_routes
 from be_service.services import settings as settings_service
@@ -219,7 +220,12 @@ def create_app(settings: BESettings | None = None) -> FastAPI:
         return await readiness_problems(engine, "be")
 
     add_health_routes(app, readiness)
-    for router in (ticket_routes.router, settings_routes.router, platform_routes.router):
+    for router in (
+        ticket_routes.router,
+        settings_routes.router,
+        platform_routes.router,
+        processing_routes.router,
+    ):
         app.include_router(router)
     install_metrics_route(
         app,

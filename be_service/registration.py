@@ -71,6 +71,7 @@ async def register_once(
     body: dict[str, object] = {
         "url": settings.public_url,
         "intake_token": settings.intake_token.get_secret_value(),
+        "control_token": settings.control_token.get_secret_value(),
     }
     try:
         report = await health()

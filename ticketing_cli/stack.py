@@ -37,6 +37,10 @@ class DevTokens:
     be_admin: str
     # The BEs' token on the WM (WM_BACKEND_TOKEN = BE_WM_TOKEN): registration and reports.
     wm_backend: str
+    # The WM's token on the BEs (BE_CONTROL_TOKEN): pause, resume, re-drive.
+    be_control: str
+    # Prometheus' token (WM_METRICS_TOKEN = BE_METRICS_TOKEN).
+    metrics: str
 
     @classmethod
     def load_or_create(cls, data_dir: Path) -> DevTokens:
@@ -242,6 +246,7 @@ def start_stack(data_dir: Path, layout: StackLayout) -> Stack:
                     "WM_DATABASE_URL": database.url("wm"),
                     "WM_INGEST_TOKEN": tokens.wm_ingest,
                     "WM_ADMIN_TOKEN": tokens.wm_admin,
+                    "WM_METRICS_TOKEN": tokens.metrics,
                     "WM_BACKEND_TOKEN": tokens.wm_backend,
                 },
             ),
@@ -258,6 +263,8 @@ def start_stack(data_dir: Path, layout: StackLayout) -> Stack:
                         "BE_PUBLIC_URL": layout.be_url(port),
                         "BE_INTAKE_TOKEN": tokens.be_intake,
                         "BE_ADMIN_TOKEN": tokens.be_admin,
+                        "BE_CONTROL_TOKEN": tokens.be_control,
+                        "BE_METRICS_TOKEN": tokens.metrics,
                         "BE_WM_URL": layout.wm_url,
                         "BE_WM_TOKEN": tokens.wm_backend,
                         "BE_PLATFORM_URL": layout.emulator_url,

@@ -34,7 +34,7 @@ from wm_service.distribution import routes as backend_routes
 from wm_service.distribution.delivery import utcnow
 from wm_service.distribution.worker import DistributionConfig, DistributionWorker
 from wm_service.metrics import WMMetrics, refresh_stored_state
-from wm_service.routes import aggregations, maintenance, tickets, topology
+from wm_service.routes import aggregations, control, maintenance, tickets, topology
 from wm_service.routes import settings as settings_routes
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,7 @@ def create_app(settings: WMSettings | None = None) -> FastAPI:
         settings_routes.router,
         maintenance.router,
         backend_routes.router,
+        control.router,
     ):
         app.include_router(router)
     install_metrics_route(

@@ -265,3 +265,19 @@ class WMSetting(WMModel, table=True):
     name: str = Field(sa_column=Column(String(64), primary_key=True))
     value: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     updated_at: datetime = _tz()
+
+
+class ControlAction(WMModel, table=True):
+    """One operator action the WM carried out on the BEs (pause, resume, re-drive): who asked,
+    when, with which filters, and what each BE answered."""
+
+    __tablename__ = "control_action"
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
+    )
+    at: datetime = _tz(index=True)
+    actor: str = Field(sa_column=Column(String(200), nullable=False))
+    action: str = Field(sa_column=Column(String(32), nullable=False))
+    request: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    result: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))

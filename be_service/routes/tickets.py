@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from be_service.deps import SessionDep, require_admin, require_intake
+from be_service.deps import SessionDep, require_admin, require_control, require_intake
 from be_service.models import Status
 from be_service.schemas import IntakeResult, RetryResult, TicketBatchIn, TicketDetail, TicketPage
 from be_service.services import intake, tickets
@@ -47,11 +47,20 @@ async def list_tickets(
 
 @router.post(
     "/retry-errors",
-    dependencies=[Depends(require_admin)],
-    summary="Send every Error revision back to processing with fresh retry counts",
+    dependencies=[Depends(require_control)],
+    summary="Send the Error revisions (all, or of a kind, market or failed step) back to "
+    "processing with fresh retry counts",
 )
-async def retry_errors(session: SessionDep, request: Request) -> RetryResult:
-    return RetryResult(retried=await tickets.retry_errors(session, report=_reports(request)))
+async def retry_errors(
+    session: SessionDep,
+    request: Request,
+    kind: str | None = Query(None, max_length=64, pattern=NUL_FREE),
+    market: str | None = Query(None, max_length=200, pattern=NUL_FREE),
+    operation: str | None = Query(None, max_length=16, pattern=NUL_FREE, description="failed step"),
+) -> RetryResult:
+    chosen = tickets.ErrorFilter(kind=kind, market=market, operation=operation)
+    retried = await tickets.retry_errors(session, report=_reports(request), only=chosen)
+    return RetryResult(retried=retried)
 
 
 @router.get(
@@ -65,7 +74,7 @@ async def get_ticket(ticket_id: uuid.UUID, session: SessionDep) -> TicketDetail:
 
 @router.post(
     "/{ticket_id:uuid}/retry",
-    dependencies=[Depends(require_admin)],
+    dependencies=[Depends(require_control)],
     summary="Send a ticket's Error revisions back to processing with fresh retry counts",
     responses=error_responses(409),  # the ticket has no revision in Error
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -135,6 +136,10 @@ _COMPLETE_SUPERSEDED = text(
          AND l.action = 'clear'
         WHERE r.status = 'Error'
           AND (CAST(:ticket_id AS uuid) IS NULL OR r.ticket_id = CAST(:ticket_id AS uuid))
+          AND (CAST(:kind AS text) IS NULL OR r.kind = CAST(:kind AS text))
+          AND (CAST(:market AS text) IS NULL
+               OR r.payload->'location'->>'market' = CAST(:market AS text))
+          AND (CAST(:operation AS text) IS NULL OR r.step = CAST(:operation AS text))
           AND (r.step IN ('check', 'note')
                OR (r.step = 'create' AND r.platform_ids->'cherwell'->>'rec_id' IS NULL))
         GROUP BY r.id
@@ -145,12 +150,29 @@ _COMPLETE_SUPERSEDED = text(
 )
 
 
-async def _retry(session: AsyncSession, *, ticket_id: uuid.UUID | None, report: bool) -> int:
+@dataclass(frozen=True)
+class ErrorFilter:
+    """Which Error revisions a re-drive takes: all, or those of a kind, a market or a failed
+    step (the step a revision stopped at is the operation that failed)."""
+
+    kind: str | None = None
+    market: str | None = None
+    operation: str | None = None
+
+
+async def _retry(
+    session: AsyncSession,
+    *,
+    ticket_id: uuid.UUID | None,
+    report: bool,
+    only: ErrorFilter = ErrorFilter(),
+) -> int:
     """Send Error revisions back to processing in a new round, with a history row each;
     those superseded by a later Completed revision complete at once without platform calls.
     With `report`, each leaves an outcome report for the WM (at_backend, or completed)."""
+    parameters = {"ticket_id": ticket_id, **asdict(only)}
     superseded = (
-        await (await session.connection()).execute(_COMPLETE_SUPERSEDED, {"ticket_id": ticket_id})
+        await (await session.connection()).execute(_COMPLETE_SUPERSEDED, parameters)
     ).all()
     statement = (
         update(TicketRevision)
@@ -166,6 +188,13 @@ async def _retry(session: AsyncSession, *, ticket_id: uuid.UUID | None, report: 
     )
     if ticket_id is not None:
         statement = statement.where(col(TicketRevision.ticket_id) == ticket_id)
+    if only.kind is not None:
+        statement = statement.where(col(TicketRevision.kind) == only.kind)
+    if only.market is not None:
+        market = TicketRevision.payload["location"]["market"].astext
+        statement = statement.where(market == only.market)
+    if only.operation is not None:
+        statement = statement.where(col(TicketRevision.step) == only.operation)
     revived = (await session.exec(statement)).all()
     if report:
         stages = {revision_id: ReportStage.at_backend for revision_id, _ in revived}
@@ -222,6 +251,8 @@ async def retry(session: AsyncSession, *, ticket_id: uuid.UUID, report: bool = F
     return retried
 
 
-async def retry_errors(session: AsyncSession, *, report: bool = False) -> int:
-    """Retry every Error revision of this BE."""
-    return await _retry(session, ticket_id=None, report=report)
+async def retry_errors(
+    session: AsyncSession, *, report: bool = False, only: ErrorFilter = ErrorFilter()
+) -> int:
+    """Retry every Error revision of this BE that `only` takes."""
+    return await _retry(session, ticket_id=None, report=report, only=only)

@@ -15,7 +15,7 @@ def test_unset_admin_token_locks_the_operator_api(be_database_url, emulator):
         sfyc_url=f"{emulator.url}/services",
         processing_enabled=False,
     )
-    assert settings.unset_tokens() == ["BE_ADMIN_TOKEN", "BE_METRICS_TOKEN"]
+    assert settings.unset_tokens() == ["BE_ADMIN_TOKEN", "BE_METRICS_TOKEN", "BE_CONTROL_TOKEN"]
     with running_be(settings) as be:
         for guess in ("dev-only-change-me-admin", "admin"):
             response = be.client.get(

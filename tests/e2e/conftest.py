@@ -27,6 +27,7 @@ WM_INGEST = "e2e-wm-ingest"
 WM_BACKEND = "e2e-wm-backend"
 BE_ADMIN = "e2e-be-admin"
 BE_INTAKE = "e2e-be-intake"
+BE_CONTROL = "e2e-be-control"
 
 FAST_WM = {
     "WM_BACKEND_TIMEOUT_SECONDS": "1.5",
@@ -123,6 +124,7 @@ class System:
                 "BE_PUBLIC_URL": f"http://127.0.0.1:{port}",
                 "BE_INTAKE_TOKEN": BE_INTAKE,
                 "BE_ADMIN_TOKEN": BE_ADMIN,
+                "BE_CONTROL_TOKEN": BE_CONTROL,
                 "BE_WM_URL": self.wm.url,
                 "BE_WM_TOKEN": WM_BACKEND,
                 "BE_PLATFORM_URL": self.emulators.url,

@@ -25,6 +25,8 @@ class Backend(WMModel, table=True):
     url: str = Field(max_length=2048)
     # Needed in clear to call the BE; never returned by the API nor logged.
     intake_token: str = Field(max_length=512)
+    # Opens the BE's pause/resume/re-drive endpoints (BE_CONTROL_TOKEN); never returned.
+    control_token: str | None = Field(default=None, max_length=512)
     registered_at: datetime = Field(sa_type=DateTime(timezone=True))
     # The BE's last heartbeat: a PUT with the backend token. NULL for a backend registered
     # by hand (admin token) that never heartbeated: it is available once a probe succeeds.

@@ -73,6 +73,8 @@ async def register(
             (col(Backend.url) == url, col(Backend.last_probe_ok_at)), else_=None
         ),
     }
+    if registration.control_token is not None:
+        values["control_token"] = registration.control_token.get_secret_value()
     if heartbeat:
         values["last_seen_at"] = now
         if registration.health is not None:

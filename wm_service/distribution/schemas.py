@@ -29,6 +29,11 @@ class BackendRegistration(BaseModel):
     intake_token: Annotated[SecretStr, Field(min_length=1, max_length=512)] = Field(
         description="Bearer token the BE expects on its intake; stored, never returned.",
     )
+    control_token: Annotated[SecretStr | None, Field(min_length=1, max_length=512)] = Field(
+        default=None,
+        description="Bearer token of the BE's pause, resume and re-drive endpoints, for the "
+        "WM to use on an operator's behalf; stored, never returned.",
+    )
     health: BackendHealthReport | None = Field(
         default=None, description="The BE's own health (heartbeats with the backend token)."
     )

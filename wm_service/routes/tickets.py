@@ -5,13 +5,16 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime
 
+from ticketing_common.openapi import error_responses
 from ticketing_common.query import reject_unknown_query
 from ticketing_common.text import NUL_FREE
 from ticketing_common.web import BoundaryRoute
 from wm_service.deps import SessionDep, require_admin
+from wm_service.distribution import control
+from wm_service.distribution.control import ControlRequest, ControlResult
 from wm_service.kinds import Category, TicketKind
 from wm_service.schemas import Stage, TicketDetail, TicketPage
 from wm_service.services import tickets as tickets_service
@@ -76,3 +79,16 @@ async def list_tickets(
 @router.get("/{ticket_id}", response_model=TicketDetail, summary="One ticket with its revisions")
 async def get_ticket(ticket_id: uuid.UUID, session: SessionDep) -> TicketDetail:
     return await tickets_service.get_ticket(session, ticket_id=ticket_id)
+
+
+@router.post(
+    "/{ticket_id}/retry",
+    summary="Re-drive the ticket's Error revisions on the BE that holds it",
+    responses=error_responses(404),
+)
+async def retry_ticket(
+    ticket_id: uuid.UUID, body: ControlRequest, request: Request
+) -> ControlResult:
+    return await control.carry_out(
+        request.app.state.sessionmaker, action="retry-ticket", request=body, ticket_id=ticket_id
+    )

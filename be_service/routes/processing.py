@@ -1,0 +1,44 @@
+"""POST /api/v1/processing/pause and /resume: the one switch the WM may flip for operators.
+
+The admin token works too; the control token (BE_CONTROL_TOKEN, held by the WM) opens these
+and the re-drive endpoints and nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from be_service.deps import SessionDep, get_settings, require_control
+from be_service.schemas import SettingsPublic, SettingsUpdate
+from be_service.services import settings as settings_service
+from ticketing_common.text import NUL_FREE
+from ticketing_common.web import BoundaryRoute
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(
+    prefix="/api/v1/processing",
+    tags=["processing"],
+    dependencies=[Depends(require_control)],
+    route_class=BoundaryRoute,
+)
+
+Actor = Query(..., min_length=1, max_length=200, pattern=NUL_FREE, description="who asks")
+
+
+async def _switch(request: Request, session: SessionDep, *, on: bool, actor: str) -> SettingsPublic:
+    row = await settings_service.update(session, patch=SettingsUpdate(processing_enabled=on))
+    log.warning("processing %s by %s", "resumed" if on else "paused", actor, extra={"actor": actor})
+    return settings_service.public(row, env=get_settings(request))
+
+
+@router.post("/pause", summary="Stop sending to the platforms (tickets are still recorded)")
+async def pause(request: Request, session: SessionDep, actor: str = Actor) -> SettingsPublic:
+    return await _switch(request, session, on=False, actor=actor)
+
+
+@router.post("/resume", summary="Send to the platforms again")
+async def resume(request: Request, session: SessionDep, actor: str = Actor) -> SettingsPublic:
+    return await _switch(request, session, on=True, actor=actor)
