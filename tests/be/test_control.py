@@ -8,9 +8,7 @@ CONTROL_TOKEN = "be-control-test-token"
 CONTROL = {"Authorization": f"Bearer {CONTROL_TOKEN}"}
 
 
-def test_the_control_token_pauses_resumes_and_redrives_but_reads_nothing(
-    be_database_url, emulator
-):
+def test_the_control_token_pauses_resumes_and_redrives_but_reads_nothing(be_database_url, emulator):
     """Pause and resume switch processing; a filtered re-drive takes only its kind; the
     same token gets 403 on the operator's read and settings endpoints."""
     settings = be_settings(be_database_url, emulator, control_token=CONTROL_TOKEN, max_retries=0)
