@@ -6,23 +6,29 @@ same service functions the API uses, render a template.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Annotated, Any
+from pathlib import Path as FilePath
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from ticketing_common.text import NUL
 from wm_service.console import session as console_session
 from wm_service.console.session import COOKIE, LIFETIME_SECONDS, ConsoleSession
 from wm_service.deps import SessionDep
-from wm_service.distribution import registry
+from wm_service.distribution import control, registry
+from wm_service.distribution.control import ControlRequest
+from wm_service.distribution.schemas import BACKEND_NAME_PATTERN
 from wm_service.distribution.worker import DistributionConfig
 from wm_service.services import overview
+from wm_service.services import tickets as tickets_service
+from wm_service.services.tickets import TicketFilters
 
-HERE = Path(__file__).parent
+HERE = FilePath(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -95,10 +101,100 @@ async def overview_page(request: Request, signed: Signed, session: SessionDep) -
         "overview.html",
         signed,
         kinds=await overview.tickets_by_kind(session),
+        stages=await overview.tickets_by_stage(session),
         pushes=await overview.recent_pushes(session, now=now),
         backends=await registry.overview(session, now=now, health=health),
         now=now,
     )
+
+
+@router.get("/errors")
+async def errors_page(
+    request: Request,
+    signed: Signed,
+    session: SessionDep,
+    kind: str | None = None,
+    market: str | None = None,
+) -> HTMLResponse:
+    filters = TicketFilters(stage="error", kind=kind or None, market=market or None)
+    page = await tickets_service.list_tickets(session, filters=filters, limit=200, cursor=None)
+    return _render(
+        request, "errors.html", signed, tickets=page.items, kind=kind or "", market=market or ""
+    )
+
+
+@router.get("/tickets")
+async def tickets_page(
+    request: Request, signed: Signed, session: SessionDep, q: str | None = None
+) -> HTMLResponse:
+    found: list[Any] = []
+    query = (q or "").strip()[:200]
+    if query and NUL not in query:
+        # One box for what an operator has in hand: an entity, an incident or an OT number.
+        for filters in (
+            TicketFilters(entity_id=query),
+            TicketFilters(incident=query[:64]),
+            TicketFilters(work_order=query[:64]),
+        ):
+            page = await tickets_service.list_tickets(
+                session, filters=filters, limit=50, cursor=None
+            )
+            found = [*found, *(t for t in page.items if t.id not in {f.id for f in found})]
+    return _render(request, "tickets.html", signed, q=query, tickets=found)
+
+
+@router.get("/tickets/{ticket_id}")
+async def ticket_page(
+    request: Request, signed: Signed, session: SessionDep, ticket_id: uuid.UUID
+) -> HTMLResponse:
+    detail = await tickets_service.get_ticket(session, ticket_id=ticket_id)
+    return _render(request, "ticket.html", signed, ticket=detail)
+
+
+@router.post("/tickets/{ticket_id}/retry")
+async def retry_ticket(
+    request: Request,
+    signed: Signed,
+    ticket_id: uuid.UUID,
+    csrf: Annotated[str, Form()],
+    actor: Annotated[str, Form(min_length=1, max_length=200)],
+) -> Response:
+    _check_csrf(request, signed, csrf)
+    body = ControlRequest(actor=actor)
+    await control.carry_out(
+        request.app.state.sessionmaker, action="retry-ticket", request=body, ticket_id=ticket_id
+    )
+    return RedirectResponse(f"/console/tickets/{ticket_id}", status_code=303)
+
+
+@router.post("/errors/retry")
+async def retry_errors(
+    request: Request,
+    signed: Signed,
+    csrf: Annotated[str, Form()],
+    actor: Annotated[str, Form(min_length=1, max_length=200)],
+    kind: Annotated[str, Form(max_length=64)] = "",
+    market: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    _check_csrf(request, signed, csrf)
+    body = ControlRequest(actor=actor, kind=kind or None, market=market or None)
+    await control.carry_out(request.app.state.sessionmaker, action="retry-errors", request=body)
+    return RedirectResponse("/console/errors", status_code=303)
+
+
+@router.post("/backends/{name}/{action}")
+async def switch_backend(
+    request: Request,
+    signed: Signed,
+    name: Annotated[str, Path(pattern=BACKEND_NAME_PATTERN)],
+    action: Literal["pause", "resume"],
+    csrf: Annotated[str, Form()],
+    actor: Annotated[str, Form(min_length=1, max_length=200)],
+) -> Response:
+    _check_csrf(request, signed, csrf)
+    body = ControlRequest(actor=actor, backend=name)
+    await control.carry_out(request.app.state.sessionmaker, action=action, request=body)
+    return RedirectResponse("/console", status_code=303)
 
 
 class CsrfRejected(Exception):

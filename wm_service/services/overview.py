@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from wm_service.models import AggregationPush, Ticket
 from wm_service.schemas import PushResult
+from wm_service.services import tickets
 
 RECENT = timedelta(hours=24)
 RECENT_PUSHES_SHOWN = 100
@@ -46,3 +47,8 @@ async def recent_pushes(session: AsyncSession, *, now: datetime) -> list[PushRes
         .limit(RECENT_PUSHES_SHOWN)
     )
     return [PushResult.model_validate(result) for result in rows.all()]
+
+
+async def tickets_by_stage(session: AsyncSession) -> dict[str, int]:
+    """Open tickets by the stage of their latest revision (pending … completed, error)."""
+    return await tickets.count_by_stage(session, state="open")

@@ -141,6 +141,19 @@ async def _exec(session: AsyncSession, query: Select[Any]) -> Result[Any]:
     return result
 
 
+async def count_by_stage(session: AsyncSession, *, state: str | None = None) -> dict[str, int]:
+    """Tickets by the stage of their latest revision's delivery, in one grouped read."""
+    query = (
+        select(_STAGE, func.count())
+        .select_from(Ticket)
+        .outerjoin(_LATEST, _JOIN_LATEST)
+        .group_by(_STAGE)
+    )
+    if state is not None:
+        query = query.where(col(Ticket.state) == state)
+    return {str(stage): int(n) for stage, n in (await session.exec(query)).all()}
+
+
 async def list_tickets(
     session: AsyncSession, *, filters: TicketFilters, limit: int, cursor: str | None
 ) -> TicketPage:
