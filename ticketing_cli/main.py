@@ -22,7 +22,7 @@ import uvicorn
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
-from ticketing_cli import maintenance
+from ticketing_cli import maintenance, operate
 from ticketing_cli.client import CSV_TYPE, JSON_TYPE, ApiError, BEClient, WMClient
 from ticketing_cli.common import DATA_DIR
 from ticketing_cli.common import console as _console
@@ -34,6 +34,7 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False
 )
 app.add_typer(maintenance.app, name="maintenance")
+operate.register(app)
 
 
 class Service(StrEnum):

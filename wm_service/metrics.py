@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ticketing_common.errors import Conflict, DomainError
 from ticketing_common.metrics import LATENCY_BUCKETS, set_gauge_family
 from wm_service.schemas import PushResult
+from wm_service.services.tickets import count_by_stage
 
 ENTRY_BUCKETS = (1, 10, 100, 1_000, 10_000, 100_000, 1_000_000)
 
@@ -80,6 +81,13 @@ class WMMetrics:
             "wm_tickets",
             "Tickets by kind and state (open, cleared).",
             ["kind", "state"],
+            registry=r,
+        )
+        self.tickets_by_stage = Gauge(
+            "wm_open_tickets_by_stage",
+            "Open tickets by the stage of their latest revision (pending, at_backend, "
+            "completed, error, moved).",
+            ["stage"],
             registry=r,
         )
         self.outbox_pending = Gauge(
@@ -157,5 +165,7 @@ async def refresh_stored_state(session: AsyncSession, metrics: WMMetrics) -> Non
     outbox = (await connection.execute(_OUTBOX)).all()
     set_gauge_family(metrics.outbox_pending, {(b,): n for b, n, _ in outbox})
     set_gauge_family(metrics.outbox_oldest_age, {(b,): float(age) for b, _, age in outbox})
+    stages = await count_by_stage(session, state="open")
+    set_gauge_family(metrics.tickets_by_stage, {(stage,): n for stage, n in stages.items()})
     pushes = (await connection.execute(_LAST_PUSH)).all()
     set_gauge_family(metrics.last_push, {(kind,): float(at) for kind, at in pushes})

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.e2e.conftest import System, snr_entries, wait_for
+from tests.e2e.conftest import WM_ADMIN, System, snr_entries, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -56,3 +56,34 @@ def test_pause_and_resume_every_be_in_one_call(system: System, now: datetime) ->
         ("resume", "noc-luis"),
         ("pause", "noc-luis"),
     ]
+
+
+def test_the_operator_cli_lists_errors_and_redrives_them(system: System, now: datetime) -> None:
+    """`ticketing errors` shows the Error with its reason; `ticketing retry --by` re-drives
+    every Error through the WM; `ticketing pause`/`resume` answer per BE."""
+    from typer.testing import CliRunner
+
+    from ticketing_cli.main import app
+
+    system.be_overrides = {"BE_MAX_RETRIES": "0"}
+    system.start(["be1"])
+    system.emulator.set_faults(platform="sfyc", item_error_rate=1, endpoint="composite")
+    system.push_snr(snr_entries([3], at=now), at=now)
+    entity = "E2E-CCAP01:US-3"
+    wait_for(lambda: _stage(system, entity)["stage"] == "error", timeout=60, what="stage error")
+    assert system.wm is not None
+    common = ["--wm-url", system.wm.url, "--token", WM_ADMIN]
+    runner = CliRunner()
+    listed = runner.invoke(app, ["errors", *common], env={"COLUMNS": "200"})
+    assert (
+        listed.exit_code == 0
+        and entity in listed.output
+        and "1 ticket(s) in error" in listed.output
+    )
+    system.emulator.clear_faults()
+    redriven = runner.invoke(app, ["retry", "--by", "noc-eva", *common])
+    assert redriven.exit_code == 0 and "be1: ok, 1 re-driven" in redriven.output
+    wait_for(lambda: _stage(system, entity)["stage"] == "completed", timeout=60, what="done")
+    paused = runner.invoke(app, ["pause", "--by", "noc-eva", *common])
+    assert paused.exit_code == 0 and "be1: ok" in paused.output
+    assert runner.invoke(app, ["resume", "--by", "noc-eva", *common]).exit_code == 0

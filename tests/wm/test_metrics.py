@@ -41,6 +41,7 @@ async def test_tickets_and_outbox_gauges_follow_the_database(client: httpx.Async
     values = samples((await client.get("/metrics", headers=ADMIN)).text)
     assert values[("wm_tickets", (("kind", "snr-upstream"), ("state", "open")))] == 2
     assert values[("wm_outbox_pending_revisions", (("backend", ""),))] == 2
+    assert values[("wm_open_tickets_by_stage", (("stage", "pending"),))] == 2
     assert values[("wm_outbox_oldest_pending_age_seconds", (("backend", ""),))] >= 0
     assert ("wm_last_push_timestamp_seconds", (("kind", "snr-upstream"),)) in values
 
