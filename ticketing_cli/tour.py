@@ -147,7 +147,12 @@ def access_table(stack: Stack) -> Table:
     table.add_column("URL")
     table.add_column("development token(s)")
     table.add_row(
-        "WM", f"{layout.wm_url}/docs", f"admin: {tokens.wm_admin}\ningest: {tokens.wm_ingest}"
+        "NOC console", f"{layout.wm_url}/console", f"sign in with admin: {tokens.wm_admin}"
+    )
+    table.add_row(
+        "WM",
+        f"{layout.wm_url}/docs",
+        f"admin: {tokens.wm_admin}\ningest: {tokens.wm_ingest}\nmetrics: {tokens.metrics}",
     )
     for index, port in enumerate(layout.be_ports):
         table.add_row(
