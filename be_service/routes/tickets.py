@@ -65,7 +65,9 @@ async def retry_errors(
 
 @router.get(
     "/{ticket_id:uuid}",
-    dependencies=[Depends(require_admin)],
+    # The WM shows one ticket's platform attempts on its console (control token, read of
+    # one ticket only; the lists stay the operators').
+    dependencies=[Depends(require_control)],
     summary="A ticket's revisions, platform ids and attempts",
 )
 async def get_ticket(ticket_id: uuid.UUID, session: SessionDep) -> TicketDetail:

@@ -58,6 +58,8 @@ def test_an_error_ticket_is_redriven_from_the_console(
     assert (
         page.inner_text("#work-order") == system.emulator.records("workorder")[0]["WorkOrderNumber"]
     )
+    attempts = page.inner_text("#attempts")
+    assert "workorder" in attempts and "operator_retry" in attempts and "link" in attempts
     screenshot(page, "console-ticket-timeline")
     page.goto(f"{system.wm.url}/console/tickets?q={ENTITY}")
     assert ENTITY in page.inner_text("#results")

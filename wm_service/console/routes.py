@@ -148,7 +148,8 @@ async def ticket_page(
     request: Request, signed: Signed, session: SessionDep, ticket_id: uuid.UUID
 ) -> HTMLResponse:
     detail = await tickets_service.get_ticket(session, ticket_id=ticket_id)
-    return _render(request, "ticket.html", signed, ticket=detail)
+    held = await control.ticket_attempts(request.app.state.sessionmaker, ticket_id=ticket_id)
+    return _render(request, "ticket.html", signed, ticket=detail, attempts=held)
 
 
 @router.post("/tickets/{ticket_id}/retry")

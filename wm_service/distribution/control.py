@@ -167,3 +167,44 @@ async def recent(session: AsyncSession, *, limit: int) -> list[ControlAction]:
         select(ControlAction).order_by(col(ControlAction.id).desc()).limit(limit)
     )
     return list(rows.all())
+
+
+class PlatformAttempt(BaseModel):
+    """One try of one platform operation on one revision, as the BE recorded it."""
+
+    revision: int
+    at: datetime
+    operation: str
+    ok: bool
+    http_status: int | None = None
+    error: str | None = None
+
+
+async def ticket_attempts(
+    sessionmaker: async_sessionmaker[AsyncSession], *, ticket_id: uuid.UUID
+) -> tuple[str, list[PlatformAttempt]] | None:
+    """The platform attempts of one ticket, read from the BE that holds it (one call, made
+    only when an operator opens that ticket); None when that BE cannot tell."""
+    async for session in session_scope(sessionmaker):
+        try:
+            backend = await _holder(session, ticket_id)
+        except NotFound:
+            return None
+    if not backend.control_token:
+        return None
+    async with httpx.AsyncClient(timeout=CALL_TIMEOUT_SECONDS) as client:
+        try:
+            response = await client.get(
+                f"{backend.url}/api/v1/tickets/{ticket_id}",
+                headers={"Authorization": f"Bearer {backend.control_token}"},
+            )
+        except httpx.HTTPError:
+            return None
+    if response.status_code != 200:
+        return None
+    attempts = [
+        PlatformAttempt(revision=revision["revision"], **attempt)
+        for revision in response.json().get("revisions", [])
+        for attempt in revision.get("attempts", [])
+    ]
+    return backend.name, sorted(attempts, key=lambda a: a.at)
