@@ -45,6 +45,8 @@ def test_be_registers_on_the_wm_and_keeps_beating(make_be):
         )
         wait_until(lambda: len(calls) >= 2, what="two registrations")
     health = calls[0]["body"].pop("health")
+    # The control token goes to the WM like the intake token (unset here: a random one).
+    assert len(calls[0]["body"].pop("control_token")) >= 32
     assert calls[0] == {
         "name": "be-7",
         "authorization": "Bearer wm-backend-token",

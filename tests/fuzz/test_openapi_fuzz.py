@@ -76,7 +76,9 @@ def wm_schema(wm_target: Target) -> Any:
 
 @pytest.fixture(scope="module")
 def be_schema(be_target: Target) -> Any:
-    return _schema(be_target)
+    # Resuming processing would wake the BE's workers while the suite compares row counts:
+    # it is the one switch kept off (pause is fuzzed; resume is covered by test_control.py).
+    return _schema(be_target).exclude(path="/api/v1/processing/resume")
 
 
 @pytest.fixture(scope="module")

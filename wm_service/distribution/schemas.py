@@ -6,15 +6,17 @@ The BE's self-registration sends `BackendRegistration` (docs/contracts.md §5); 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from ticketing_common.outcome import BackendHealthReport
 
 # A DNS-label-like name: safe in URLs, logs and metrics.
 BACKEND_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+_HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 
 class BackendRegistration(BaseModel):
@@ -37,6 +39,14 @@ class BackendRegistration(BaseModel):
     health: BackendHealthReport | None = Field(
         default=None, description="The BE's own health (heartbeats with the backend token)."
     )
+
+    @field_validator("intake_token", "control_token")
+    @classmethod
+    def _fits_a_header(cls, token: SecretStr | None) -> SecretStr | None:
+        # Sent back to the BE in an Authorization header: anything else could never be used.
+        if token is not None and not _HEADER_TOKEN.fullmatch(token.get_secret_value()):
+            raise ValueError("must be printable ASCII without spaces (it is sent in a header)")
+        return token
 
 
 class DeliveryCounts(BaseModel):

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from ticketing_common.openapi import error_responses
 from ticketing_common.web import BoundaryRoute
 from wm_service.deps import SessionDep, require_admin
 from wm_service.distribution import control
@@ -19,12 +20,21 @@ router = APIRouter(
 )
 
 
-@router.post("/pause", summary="Pause processing on one BE (`backend`) or on all")
+# A `backend` that is not registered is a 404.
+@router.post(
+    "/pause",
+    summary="Pause processing on one BE (`backend`) or on all",
+    responses=error_responses(404),
+)
 async def pause(body: ControlRequest, request: Request) -> ControlResult:
     return await control.carry_out(request.app.state.sessionmaker, action="pause", request=body)
 
 
-@router.post("/resume", summary="Resume processing on one BE (`backend`) or on all")
+@router.post(
+    "/resume",
+    summary="Resume processing on one BE (`backend`) or on all",
+    responses=error_responses(404),
+)
 async def resume(body: ControlRequest, request: Request) -> ControlResult:
     return await control.carry_out(request.app.state.sessionmaker, action="resume", request=body)
 
@@ -32,6 +42,7 @@ async def resume(body: ControlRequest, request: Request) -> ControlResult:
 @router.post(
     "/retry-errors",
     summary="Re-drive Error revisions on every BE (or one), all or of a kind, market or step",
+    responses=error_responses(404),
 )
 async def retry_errors(body: ControlRequest, request: Request) -> ControlResult:
     return await control.carry_out(
