@@ -20,9 +20,12 @@ _HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 
 class BackendRegistration(BaseModel):
-    """Body of PUT /api/v1/backends/{name}: where the BE takes tickets and with which token."""
+    """Body of PUT /api/v1/backends/{name}: where the BE takes tickets and with which token.
 
-    model_config = ConfigDict(extra="forbid")
+    Fields this WM does not know are ignored, not refused: a BE upgraded before its WM (a
+    rolling upgrade) keeps heartbeating instead of dropping out of the distribution."""
+
+    model_config = ConfigDict(extra="ignore")
 
     url: Annotated[AnyHttpUrl, Field(max_length=2048)] = Field(
         description="Base URL of the BE; tickets go to {url}/api/v1/tickets.",

@@ -201,3 +201,21 @@ async def test_deleting_the_last_backend_leaves_its_rows_waiting_unassigned(
     await api.delete("/api/v1/backends/be-1", headers=ADMIN)
     rows = await outbox.rows()
     assert [(r.backend_name, r.status) for r in rows] == [(None, "pending")] * len(KEYS)
+
+
+async def test_a_newer_be_with_fields_this_wm_does_not_know_still_registers(
+    api: httpx.AsyncClient,
+) -> None:
+    """A rolling upgrade may start with the BEs: unknown fields are ignored, not a 422."""
+    newer = {**body(), "lease_generation": 7, "capabilities": ["fencing"]}
+    response = await api.put("/api/v1/backends/be-9", json=newer, headers=BACKEND)
+    assert response.status_code == 200 and response.json()["available"] is True
+
+
+async def test_a_token_that_cannot_go_in_a_header_is_refused(api: httpx.AsyncClient) -> None:
+    """The WM sends the intake and control tokens back in headers: printable ASCII only."""
+    for field in ("intake_token", "control_token"):
+        response = await api.put(
+            "/api/v1/backends/be-8", json={**body(), field: "tok en ünïcode"}, headers=BACKEND
+        )
+        assert response.status_code == 422 and field in response.text
