@@ -235,10 +235,12 @@ class BatchSender:
         may_have_written: bool = False,
     ) -> list[Outcome]:
         at = now()
-        # A write that failed as a whole (timeout, 5xx, lost answer) may still be being
-        # committed by the platform: searching for it too early would miss it and write twice.
+        # A write that failed as a whole with no definite answer (timeout, lost answer) may
+        # still be being committed by the platform: searching for it too early would miss it
+        # and write twice. A refusal (503, 429) wrote nothing and is retried at once.
         settle = self.ctx.ambiguous_create_delay_seconds
-        min_delay = settle if may_have_written and failure.retryable else 0.0
+        ambiguous = may_have_written and failure.retryable and failure.may_have_applied
+        min_delay = settle if ambiguous else 0.0
         return [
             Outcome(
                 i.id,

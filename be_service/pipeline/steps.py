@@ -48,6 +48,15 @@ class CallFailure:
     retry_after: float | None = None
     cause: Cause = Cause.platform
 
+    @property
+    def may_have_applied(self) -> bool:
+        """Whether the platform may have done what was asked although the call failed: no
+        answer at all (timeout, reset), a server or gateway error (500, 502, 504: the answer
+        may be what was lost), or an unreadable 2xx. A 503 or a 429 is a refusal: nothing
+        was done, so a create refused that way is searched for again without waiting."""
+        status = self.http_status
+        return status is None or status in (500, 502, 504) or 200 <= status < 300
+
 
 class PlatformError(Exception):
     """Raised inside a step to abort a call with a `CallFailure`."""

@@ -10,7 +10,7 @@ import pytest
 
 from be_service.models import DONE, Status
 from be_service.pipeline.policy import FailureCount, RetryRules, Transition, decide, plan
-from be_service.pipeline.steps import Cause, Item, Outcome
+from be_service.pipeline.steps import CallFailure, Cause, Item, Outcome
 from ticketing_common.backoff import Backoff
 
 AT = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -135,3 +135,22 @@ def test_plan_folds_a_revisions_outcomes_and_keeps_the_step_reached():
         Status.received,
         False,
     )
+
+
+@pytest.mark.parametrize(
+    ("status", "may_have_applied"),
+    [
+        (None, True),  # no answer: a timeout or a reset after the request went out
+        (504, True),  # the gateway lost the answer
+        (502, True),
+        (500, True),
+        (200, True),  # an unreadable 2xx
+        (503, False),  # refused: nothing was done
+        (429, False),
+    ],
+    ids=lambda value: str(value),
+)
+def test_which_whole_call_failures_may_have_written(status, may_have_applied):
+    """Only a failure without a definite refusal makes a create wait before its search."""
+    failure = CallFailure(message="x", retryable=True, http_status=status)
+    assert failure.may_have_applied is may_have_applied
