@@ -9,6 +9,7 @@ with the operator's name (--by, or TICKETING_OPERATOR).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,39 +68,36 @@ def retry(
     data_dir: Path = DATA_DIR,
 ) -> None:
     """Re-drive Error revisions (fresh retry counts) on the BEs that hold them."""
-    body: dict[str, Any] = {"actor": by, "backend": backend, "kind": kind, "market": market}
-    path = f"/api/v1/tickets/{ticket_id}/retry" if ticket_id else "/api/v1/control/retry-errors"
+    body: dict[str, str | None]
     if ticket_id:
-        body = {"actor": by}
+        path, body = f"/api/v1/tickets/{ticket_id}/retry", {"actor": by}
+    else:
+        path = "/api/v1/control/retry-errors"
+        body = {"actor": by, "backend": backend, "kind": kind, "market": market}
     _act(_client(wm_url, token, data_dir), path, body)
 
 
-def pause(
-    backend: str | None = BACKEND,
-    by: str = BY,
-    wm_url: str = WM_URL,
-    token: str | None = TOKEN,
-    data_dir: Path = DATA_DIR,
-) -> None:
-    """Stop sending to the platforms on one BE or all (tickets are still recorded)."""
-    _act(
-        _client(wm_url, token, data_dir), "/api/v1/control/pause", {"actor": by, "backend": backend}
-    )
+def _switch(action: str, summary: str) -> Callable[..., None]:
+    """`ticketing pause` and `ticketing resume`: the same call but for the action."""
+
+    def command(
+        backend: str | None = BACKEND,
+        by: str = BY,
+        wm_url: str = WM_URL,
+        token: str | None = TOKEN,
+        data_dir: Path = DATA_DIR,
+    ) -> None:
+        body = {"actor": by, "backend": backend}
+        _act(_client(wm_url, token, data_dir), f"/api/v1/control/{action}", body)
+
+    command.__name__, command.__doc__ = action, summary
+    return command
 
 
-def resume(
-    backend: str | None = BACKEND,
-    by: str = BY,
-    wm_url: str = WM_URL,
-    token: str | None = TOKEN,
-    data_dir: Path = DATA_DIR,
-) -> None:
-    """Send to the platforms again on one BE or all."""
-    _act(
-        _client(wm_url, token, data_dir),
-        "/api/v1/control/resume",
-        {"actor": by, "backend": backend},
-    )
+pause = _switch(
+    "pause", "Stop sending to the platforms on one BE or all (tickets are still recorded)."
+)
+resume = _switch("resume", "Send to the platforms again on one BE or all.")
 
 
 def _act(client: WMClient, path: str, body: dict[str, Any]) -> None:
