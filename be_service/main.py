@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 
 import httpx
 from fastapi import FastAPI, Request
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from be_service.config import BESettings
 from be_service.deps import require_metrics
 from be_service.metrics import BEMetrics, refresh_stored_state
+from be_service.pipeline import store
+from be_service.pipeline.fence import Fence
 from be_service.pipeline.health import CircuitState
 from be_service.pipeline.sender import SenderContext
 from be_service.pipeline.worker import WorkerStats, run_worker
@@ -80,6 +85,7 @@ def _sender_context(
         health=app.state.health,
         metrics=app.state.metrics,
         report_outcomes=bool(settings.wm_url),
+        fence=app.state.fence,
     )
 
 
@@ -133,7 +139,14 @@ async def _background_tasks(
             app.state.health,
             processing_default=settings.processing_enabled,
         )
-        heartbeat_task = heartbeat(http["wm"], settings, stop=stop, health=health)
+        heartbeat_task = heartbeat(
+            http["wm"],
+            settings,
+            stop=stop,
+            fence=app.state.fence,
+            renewed=functools.partial(_give_up_moved, app.state.sessionmaker),
+            health=health,
+        )
         tasks.append(asyncio.create_task(heartbeat_task, name="be-heartbeat"))
         reporter_task = run_reporter(
             _reporter(settings, app, http["wm"]),
@@ -146,6 +159,17 @@ async def _background_tasks(
         yield
     finally:
         await _stop_tasks(tasks, stop)
+
+
+async def _give_up_moved(sessionmaker: async_sessionmaker[AsyncSession], generation: int) -> None:
+    async for session in session_scope(sessionmaker):
+        moved = await store.mark_moved(session, generation=generation, report=True)
+    if moved:
+        log.warning(
+            "%d revision(s) given up as Moved: a failover sent them to another BE",
+            moved,
+            extra={"generation": generation, "moved": moved},
+        )
 
 
 def _reporter(settings: BESettings, app: FastAPI, http: httpx.AsyncClient) -> Reporter:
@@ -211,6 +235,7 @@ def create_app(settings: BESettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.worker_stats = WorkerStats()
     app.state.health = build_health(settings)
+    app.state.fence = Fence(enabled=bool(settings.wm_url))
     app.state.metrics = BEMetrics()
 
     async def readiness() -> dict[str, str]:

@@ -45,6 +45,8 @@ class Status(StrEnum):
     received = "Received"
     completed = "Completed"
     error = "Error"
+    # Given up: a failover moved its element to another BE, which sends it (fence.py).
+    moved = "Moved"
 
 
 # A revision's `step` is the name of the platform step it waits for (the step list in

@@ -1,5 +1,6 @@
 """Self-registration on the WM (docs/contracts.md §5): PUT at start-up and every heartbeat,
-with this BE's health (platforms, circuits, backlog), so the WM never has to ask.
+with this BE's health (platforms, circuits, backlog), so the WM never has to ask; the answer
+renews this BE's lease to call the platforms (pipeline/fence.py).
 
 Failures to reach the WM are logged and retried at the next beat, never fatal: the BE keeps
 taking tickets from whoever already knows it.
@@ -19,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from be_service.config import BESettings
 from be_service.metrics import read_stored_state
+from be_service.pipeline.fence import Fence, LeaseGrant
 from be_service.pipeline.health import PlatformHealth
 from ticketing_common.db import session_scope
 from ticketing_common.outcome import BackendHealthReport, PlatformHealthReport
@@ -60,10 +62,11 @@ def health_source(
 
 async def register_once(
     http: httpx.AsyncClient, settings: BESettings, *, health: HealthSource = _no_health
-) -> bool:
-    """One idempotent upsert of this BE on the WM; True when the WM accepted it."""
+) -> LeaseGrant | None:
+    """One idempotent upsert of this BE on the WM; the lease it granted, None when the WM
+    did not accept it (or, an older WM, granted none)."""
     if not settings.wm_url:
-        return False
+        return None
     url = f"{settings.wm_url.rstrip('/')}/api/v1/backends/{settings.name}"
     headers = {}
     if settings.wm_token is not None:
@@ -85,11 +88,24 @@ async def register_once(
         response = await http.put(url, json=body, headers=headers)
     except httpx.HTTPError as exc:
         log.warning("registration on the WM failed: %s", type(exc).__name__)
-        return False
+        return None
     if response.status_code >= 300:
         log.warning("registration on the WM refused with HTTP %d", response.status_code)
-        return False
-    return True
+        return None
+    return _lease_grant(response)
+
+
+def _lease_grant(response: httpx.Response) -> LeaseGrant | None:
+    try:
+        lease = response.json().get("lease")
+        return LeaseGrant(
+            generation=int(lease["generation"]),
+            lease_seconds=float(lease["lease_seconds"]),
+            max_call_seconds=float(lease["max_call_seconds"]),
+        )
+    except (ValueError, TypeError, KeyError, AttributeError):
+        log.warning("the WM's heartbeat answer carries no lease: not renewed")
+        return None
 
 
 async def heartbeat(
@@ -97,13 +113,39 @@ async def heartbeat(
     settings: BESettings,
     *,
     stop: asyncio.Event,
+    fence: Fence,
+    renewed: Callable[[int], Awaitable[None]],
     health: HealthSource = _no_health,
 ) -> None:
-    """Register now and then every `heartbeat_seconds` until `stop` is set."""
+    """Register now and then every `heartbeat_seconds` until `stop` is set; each answer
+    renews the `fence`'s lease, then `renewed(generation)` gives up what moved away."""
     while not stop.is_set():
         try:
-            await register_once(http, settings, health=health)
+            sent_at = fence.clock()
+            grant = await register_once(http, settings, health=health)
+            if grant is not None:
+                _renew(fence, grant, sent_at=sent_at, heartbeat_seconds=settings.heartbeat_seconds)
+                await renewed(grant.generation)
         except Exception:
             log.exception("registration on the WM failed unexpectedly")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=settings.heartbeat_seconds)
+
+
+def _renew(fence: Fence, grant: LeaseGrant, *, sent_at: float, heartbeat_seconds: float) -> None:
+    before = fence.generation
+    if fence.renew(grant, sent_at=sent_at) and before is not None:
+        log.warning(
+            "the WM failed this BE over (generation %d → %d): revisions of the old "
+            "generation are given up as Moved",
+            before,
+            grant.generation,
+            extra={"generation": grant.generation},
+        )
+    if heartbeat_seconds * 2 > grant.lease_seconds:
+        log.warning(
+            "BE_HEARTBEAT_SECONDS (%g) is more than half the WM's lease (%g s): one late "
+            "heartbeat pauses the platform calls",
+            heartbeat_seconds,
+            grant.lease_seconds,
+        )

@@ -7,8 +7,9 @@ the database behind GET/PATCH /api/v1/settings (see services/settings.py).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ticketing_common.logging import LogFormat
@@ -62,7 +63,21 @@ class WMSettings(BaseSettings):
     failover_after_seconds: float = Field(
         default=60,
         ge=0,
-        description="A BE unavailable this long loses its undelivered revisions to the others.",
+        description="A BE unavailable this long loses its unfinished revisions to the others; "
+        "must exceed WM_BACKEND_LEASE_SECONDS + WM_BACKEND_MAX_CALL_SECONDS.",
+    )
+    backend_lease_seconds: float = Field(
+        default=20,
+        gt=0,
+        description="Each heartbeat answer lets a BE call the platforms this long; a BE that "
+        "cannot renew it stops (fencing, docs/contracts.md §5). Keep BE_HEARTBEAT_SECONDS "
+        "well under it.",
+    )
+    backend_max_call_seconds: float = Field(
+        default=35,
+        gt=0,
+        description="The longest platform call a BE may make: a call still running at the "
+        "end of its lease ends by then (the BE enforces it).",
     )
     distribution_poll_seconds: float = Field(
         default=0.2, gt=0, le=60, description="Pause of the idle distribution loop."
@@ -85,3 +100,16 @@ class WMSettings(BaseSettings):
     delivery_backoff_cap_seconds: float = Field(
         default=60, gt=0, description="Longest retry delay after failed batches."
     )
+
+    @model_validator(mode="after")
+    def _failover_waits_for_the_fence(self) -> Self:
+        # A silent BE may still be calling the platforms until its lease ends plus one call:
+        # failing it over sooner would let two BEs work on one element (issue 9).
+        fenced_for = self.backend_lease_seconds + self.backend_max_call_seconds
+        if self.failover_after_seconds <= fenced_for:
+            raise ValueError(
+                f"WM_FAILOVER_AFTER_SECONDS ({self.failover_after_seconds:g}) must exceed "
+                f"WM_BACKEND_LEASE_SECONDS + WM_BACKEND_MAX_CALL_SECONDS ({fenced_for:g}): "
+                "a silent BE may still be calling the platforms until then"
+            )
+        return self

@@ -173,8 +173,12 @@ class TicketDelivery(WMModel, table=True):
     report_seq: int = Field(
         default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
     )
-    # Ownership generation of the delivery (filled by the fencing of issue 9; NULL until then).
+    # The backend's ownership generation this revision was sent under (distribution/
+    # fencing.py); NULL for a backend that is not fenced (registered by hand).
     generation: int | None = Field(default=None, sa_column=Column(BigInteger))
+    # The backend it was taken from by a failover (or a BE's `moved` report), and when.
+    moved_from: str | None = Field(default=None, sa_column=Column(String(200)))
+    moved_at: datetime | None = _tz(nullable=True)
     incident_public_id: str | None = Field(default=None, sa_column=Column(String(64), index=True))
     incident_rec_id: str | None = Field(default=None, sa_column=Column(String(64)))
     work_order_id: str | None = Field(default=None, sa_column=Column(String(64)))

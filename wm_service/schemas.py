@@ -139,7 +139,11 @@ class DeliveryPublic(BaseModel):
     assigned_at: datetime | None
     delivered_at: datetime | None
     report_seq: int = Field(description="Sequence number of the last outcome report applied.")
-    generation: int | None
+    generation: int | None = Field(description="The BE's ownership generation it was sent under.")
+    moved_from: str | None = Field(
+        description="The BE a failover (or that BE's `moved` report) took it back from."
+    )
+    moved_at: datetime | None
     incident_public_id: str | None
     incident_rec_id: str | None
     work_order_id: str | None

@@ -7,6 +7,7 @@ transactions: right after the call for steps that must not be repeated, else at 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -17,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from be_service.metrics import BEMetrics
 from be_service.models import DONE, Status
 from be_service.pipeline import policy, store
+from be_service.pipeline.fence import Fence
 from be_service.pipeline.health import CircuitState, Permit, PlatformHealth
 from be_service.pipeline.steps import (
     CURRENT_OPERATION,
@@ -37,6 +39,10 @@ from ticketing_common.db import session_scope
 
 log = logging.getLogger(__name__)
 
+# How long a revision the fence holds back waits before it is claimed again: about one
+# heartbeat, after which the lease is renewed or its generation known to be past.
+FENCE_WAIT_SECONDS = 1.0
+
 
 @dataclass(frozen=True)
 class SenderContext:
@@ -52,6 +58,8 @@ class SenderContext:
     metrics: BEMetrics = field(default_factory=BEMetrics)
     # Leave an outcome report for the WM when a revision ends (only with BE_WM_URL set).
     report_outcomes: bool = False
+    # The WM's lease and generation (fence.py); disabled: every revision may be sent.
+    fence: Fence = field(default_factory=lambda: Fence(enabled=False))
 
     def __post_init__(self) -> None:
         check_step_list(self.steps)
@@ -119,8 +127,10 @@ class BatchSender:
                 self._park(batch[sent:], health)
                 return
             size = 1 if permit is Permit.probe else self.limits.max_tickets_per_request
-            chunk = batch[sent : sent + size]
-            sent += len(chunk)
+            chunk = self._within_fence(batch[sent : sent + size])
+            sent += size
+            if not chunk:
+                continue
             self.ctx.metrics.batch_size.labels(step.name).observe(len(chunk))
             outcomes, failure = await self._send(step, chunk)
             if health is not None:
@@ -130,10 +140,27 @@ class BatchSender:
                 await self._record()
 
     def _park(self, items: Sequence[Item], health: PlatformHealth) -> None:
-        wait = health.wait_seconds()
+        self._hold(items, health.wait_seconds())
+
+    def _hold(self, items: Sequence[Item], wait: float) -> None:
+        """Leave `items` unsent at their step this batch, to be taken again after `wait`."""
         for item in items:
             self.parked[item.id] = wait
             self.stopped.add(item.id)
+
+    def _within_fence(self, chunk: Sequence[Item]) -> list[Item]:
+        """The revisions of `chunk` this BE may send now; the others wait, unsent, for a
+        lease (this BE cannot reach the WM) or are given up once their generation is past."""
+        fence = self.ctx.fence
+        held = [i for i in chunk if not fence.allows(i.generation)]
+        if held:
+            self._hold(held, FENCE_WAIT_SECONDS)
+            log.warning(
+                "%d revision(s) not sent: no lease from the WM on their generation",
+                len(held),
+                extra={"generation": fence.generation},
+            )
+        return [i for i in chunk if fence.allows(i.generation)]
 
     def _live(self) -> list[Item]:
         return [i for i in self.items.values() if i.id not in self.stopped and i.step != DONE]
@@ -200,10 +227,20 @@ class BatchSender:
         """The step's outcomes for `chunk`, and the failure of the call as a whole if any
         (it fails every item); a call that got answers, even refusals, returns None."""
         token = CURRENT_OPERATION.set(step.name)
+        call_timeout = self.ctx.fence.call_timeout()
         try:
-            outcomes = await step.send(chunk, batch_size=self.limits.max_tickets_per_request)
+            async with asyncio.timeout(call_timeout):
+                outcomes = await step.send(chunk, batch_size=self.limits.max_tickets_per_request)
         except PlatformError as exc:
             failure = exc.failure
+            return self._failed(step.name, chunk, failure, step.may_write_unanswered), failure
+        except TimeoutError:
+            # Cut at the bound the fencing relies on: the WM fails this BE over only after
+            # its lease plus one call of at most this long. No answer: it may have written.
+            failure = CallFailure(
+                message=f"{step.name} took longer than the {call_timeout:g} s a call may take",
+                retryable=True,
+            )
             return self._failed(step.name, chunk, failure, step.may_write_unanswered), failure
         except Exception as exc:
             # A bug or a platform answer the adapter did not foresee: a failed attempt like

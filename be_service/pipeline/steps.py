@@ -96,6 +96,8 @@ class Item:
     work_order_subject: str
     work_order_description: str
     ids: PlatformIds = field(default_factory=dict)
+    # The WM's ownership generation it was delivered under (pipeline/fence.py).
+    generation: int | None = None
 
     def platform_id(self, platform: str, key: str) -> Any:
         return (self.ids.get(platform) or {}).get(key)

@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from be_service import reports
 from be_service.models import ReportStage, Status
+from be_service.pipeline.fence import NO_GENERATION, Fence
 from be_service.pipeline.policy import FailureCount, RevisionUpdate
 from be_service.pipeline.steps import Item, Outcome
 
@@ -24,6 +25,9 @@ _CLAIM = text(
         SELECT r.id FROM ticket_revision r
         WHERE r.status = 'Received'
           AND (r.claimed_until IS NULL OR r.claimed_until < now())
+          -- Fencing (fence.py): a revision delivered under a generation waits for a lease
+          -- on that generation; one without is not fenced.
+          AND (r.generation IS NULL OR NOT :fenced OR r.generation = :generation)
           AND NOT EXISTS (
               SELECT 1 FROM ticket_revision p
               WHERE p.dedup_key = r.dedup_key AND p.status = 'Received' AND p.id <> r.id
@@ -42,17 +46,30 @@ _CLAIM = text(
               coalesce(t.payload->'work_order'->>'subject', t.payload->>'title')
                   AS work_order_subject,
               coalesce(t.payload->'work_order'->>'description', '') AS work_order_description,
-              t.step, t.platform_ids AS ids
+              t.step, t.platform_ids AS ids, t.generation
     """
 )
 
 
 async def claim_batch(
-    session: AsyncSession, *, worker: str, limit: int, lease_seconds: float
+    session: AsyncSession,
+    *,
+    worker: str,
+    limit: int,
+    lease_seconds: float,
+    fence: Fence | None = None,
 ) -> list[Item]:
-    """Take up to `limit` claimable revisions: Received, lease free, and first of their key."""
+    """Take up to `limit` claimable revisions: Received, lease free, first of their key,
+    and of the generation the `fence` holds a lease on (if they carry one)."""
     result = await (await session.connection()).execute(
-        _CLAIM, {"worker": worker, "limit": limit, "lease": lease_seconds}
+        _CLAIM,
+        {
+            "worker": worker,
+            "limit": limit,
+            "lease": lease_seconds,
+            "fenced": fence is not None and fence.enabled,
+            "generation": fence.claimable_generation() if fence else NO_GENERATION,
+        },
     )
     return sorted((Item(**row._mapping) for row in result), key=lambda item: item.id)
 
@@ -234,3 +251,24 @@ async def tickets_known_off_platform(
         },
     )
     return {ticket_id for (ticket_id,) in rows}
+
+
+_MARK_MOVED = text(
+    """
+    UPDATE ticket_revision
+    SET status = 'Moved', claimed_by = NULL, claimed_until = NULL, updated_at = now()
+    WHERE status = 'Received' AND generation < :generation
+    RETURNING id
+    """
+)
+
+
+async def mark_moved(session: AsyncSession, *, generation: int, report: bool) -> int:
+    """Give up the Received revisions delivered under a generation older than `generation`:
+    a failover moved their elements to another BE, which sends them. With `report`, each
+    leaves a `moved` outcome report; returns how many were given up."""
+    rows = await (await session.connection()).execute(_MARK_MOVED, {"generation": generation})
+    ids = [row_id for (row_id,) in rows]
+    if report:
+        await reports.record(session, dict.fromkeys(ids, ReportStage.moved))
+    return len(ids)

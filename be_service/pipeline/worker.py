@@ -44,6 +44,7 @@ async def work_once(ctx: SenderContext, *, worker: str) -> bool:
             worker=worker,
             limit=limits.max_tickets_per_request,
             lease_seconds=ctx.lease_seconds,
+            fence=ctx.fence,
         )
     if not claimed:
         return False

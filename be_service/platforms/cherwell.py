@@ -365,7 +365,9 @@ class Link(Step):
         self.client = client
 
     def wants(self, item: Item) -> bool:
-        return super().wants(item) and not _existing(item)
+        # Like the work order: an `open` that found its incident open writes the number
+        # again (the same one: idempotent), in case the first try never got that far.
+        return super().wants(item) and (not _existing(item) or item.action == "open")
 
     async def send(self, items: Sequence[Item], *, batch_size: int) -> list[Outcome]:
         numbers = [(i.platform_id(*INCIDENT), i.platform_id("sfyc", "number")) for i in items]

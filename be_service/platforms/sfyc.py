@@ -188,6 +188,11 @@ PLATFORM = "sfyc"
 _INCIDENT_NUMBER = ("cherwell", "public_id")
 
 
+def _found_open(item: Item) -> bool:
+    """The revision found its incident already open (it notes it rather than opening it)."""
+    return bool(item.platform_id("cherwell", "existing"))
+
+
 def external_key(item: Item) -> str:
     """The work order's external id: one per ticket key and Cherwell incident (idempotent)."""
     return f"{item.dedup_key}#{item.platform_id(*_INCIDENT_NUMBER)}"
@@ -206,11 +211,24 @@ class WorkOrder(Step):
         self.client = client
 
     def wants(self, item: Item) -> bool:
-        # A revision that found its incident open notes it; work is ordered once, by the
-        # revision that opened it.
-        return super().wants(item) and not item.platform_id("cherwell", "existing")
+        # Work is ordered once per incident, by the revision that opened it; later ones note
+        # it. An `open` that found its incident already open may be its own ticket sent
+        # again after a failover (the first BE died between create and order): it makes sure
+        # the order exists, and creates it only if it does not.
+        return super().wants(item) and (not _found_open(item) or item.action == "open")
 
     async def send(self, items: Sequence[Item], *, batch_size: int) -> list[Outcome]:
+        found_open = [external_key(i) for i in items if _found_open(i)]
+        numbers_found = await self.client.work_order_numbers(found_open) if found_open else {}
+        existing = {key: found for key, found in numbers_found.items() if found[1]}
+        ordered = [
+            self._ordered(i, existing[external_key(i)])
+            for i in items
+            if external_key(i) in existing
+        ]
+        to_order = [i for i in items if external_key(i) not in existing]
+        if not to_order:
+            return ordered
         orders = [
             NewWorkOrder(
                 external_key=external_key(i),
@@ -219,12 +237,19 @@ class WorkOrder(Step):
                 priority=i.priority,
                 cherwell_incident=str(i.platform_id(*_INCIDENT_NUMBER)),
             )
-            for i in items
+            for i in to_order
         ]
         results = await self.client.upsert_work_orders(orders)
-        upserted = [external_key(i) for i, r in zip(items, results, strict=True) if r.ok]
+        upserted = [external_key(i) for i, r in zip(to_order, results, strict=True) if r.ok]
         numbers = await self.client.work_order_numbers(upserted) if upserted else {}
-        return [self._outcome(i, r, numbers) for i, r in zip(items, results, strict=True)]
+        return ordered + [
+            self._outcome(i, r, numbers) for i, r in zip(to_order, results, strict=True)
+        ]
+
+    def _ordered(self, item: Item, found: tuple[str, str]) -> Outcome:
+        record_id, number = found
+        ids = {PLATFORM: {"id": record_id, "number": number}}
+        return succeeded(self, item, response=f"work order {number} exists", ids=ids)
 
     def _outcome(
         self, item: Item, result: UpsertResult, numbers: dict[str, tuple[str, str]]

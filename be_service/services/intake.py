@@ -1,7 +1,8 @@
 """Intake: record a batch of ticket revisions as Received, all or nothing, idempotently.
 
 The WM may resend a batch; (ticket_id, revision) already stored counts as a duplicate and
-keeps the first copy. One INSERT for the whole batch, whatever its size.
+keeps the first copy, except that an unfinished copy takes a newer ownership generation
+(pipeline/fence.py). One INSERT for the whole batch, whatever its size.
 """
 
 from __future__ import annotations
@@ -28,8 +29,14 @@ _INSERT = text(
          WITH ORDINALITY AS v(ticket_id, revision, dedup_key, action, kind, category, priority,
                               payload, n)
     ORDER BY v.n
-    ON CONFLICT (ticket_id, revision) DO NOTHING
-    RETURNING id
+    ON CONFLICT (ticket_id, revision) DO UPDATE
+        SET generation = EXCLUDED.generation, status = 'Received',
+            claimed_by = NULL, claimed_until = NULL, updated_at = now()
+        -- Sent again under a newer generation (it came back to this BE after a failover):
+        -- an unfinished copy takes the new generation and resumes where it stopped.
+        WHERE ticket_revision.status IN ('Received', 'Moved')
+          AND ticket_revision.generation < EXCLUDED.generation
+    RETURNING xmax = 0 AS inserted
     """
 )
 
@@ -38,7 +45,7 @@ async def create(
     session: AsyncSession, *, tickets: list[TicketDocument], generation: int | None = None
 ) -> IntakeResult:
     """Store the revisions not stored yet as Received, with the delivery's `generation`;
-    returns how many were new (a duplicate keeps its first copy and generation)."""
+    returns how many were new (a duplicate keeps its first copy)."""
     if not tickets:
         return IntakeResult(accepted=0, duplicates=0)
     # Arrival order is processing order per dedup key (pipeline/store.py): keep the WM's
@@ -46,7 +53,9 @@ async def create(
     first_seen: dict[object, int] = {}
     for index, ticket in enumerate(tickets):
         first_seen.setdefault(ticket.ticket_id, index)
-    ordered = sorted(tickets, key=lambda t: (first_seen[t.ticket_id], t.revision))
+    # A revision twice in one batch is stored once (the upsert may touch a row only once).
+    unique = {(t.ticket_id, t.revision): t for t in reversed(tickets)}.values()
+    ordered = sorted(unique, key=lambda t: (first_seen[t.ticket_id], t.revision))
     result = await (await session.connection()).execute(
         _INSERT,
         {
@@ -63,5 +72,5 @@ async def create(
             "payloads": [msgspec.json.encode(t.model_dump(mode="json")).decode() for t in ordered],
         },
     )
-    accepted = len(result.all())
+    accepted = sum(1 for (inserted,) in result if inserted)
     return IntakeResult(accepted=accepted, duplicates=len(tickets) - accepted)

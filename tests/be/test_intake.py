@@ -11,7 +11,7 @@ def test_intake_records_every_ticket_as_received(make_be):
     response = be.intake([make_ticket() for _ in range(3)])
     assert response.status_code == 200, response.text
     assert response.json() == {"accepted": 3, "duplicates": 0}
-    assert be.counts() == {"Received": 3, "Completed": 0, "Error": 0}
+    assert be.counts() == {"Received": 3, "Completed": 0, "Error": 0, "Moved": 0}
 
 
 def test_intake_is_idempotent_by_ticket_id_and_revision(make_be):

@@ -158,7 +158,7 @@ def test_operator_list_filters_and_paginates(make_be):
     assert sorted(seen) == sorted(t["ticket_id"] for t in tickets)
     one = be.client.get("/api/v1/tickets", params={"dedup_key": tickets[2]["dedup_key"]}).json()
     assert [item["ticket_id"] for item in one["items"]] == [tickets[2]["ticket_id"]]
-    assert one["counts"] == {"Received": 1, "Completed": 0, "Error": 0}
+    assert one["counts"] == {"Received": 1, "Completed": 0, "Error": 0, "Moved": 0}
 
 
 def test_operator_list_rejects_an_unknown_status(make_be):

@@ -26,18 +26,21 @@ _scope = contextlib.asynccontextmanager(session_scope)
 
 
 class FakeWM:
-    """A stand-in for the WM's report endpoint: remembers every report, answers `status`."""
+    """A stand-in for the WM's report endpoint: remembers every report, answers `status`;
+    its heartbeat answers grant a lease on `generation`."""
 
-    def __init__(self) -> None:
+    def __init__(self, generation: int = 7) -> None:
         self.app = FastAPI()
         self.reports: list[dict[str, Any]] = []
         self.authorizations: set[str | None] = set()
         self.status = 200
+        self.generation = generation
         lock = threading.Lock()
 
         @self.app.put("/api/v1/backends/{name}")
-        async def put_backend(name: str) -> dict[str, str]:
-            return {"name": name}
+        async def put_backend(name: str) -> dict[str, Any]:
+            lease = {"generation": self.generation, "lease_seconds": 30, "max_call_seconds": 20}
+            return {"name": name, "lease": lease}
 
         @self.app.post("/api/v1/backends/{name}/reports")
         async def post_reports(name: str, request: Request) -> Response:

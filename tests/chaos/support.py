@@ -25,7 +25,14 @@ from tests.e2e.conftest import FAST_BE, FAST_WM, System, snr_entries, snr_key, w
 from ticketing_common import embedded_pg
 
 # Kept short so the run takes seconds, except the failover: a killed BE must come back first.
-CHAOS_WM = {**FAST_WM, "WM_BACKEND_TIMEOUT_SECONDS": "5", "WM_FAILOVER_AFTER_SECONDS": "120"}
+CHAOS_WM = {
+    **FAST_WM,
+    "WM_BACKEND_TIMEOUT_SECONDS": "5",
+    "WM_FAILOVER_AFTER_SECONDS": "120",
+    # A WM or database outage must not pause the BEs for the whole run: a longer lease.
+    "WM_BACKEND_LEASE_SECONDS": "15",
+    "WM_BACKEND_MAX_CALL_SECONDS": "30",
+}
 CHAOS_BE = {**FAST_BE, "BE_CIRCUIT_PROBE_INTERVAL_SECONDS": "1", "BE_MAX_RETRIES": "3"}
 NOTE = re.compile(r"^\[(open|update|clear) r(\d+)\]")
 

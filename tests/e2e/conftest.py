@@ -32,6 +32,10 @@ BE_CONTROL = "e2e-be-control"
 FAST_WM = {
     "WM_BACKEND_TIMEOUT_SECONDS": "1.5",
     "WM_FAILOVER_AFTER_SECONDS": "3",
+    # Fencing: a BE calls the platforms at most 1 s after its last heartbeat answer, each
+    # call at most 1.5 s, so failing it over after 3 s of silence is safe (WMSettings).
+    "WM_BACKEND_LEASE_SECONDS": "1",
+    "WM_BACKEND_MAX_CALL_SECONDS": "1.5",
     "WM_BACKEND_PROBE_INTERVAL_SECONDS": "0.3",
     "WM_BACKEND_PROBE_TIMEOUT_SECONDS": "1",
     "WM_DELIVERY_BACKOFF_BASE_SECONDS": "0.2",
@@ -201,13 +205,14 @@ class System:
                 return found
 
     def wait_until_finished(self, expected: int, *, timeout: float = 90) -> dict[str, Counter[str]]:
-        """Until the BEs together hold `expected` revisions, all Completed or Error."""
+        """Until the BEs together hold `expected` revisions, all Completed, Error or Moved
+        (given up after a failover: another BE holds them too)."""
         deadline = time.monotonic() + timeout
         counts: dict[str, Counter[str]] = {}
         while time.monotonic() < deadline:
             counts = {name: self.be_counts(name) for name in self.bes}
             total = sum(sum(c.values()) for c in counts.values())
-            finished = sum(c["Completed"] + c["Error"] for c in counts.values())
+            finished = sum(c["Completed"] + c["Error"] + c["Moved"] for c in counts.values())
             if total >= expected and finished == total:
                 return counts
             time.sleep(0.3)

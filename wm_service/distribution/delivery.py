@@ -26,6 +26,8 @@ from ticketing_common.backoff import Backoff
 from ticketing_common.db import session_scope
 from ticketing_common.lease import keep_lease
 from wm_service.distribution.assignment import NOT_LEASED, PENDING, RELEASED, ids_param
+from wm_service.distribution.fencing import requeued
+from wm_service.distribution.models import Backend
 from wm_service.models import TicketDelivery
 
 INTAKE_PATH = "/api/v1/tickets"
@@ -64,6 +66,8 @@ class Claimed:
     dedup_key: str
     attempts: int
     payload: dict[str, Any]
+    # The backend's generation when the batch was claimed (None: the backend is not fenced).
+    generation: int | None = None
 
 
 @dataclass(frozen=True)
@@ -121,8 +125,15 @@ async def claim(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    generation = await _generation(session, backend_name)
     candidates = [
-        Claimed(id=cast(int, row_id), dedup_key=key, attempts=attempts, payload=payload)
+        Claimed(
+            id=cast(int, row_id),
+            dedup_key=key,
+            attempts=attempts,
+            payload=payload,
+            generation=generation,
+        )
         for row_id, key, attempts, payload in (await session.exec(statement)).all()
     ]
     if not candidates:
@@ -132,8 +143,28 @@ async def claim(
         lease = update(TicketDelivery).where(
             col(TicketDelivery.id) == ids_param(c.id for c in batch)
         )
-        await session.exec(lease.values(claimed_by=worker, claimed_until=_lease_end(lease_seconds)))
+        await session.exec(
+            lease.values(
+                claimed_by=worker,
+                claimed_until=_lease_end(lease_seconds),
+                generation=generation,
+            )
+        )
     return batch
+
+
+async def _generation(session: AsyncSession, backend_name: str) -> int | None:
+    """The generation a batch is sent under: the backend's, if it is fenced."""
+    row = (
+        await session.exec(
+            select(col(Backend.generation), col(Backend.last_seen_at)).where(
+                col(Backend.name) == backend_name
+            )
+        )
+    ).first()
+    if row is None or row[1] is None:
+        return None
+    return row[0]
 
 
 async def _in_key_order(session: AsyncSession, candidates: list[Claimed]) -> list[Claimed]:
@@ -204,7 +235,7 @@ async def deliver_batch(
 
     try:
         async with keep_lease(renew, lease_seconds=lease_seconds, name=worker):
-            delivered, failed = await _send(client, target, batch)
+            delivered, failed = await _send(client, target, batch, generation=batch[0].generation)
     except BaseException:
         # Stopped (or broken) mid-send: hand the rows back now rather than after the lease.
         with contextlib.suppress(Exception):
@@ -229,11 +260,19 @@ async def _record(
     the lease. Rows whose lease was lost meanwhile (lapsed and taken, or moved by a
     failover) are left to their new holder."""
     if delivered:
+        # Accepted under a generation a failover has since replaced: the BE will give that
+        # copy up (fencing.py), so the revision goes back to the queue instead.
+        stale = _held([c.id for c in delivered], worker=worker).where(
+            col(TicketDelivery.generation).is_distinct_from(_current_generation())
+        )
+        await session.exec(
+            stale.values(**requeued(moved_from=col(TicketDelivery.backend_name), now=utcnow()))
+        )
         done = _held([c.id for c in delivered], worker=worker).values(
             status="delivered",
             # A fast BE's report may have arrived before this ack was recorded: keep it.
             stage=case(
-                (col(TicketDelivery.stage) == "pending", "at_backend"),
+                (col(TicketDelivery.stage).in_(("pending", "moved")), "at_backend"),
                 else_=col(TicketDelivery.stage),
             ),
             delivered_at=utcnow(),
@@ -265,7 +304,7 @@ async def _release(
 
 
 async def _send(
-    client: httpx.AsyncClient, target: Target, batch: list[Claimed]
+    client: httpx.AsyncClient, target: Target, batch: list[Claimed], *, generation: int | None
 ) -> tuple[list[Claimed], dict[str, list[Claimed]]]:
     """POST the batch, halving it while the BE rejects its content; (delivered, failed by error).
 
@@ -285,7 +324,7 @@ async def _send(
             part = [c for c in part if c.dedup_key not in failed_keys]
         if not part:
             continue
-        status, error = await _post(client, target, [c.payload for c in part])
+        status, error = await _post(client, target, [c.payload for c in part], generation)
         if error is None:
             delivered.extend(part)
         elif status in SPLIT_STATUSES and len(part) > 1:
@@ -301,13 +340,19 @@ async def _send(
 
 
 async def _post(
-    client: httpx.AsyncClient, target: Target, payloads: list[dict[str, Any]]
+    client: httpx.AsyncClient,
+    target: Target,
+    payloads: list[dict[str, Any]],
+    generation: int | None,
 ) -> tuple[int | None, str | None]:
     """POST the batch; (HTTP status or None, None on 2xx else a short description)."""
+    body: dict[str, Any] = {"tickets": payloads}
+    if generation is not None:
+        body["generation"] = generation
     try:
         response = await client.post(
             target.url + INTAKE_PATH,
-            content=msgspec.json.encode({"tickets": payloads}),
+            content=msgspec.json.encode(body),
             headers={
                 "Authorization": f"Bearer {target.intake_token}",
                 "Content-Type": "application/json",
@@ -328,6 +373,18 @@ def _held(ids: list[int], *, worker: str) -> Update:
         col(TicketDelivery.id) == ids_param(ids),
         col(TicketDelivery.claimed_by) == worker,
         col(TicketDelivery.status) == PENDING,
+    )
+
+
+def _current_generation() -> ColumnElement[int | None]:
+    """The generation of the row's backend now, if it is fenced (else NULL)."""
+    return (
+        select(col(Backend.generation))
+        .where(
+            col(Backend.name) == col(TicketDelivery.backend_name),
+            col(Backend.last_seen_at).is_not(None),
+        )
+        .scalar_subquery()
     )
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, text
+from sqlalchemy import BigInteger, Column, DateTime, Index, Sequence, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, col
 
 from wm_service.models import TicketDelivery, WMModel
+
+GENERATION_SEQUENCE = Sequence("backend_generation_seq", metadata=WMModel.metadata)
 
 
 class Backend(WMModel, table=True):
@@ -37,6 +39,22 @@ class Backend(WMModel, table=True):
     # What the BE said of itself with its last heartbeat (platforms, backlog), and when.
     health: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
     health_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    # Ownership fencing (distribution/fencing.py): every delivery carries the generation it
+    # was sent under, and a failover bumps it, so a BE that comes back knows which of its
+    # revisions moved elsewhere. From one sequence: it never goes backwards, not even for a
+    # backend deleted and registered again.
+    generation: int = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger,
+            GENERATION_SEQUENCE,
+            nullable=False,
+            server_default=GENERATION_SEQUENCE.next_value(),
+        ),
+    )
+    # The last failover: when, and the heartbeat it was the end of (one bump per silence).
+    failed_over_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    failed_over_seen_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
 # Partial indexes on the outbox for the distribution's hot queries: a sender's claim (pending

@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ticketing_common.db import redact_url
 from ticketing_common.errors import NotFound
-from wm_service.distribution import assignment
+from wm_service.distribution import assignment, fencing
 from wm_service.distribution.assignment import PENDING
 from wm_service.distribution.models import Backend
 from wm_service.distribution.schemas import (
@@ -24,20 +24,32 @@ from wm_service.distribution.schemas import (
     BackendPublic,
     BackendRegistration,
     DeliveryCounts,
+    LeaseGrant,
 )
 from wm_service.models import TicketDelivery
 
 
 @dataclass(frozen=True)
 class Health:
-    """How long a backend may stay silent before it is unavailable, then failed over."""
+    """How long a backend may stay silent before it is unavailable, then failed over; and
+    the lease its heartbeat answers grant (fencing.py; WMSettings checks they fit)."""
 
     backend_timeout: timedelta
     failover_after: timedelta
+    lease: timedelta = timedelta(seconds=20)
+    max_call: timedelta = timedelta(seconds=35)
+
+    def silent_since(self, now: datetime) -> datetime:
+        """A backend last healthy before this is failed over."""
+        return now - self.backend_timeout - self.failover_after
 
 
 def last_healthy_at(backend: Backend) -> datetime | None:
-    """The later of the last heartbeat and the last successful probe (None: neither yet)."""
+    """A fenced backend's last heartbeat: only a heartbeat renews its lease, so a /readyz
+    probe must not keep it in the distribution while it may not call the platforms. For
+    a backend registered by hand, the later of heartbeat and successful probe."""
+    if fencing.is_fenced(backend):
+        return backend.last_seen_at
     times = [t for t in (backend.last_seen_at, backend.last_probe_ok_at) if t is not None]
     return max(times, default=None)
 
@@ -50,7 +62,7 @@ def is_available(backend: Backend, *, now: datetime, health: Health) -> bool:
 def is_failed_over(backend: Backend, *, now: datetime, health: Health) -> bool:
     """Unavailable for longer than failover_after: its undelivered revisions go elsewhere."""
     healthy = last_healthy_at(backend)
-    return healthy is None or healthy < now - health.backend_timeout - health.failover_after
+    return healthy is None or healthy < health.silent_since(now)
 
 
 async def register(
@@ -131,10 +143,14 @@ async def record_probe(
 
 
 async def delete(session: AsyncSession, *, name: str, now: datetime, health: Health) -> None:
-    """Remove a backend; its undelivered revisions move to the remaining available backends."""
+    """Remove a backend; its undelivered revisions move to the remaining available backends,
+    and those it accepted but did not finish follow once its lease has surely ended."""
     backend = await get(session, name=name)
     await session.delete(backend)
     await session.flush()
+    await fencing.take_back_after_removal(
+        session, backend_name=name, now=now, wait=health.lease + health.max_call
+    )
     targets = [
         b.name for b in await list_available(session, now=now, health=health) if b.name != name
     ]
@@ -195,4 +211,16 @@ def _public(
         tickets=counts or DeliveryCounts(assigned=0, pending=0, delivered=0),
         health=backend.health,
         health_at=backend.health_at,
+        fenced=fencing.is_fenced(backend),
+        generation=backend.generation if fencing.is_fenced(backend) else None,
+        failed_over_at=backend.failed_over_at,
+    )
+
+
+def lease_grant(backend: Backend, health: Health) -> LeaseGrant:
+    """What a heartbeat answer tells the BE: its generation and how long it may call."""
+    return LeaseGrant(
+        generation=backend.generation,
+        lease_seconds=health.lease.total_seconds(),
+        max_call_seconds=health.max_call.total_seconds(),
     )

@@ -1,6 +1,6 @@
 """Outcome reports from the BEs: where each delivered revision stands (docs/contracts.md §8).
 
-A report moves its delivery's stage (at_backend → completed | error, and moved) and brings
+A report moves its delivery's stage (at_backend → completed | error | moved) and brings
 the platform ids and the last error. Only the BE that holds the delivery may report on it,
 and only a seq newer than the stored one applies, so Error → re-drive → Completed ends
 Completed in any arrival order, and a resend changes nothing.
@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ticketing_common.outcome import OutcomeReport, ReportResult
+from wm_service.distribution import fencing
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ _APPLY = text(
       AND d.backend_name = :backend
       AND r.seq > d.report_seq
       AND (d.generation IS NULL OR r.generation IS NULL OR d.generation = r.generation)
-    RETURNING d.id
+    RETURNING d.id, d.stage
     """
 )
 
@@ -62,10 +64,17 @@ async def apply(
     batch = newest_per_revision(reports)
     applied = 0
     if batch:
-        rows = await (await session.connection()).execute(
-            _APPLY, {"backend": backend_name, **_columns(batch)}
+        rows = (
+            await (await session.connection()).execute(
+                _APPLY, {"backend": backend_name, **_columns(batch)}
+            )
+        ).all()
+        applied = len(rows)
+        # The BE gave these up (their element moved on): never leave one waiting for it.
+        moved = [row_id for row_id, stage in rows if stage == "moved"]
+        await fencing.take_back_moved(
+            session, backend_name=backend_name, ids=moved, now=datetime.now(UTC)
         )
-        applied = len(rows.all())
     ignored = len(reports) - applied
     if ignored:
         log.info(

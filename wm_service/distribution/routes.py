@@ -50,10 +50,14 @@ async def put_backend(
 ) -> BackendPublic:
     heartbeat = caller == BACKEND
     now = utcnow()
-    await registry.register(
+    backend = await registry.register(
         session, name=name, registration=registration, now=now, heartbeat=heartbeat
     )
-    return await registry.describe(session, name=name, now=now, health=_health(request))
+    health = _health(request)
+    described = await registry.describe(session, name=name, now=now, health=health)
+    if heartbeat:
+        described.lease = registry.lease_grant(backend, health)
+    return described
 
 
 @router.post(

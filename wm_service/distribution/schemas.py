@@ -60,6 +60,16 @@ class DeliveryCounts(BaseModel):
     delivered: int = Field(description="Acknowledged (2xx) by this backend.")
 
 
+class LeaseGrant(BaseModel):
+    """The answer to a heartbeat (docs/contracts.md §5): the BE may call the platforms for
+    `lease_seconds` from when it sent the heartbeat, each call at most `max_call_seconds`,
+    and only for the revisions delivered under `generation`."""
+
+    generation: int
+    lease_seconds: float
+    max_call_seconds: float
+
+
 class BackendPublic(BaseModel):
     """A registered backend as operators see it (no token)."""
 
@@ -79,6 +89,17 @@ class BackendPublic(BaseModel):
     tickets: DeliveryCounts
     health: BackendHealthReport | None = Field(description="Sent with the last heartbeat.")
     health_at: datetime | None
+    fenced: bool = Field(
+        description="Heartbeats, so it holds a lease and a generation (docs/contracts.md §5); "
+        "a backend registered by hand and only probed is not fenced."
+    )
+    generation: int | None = Field(
+        description="Its ownership generation: bumped by each failover (fenced backends)."
+    )
+    failed_over_at: datetime | None = Field(description="Its last failover, if any.")
+    lease: LeaseGrant | None = Field(
+        default=None, description="Only in the answer to the BE's own heartbeat."
+    )
 
 
 class BackendList(BaseModel):

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -20,7 +20,7 @@ from ticketing_common.backoff import Backoff
 from ticketing_common.db import session_scope
 from ticketing_common.lease import worker_name
 from wm_service.config import WMSettings
-from wm_service.distribution import assignment, registry
+from wm_service.distribution import assignment, fencing, registry
 from wm_service.distribution.delivery import LEASE_SECONDS, Target, deliver_batch, utcnow
 from wm_service.distribution.models import Backend
 from wm_service.metrics import WMMetrics
@@ -57,6 +57,8 @@ class DistributionConfig:
             health=registry.Health(
                 backend_timeout=timedelta(seconds=settings.backend_timeout_seconds),
                 failover_after=timedelta(seconds=settings.failover_after_seconds),
+                lease=timedelta(seconds=settings.backend_lease_seconds),
+                max_call=timedelta(seconds=settings.backend_max_call_seconds),
             ),
             poll_seconds=settings.distribution_poll_seconds,
             probe_interval_seconds=settings.backend_probe_interval_seconds,
@@ -121,11 +123,11 @@ class DistributionWorker:
             backends = await registry.list_all(session)
         available = [b for b in backends if registry.is_available(b, now=now, health=config.health)]
         targets = [b.name for b in available]
-        keep = [
-            b.name
-            for b in backends
-            if not registry.is_failed_over(b, now=now, health=config.health)
+        failed_over = [
+            b for b in backends if registry.is_failed_over(b, now=now, health=config.health)
         ]
+        keep = [b.name for b in backends if b not in failed_over]
+        await self._fence(failed_over, now=now)
         while True:
             async with _scope(self._sessionmaker) as session:
                 moved = await assignment.fail_over(
@@ -152,6 +154,30 @@ class DistributionWorker:
             self._ensure_senders(available)
             if assigned < ASSIGN_CHUNK:
                 break
+
+    async def _fence(self, failed_over: list[Backend], *, now: datetime) -> None:
+        """Fence every silent fenced backend once per silence: new generation, and its
+        unfinished revisions back in the queue (fencing.py), one transaction each."""
+        silent_since = self._config.health.silent_since(now)
+        for backend in failed_over:
+            if not fencing.is_fenced(backend) or (
+                backend.failed_over_seen_at == backend.last_seen_at
+            ):
+                continue
+            async with _scope(self._sessionmaker) as session:
+                taken_back = await fencing.fence(
+                    session, backend_name=backend.name, silent_since=silent_since, now=now
+                )
+            if taken_back is None:
+                continue
+            self._metrics.failovers.labels(backend.name, "fenced").inc()
+            log.warning(
+                "failover: %s fenced off (new generation); %d revision(s) it accepted but "
+                "did not finish go to the others",
+                backend.name,
+                taken_back,
+                extra={"backend": backend.name, "moved": taken_back, "reason": "fenced"},
+            )
 
     def _ensure_senders(self, available: list[Backend]) -> None:
         for backend in available:

@@ -180,10 +180,32 @@ async def test_note_is_added_to_the_incident_found_open(platforms):
     assert note["Details"].startswith("[update r2]")
 
 
-async def test_a_revision_that_found_its_incident_open_orders_no_work(platforms):
-    """After a note nothing is left: no work order and no link for an existing incident."""
+async def test_an_update_that_found_its_incident_open_orders_no_work(platforms):
+    """After an update's note nothing is left: no work order and no link."""
     existing = {"rec_id": "r", "public_id": "1", "existing": True}
-    assert _next(platforms, "note", item(step="note", cherwell=existing)) == DONE
+    update = item(make_ticket(revision=2, action="update"), step="note", cherwell=existing)
+    assert _next(platforms, "note", update) == DONE
+
+
+async def test_an_open_that_found_its_incident_open_makes_sure_its_work_order_exists(platforms):
+    """An `open` sent again after a failover (the first BE died between the create and the
+    work order) finds its incident open: after the note, it orders the missing work once."""
+    ticket = make_ticket()
+    incident = await _open_incident(platforms, ticket)
+    existing = {**incident, "existing": True}
+    assert _next(platforms, "note", item(ticket, step="note", cherwell=existing)) == "workorder"
+    waiting = item(ticket, step="workorder", cherwell=existing)
+    [first] = await platforms.step("workorder").send([waiting], batch_size=BATCH)
+    [second] = await platforms.step("workorder").send([waiting], batch_size=BATCH)
+    [order] = await platforms.records("workorder")
+    assert (
+        first.ids == second.ids == {"sfyc": {"id": order["Id"], "number": order["WorkOrderNumber"]}}
+    )
+    assert second.response == f"work order {order['WorkOrderNumber']} exists"
+    # The second found it by its number query and upserted nothing.
+    assert await platforms.requests("composite") == 1
+    numbered = item(ticket, step="link", cherwell=existing, **second.ids)
+    assert platforms.step("link").wants(numbered)
 
 
 async def test_a_new_ticket_goes_through_every_step_in_one_batch(pipeline: InProcessPipeline):

@@ -213,15 +213,25 @@ def stand_in() -> Iterator[Callable[..., StandInBE]]:
 
 
 async def register(
-    sessionmaker: async_sessionmaker[AsyncSession], name: str, backend: StandInBE
+    sessionmaker: async_sessionmaker[AsyncSession],
+    name: str,
+    backend: StandInBE,
+    *,
+    heartbeat: bool = False,
 ) -> None:
-    """Register (or heartbeat) a stand-in BE the way its PUT does."""
+    """Register a stand-in BE the way its PUT does: by hand (available while its /readyz
+    answers, not fenced) or, with `heartbeat`, as the BE's own heartbeat (fenced: available
+    only while it keeps heartbeating, see test_fencing.py)."""
     registration = BackendRegistration.model_validate(
         {"url": backend.url, "intake_token": SecretStr(backend.token)}
     )
     async with scope(sessionmaker) as session:
         await registry.register(
-            session, name=name, registration=registration, now=datetime.now(UTC), heartbeat=True
+            session,
+            name=name,
+            registration=registration,
+            now=datetime.now(UTC),
+            heartbeat=heartbeat,
         )
 
 
