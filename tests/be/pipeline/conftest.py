@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from be_service.config import BESettings
+from be_service.pipeline.fence import Fence
 from be_service.pipeline.sender import SenderContext
 from be_service.pipeline.steps import Item, Step
 from be_service.pipeline.worker import work_once
@@ -102,6 +103,8 @@ class InProcessPipeline:
 
     sessionmaker: async_sessionmaker[AsyncSession]
     platforms: InProcessPlatforms
+    # The WM's lease and generation as the heartbeat left them (disabled: not fenced).
+    fence: Fence = field(default_factory=lambda: Fence(enabled=False))
 
     def context(self, steps: tuple[Step, ...] | None = None) -> SenderContext:
         return SenderContext(
@@ -110,12 +113,13 @@ class InProcessPipeline:
             backoff=Backoff(base_seconds=0, cap_seconds=0),
             lease_seconds=30,
             ambiguous_create_delay_seconds=0,
+            fence=self.fence,
         )
 
-    async def intake(self, *tickets: dict[str, Any]) -> None:
+    async def intake(self, *tickets: dict[str, Any], generation: int | None = None) -> None:
         documents = [TicketDocument.model_validate(t) for t in tickets]
         async for session in session_scope(self.sessionmaker):
-            await intake_service.create(session, tickets=documents)
+            await intake_service.create(session, tickets=documents, generation=generation)
 
     async def drain(self, steps: tuple[Step, ...] | None = None) -> int:
         """Send batches until none is left to claim; returns how many were sent."""

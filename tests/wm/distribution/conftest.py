@@ -34,6 +34,8 @@ from wm_service.models import Ticket, TicketDelivery, TicketRevision
 
 scope = contextlib.asynccontextmanager(session_scope)
 
+KEYS = [f"snr-upstream:MTY01-CCAP02:US-{i}/0/1" for i in range(200)]
+
 
 def make_config(**overrides: Any) -> DistributionConfig:
     """Quick polling and retries; health limits long enough that a busy machine never trips
@@ -163,6 +165,8 @@ class StandInBE:
     reject: set[tuple[str, int]] = field(default_factory=set)
     batches: list[list[dict[str, Any]]] = field(default_factory=list)
     accepted: list[dict[str, Any]] = field(default_factory=list)
+    # The ownership generation each batch came with (None: the WM sent none).
+    generations: list[int | None] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
 
@@ -178,11 +182,13 @@ class StandInBE:
         async def intake(request: Request) -> JSONResponse:
             if request.headers.get("authorization") != f"Bearer {self.token}":
                 return JSONResponse({"error": "bad token"}, status_code=403)
-            tickets = (await request.json())["tickets"]
+            body = await request.json()
+            tickets = body["tickets"]
             if self.latency:
                 await asyncio.sleep(self.latency)
             with self.lock:
                 self.batches.append(tickets)
+                self.generations.append(body.get("generation"))
                 if any((t["dedup_key"], t["revision"]) in self.reject for t in tickets):
                     return JSONResponse({"error": "invalid ticket"}, status_code=422)
                 if self.down or self.fail_next > 0:
@@ -218,6 +224,7 @@ async def register(
     backend: StandInBE,
     *,
     heartbeat: bool = False,
+    now: datetime | None = None,
 ) -> None:
     """Register a stand-in BE the way its PUT does: by hand (available while its /readyz
     answers, not fenced) or, with `heartbeat`, as the BE's own heartbeat (fenced: available
@@ -230,7 +237,7 @@ async def register(
             session,
             name=name,
             registration=registration,
-            now=datetime.now(UTC),
+            now=now or datetime.now(UTC),
             heartbeat=heartbeat,
         )
 
@@ -251,3 +258,8 @@ async def run_worker(
     yield start
     for worker in workers:
         await worker.stop()
+
+
+StandIn = Callable[..., StandInBE]
+RunWorker = Callable[..., Awaitable[DistributionWorker]]
+Sessions = async_sessionmaker[AsyncSession]

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tests.wm.distribution.conftest import (
+    KEYS,
     Outbox,
+    RunWorker,
+    Sessions,
+    StandIn,
     StandInBE,
     all_delivered,
     make_config,
@@ -21,13 +23,7 @@ from tests.wm.distribution.conftest import (
 )
 from wm_service.distribution import assignment, registry, rendezvous
 from wm_service.distribution.delivery import BatchResult, Target, deliver_batch
-from wm_service.distribution.worker import DistributionWorker
 
-StandIn = Callable[..., StandInBE]
-RunWorker = Callable[..., Awaitable[DistributionWorker]]
-Sessions = async_sessionmaker[AsyncSession]
-
-KEYS = [f"snr-upstream:MTY01-CCAP02:US-{i}/0/1" for i in range(200)]
 SENDER = "wm:test:be-1/0"
 
 
