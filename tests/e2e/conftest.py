@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.support.servers import ServiceProcess, free_port, launch_service
+from tests.support.tcp_proxy import TcpProxy
 from ticketing_cli.client import BEClient, EmulatorClient, WMClient
 from ticketing_cli.tour import be_status_counts
 
@@ -94,6 +95,8 @@ class System:
     wm_env: dict[str, str] = field(default_factory=dict)
     bes: dict[str, ServiceProcess] = field(default_factory=dict)
     be_envs: dict[str, dict[str, str]] = field(default_factory=dict)
+    be_ports: dict[str, int] = field(default_factory=dict)
+    proxies: dict[str, tuple[TcpProxy, TcpProxy]] = field(default_factory=dict)
     pushes: int = 0
     # Settings a scenario changes on top of the fast test timings.
     wm_overrides: dict[str, str] = field(default_factory=dict)
@@ -118,34 +121,63 @@ class System:
             process.wait_ready()
         self.wait_for_backends(len(be_names))
 
-    def start_be(self, name: str, *, wait: bool = True) -> ServiceProcess:
+    def start_be(
+        self, name: str, *, wait: bool = True, partitionable: bool = False, **env: str
+    ) -> ServiceProcess:
+        """Start (or restart) BE `name`; the first start may add `env` settings. With
+        `partitionable`, the WM and the BE talk through two loopback proxies (its intake,
+        and its heartbeats and reports), which `partition` cuts and `heal` restores."""
         assert self.wm is not None and self.emulators is not None
         if name not in self.be_envs:
             port = free_port()
+            self.be_ports[name] = port
+            public_url, wm_url = f"http://127.0.0.1:{port}", self.wm.url
+            if partitionable:
+                inbound, outbound = TcpProxy(port), TcpProxy(_port_of(self.wm.url))
+                self.proxies[name] = (inbound, outbound)
+                public_url, wm_url = inbound.url, outbound.url
             self.be_envs[name] = {
                 "BE_NAME": name,
                 "BE_DATABASE_URL": self.make_database("be"),
-                "BE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+                "BE_PUBLIC_URL": public_url,
                 "BE_INTAKE_TOKEN": BE_INTAKE,
                 "BE_ADMIN_TOKEN": BE_ADMIN,
                 "BE_CONTROL_TOKEN": BE_CONTROL,
-                "BE_WM_URL": self.wm.url,
+                "BE_WM_URL": wm_url,
                 "BE_WM_TOKEN": WM_BACKEND,
                 "BE_PLATFORM_URL": self.emulators.url,
                 **FAST_BE,
                 **self.be_overrides,
+                **env,
             }
-        env = self.be_envs[name]
-        port = int(env["BE_PUBLIC_URL"].rsplit(":", 1)[1])
-        self.bes[name] = launch_service("be", env, port=port)
+        self.bes[name] = launch_service("be", self.be_envs[name], port=self.be_ports[name])
         if wait:
             self.bes[name].wait_ready()
         return self.bes[name]
 
+    def partition(self, name: str) -> None:
+        """Cut BE `name` off from the WM both ways; it still reaches the platforms."""
+        for proxy in self.proxies[name]:
+            proxy.cut()
+
+    def heal(self, name: str) -> None:
+        for proxy in self.proxies[name]:
+            proxy.restore()
+
+    def set_processing(self, name: str, enabled: bool) -> None:
+        """The BE's run-time processing switch, set directly on the BE (not through a proxy)."""
+        response = httpx.patch(
+            f"http://127.0.0.1:{self.be_ports[name]}/api/v1/settings",
+            json={"processing_enabled": enabled},
+            headers={"Authorization": f"Bearer {BE_ADMIN}"},
+            timeout=10,
+        )
+        response.raise_for_status()
+
     def restart_wm(self) -> None:
         assert self.wm is not None
         self.wm.kill()
-        port = int(self.wm.url.rsplit(":", 1)[1])
+        port = _port_of(self.wm.url)
         self.wm = launch_service("wm", self.wm_env, port=port)
         self.wm.wait_ready()
 
@@ -153,6 +185,9 @@ class System:
         for process in [*self.bes.values(), self.wm, self.emulators]:
             if process is not None:
                 process.stop()
+        for proxies in self.proxies.values():
+            for proxy in proxies:
+                proxy.cut()
 
     # --- clients ---------------------------------------------------------------------------
     @property
@@ -166,7 +201,8 @@ class System:
         return EmulatorClient(self.emulators.url)
 
     def be_client(self, name: str) -> BEClient:
-        return BEClient(self.be_envs[name]["BE_PUBLIC_URL"], BE_ADMIN)
+        """BE `name`'s API on its own port: reachable even while it is partitioned."""
+        return BEClient(f"http://127.0.0.1:{self.be_ports[name]}", BE_ADMIN)
 
     def wait_for_backends(self, count: int, timeout: float = 30) -> None:
         wait_for(
@@ -223,6 +259,10 @@ class System:
         for record in self.emulator.records("incident"):
             by_key.setdefault(record.get("TpcCorrelationKey", ""), []).append(record)
         return by_key
+
+
+def _port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
 
 
 @pytest.fixture
