@@ -115,6 +115,11 @@ class BESettings(BaseSettings):
     # written an idle reporter looks for new ones.
     report_batch_size: int = Field(200, ge=1, le=1000)
     report_poll_seconds: float = Field(0.5, gt=0)
+    # Retention (be_service/retention.py): finished revisions older than this, by the time of
+    # the push that made them, are pruned every interval, so many per transaction.
+    retention_days: float = Field(30.0, gt=0)
+    retention_interval_seconds: float = Field(300.0, gt=0)
+    retention_batch_size: int = Field(1000, ge=1, le=100_000)
 
     def unset_tokens(self) -> list[str]:
         """The token variables left unset (their endpoints reject every request)."""

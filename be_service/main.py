@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from be_service import retention as retention_steps
 from be_service.config import BESettings
 from be_service.deps import require_metrics
 from be_service.metrics import BEMetrics, refresh_stored_state
@@ -36,6 +37,7 @@ from be_service.routes import tickets as ticket_routes
 from be_service.services import settings as settings_service
 from ticketing_common import embedded_pg
 from ticketing_common.backoff import Backoff
+from ticketing_common.clock import Clock, system_clock
 from ticketing_common.db import (
     create_engine,
     make_sessionmaker,
@@ -47,6 +49,7 @@ from ticketing_common.lease import worker_name
 from ticketing_common.logging import configure_logging
 from ticketing_common.metrics import install_metrics_route, set_gauge_family
 from ticketing_common.migrate import readiness_problems, upgrade_to_head
+from ticketing_common.retention import RetentionPolicy, RetentionWorker
 from ticketing_common.web import add_health_routes, create_base_app
 
 log = logging.getLogger(__name__)
@@ -155,9 +158,24 @@ async def _background_tasks(
             stop=stop,
         )
         tasks.append(asyncio.create_task(reporter_task, name="be-reporter"))
+    retention = RetentionWorker(
+        app.state.sessionmaker,
+        policy=RetentionPolicy(
+            days=settings.retention_days,
+            batch_size=settings.retention_batch_size,
+            interval_seconds=settings.retention_interval_seconds,
+        ),
+        steps=retention_steps.STEPS,
+        clock=app.state.clock,
+        pruned=app.state.metrics.retention_pruned,
+        service=f"be[{settings.name}]",
+    )
+    app.state.retention = retention
+    await retention.start()
     try:
         yield
     finally:
+        await retention.stop()
         await _stop_tasks(tasks, stop)
 
 
@@ -212,8 +230,9 @@ def _lifespan(settings: BESettings) -> Callable[[FastAPI], AbstractAsyncContextM
     return lifespan
 
 
-def create_app(settings: BESettings | None = None) -> FastAPI:
-    """A BE app; without `settings` they are read from the BE_* environment.
+def create_app(settings: BESettings | None = None, *, clock: Clock = system_clock) -> FastAPI:
+    """A BE app; without `settings` they are read from the BE_* environment. `clock` is
+    "now" for the retention (a soak compresses time with it).
 
     Only the process entry point (no `settings`) configures logging: an app built in
     someone else's process (tests, `ticketing up`) leaves that process's logging alone.
@@ -236,6 +255,7 @@ def create_app(settings: BESettings | None = None) -> FastAPI:
     app.state.worker_stats = WorkerStats()
     app.state.health = build_health(settings)
     app.state.fence = Fence(enabled=bool(settings.wm_url))
+    app.state.clock = clock
     app.state.metrics = BEMetrics()
 
     async def readiness() -> dict[str, str]:

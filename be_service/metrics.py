@@ -66,6 +66,12 @@ class BEMetrics:
             buckets=BATCH_BUCKETS,
             registry=r,
         )
+        self.retention_pruned = Counter(
+            "be_retention_pruned_rows",
+            "Rows the retention pass deleted, by table.",
+            ["table"],
+            registry=r,
+        )
         self.errored = Counter(
             "be_revisions_errored",
             "Revisions that ended in Error, by failed operation.",

@@ -113,6 +113,10 @@ class TicketRevision(BEModel, table=True):
     )
     # The WM's ownership generation sent with the delivery, echoed in every report (fencing).
     generation: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    # The document's generated_at (the push's time): the domain clock retention ages by.
+    generated_at: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+    )
 
 
 class TicketAttempt(BEModel, table=True):
@@ -156,6 +160,7 @@ class OutcomeReport(BEModel, table=True):
     the WM acknowledged it (be_service/reports.py)."""
 
     __tablename__ = "outcome_report"
+    __table_args__ = (Index("ix_outcome_report_ticket_id", "ticket_id", "revision"),)
 
     id: int | None = Field(
         default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)

@@ -101,6 +101,19 @@ class WMSettings(BaseSettings):
         default=60, gt=0, description="Longest retry delay after failed batches."
     )
 
+    # Retention (wm_service/services/retention.py).
+    retention_days: float = Field(
+        default=30,
+        gt=0,
+        description="Cleared tickets, pushes and control actions older than this are pruned.",
+    )
+    retention_interval_seconds: float = Field(
+        default=300, gt=0, description="How often the retention pass runs."
+    )
+    retention_batch_size: int = Field(
+        default=1000, ge=1, le=100_000, description="Rows deleted per retention transaction."
+    )
+
     @model_validator(mode="after")
     def _failover_waits_for_the_fence(self) -> Self:
         # A silent BE may still be calling the platforms until its lease ends plus one call:

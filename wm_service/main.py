@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 
 from ticketing_common import embedded_pg
 from ticketing_common.auth import token_or_locked
+from ticketing_common.clock import Clock, system_clock
 from ticketing_common.db import (
     create_engine,
     make_sessionmaker,
@@ -25,6 +26,7 @@ from ticketing_common.db import (
 from ticketing_common.logging import configure_logging
 from ticketing_common.metrics import install_metrics_route, set_gauge_family
 from ticketing_common.migrate import readiness_problems, upgrade_to_head
+from ticketing_common.retention import RetentionPolicy, RetentionWorker
 from ticketing_common.web import add_health_routes, create_base_app
 from wm_service.config import WMSettings
 from wm_service.console.routes import install_console
@@ -36,6 +38,7 @@ from wm_service.distribution.worker import DistributionConfig, DistributionWorke
 from wm_service.metrics import WMMetrics, refresh_stored_state
 from wm_service.routes import aggregations, control, maintenance, tickets, topology
 from wm_service.routes import settings as settings_routes
+from wm_service.services import retention as retention_steps
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,21 @@ def _background_workers(app: FastAPI) -> list[BackgroundWorker]:
     )
     # Exposed so that ingestion can call app.state.distribution.wake() after a commit.
     app.state.distribution = distribution
-    return [distribution]
+    config: WMSettings = app.state.settings
+    retention = RetentionWorker(
+        app.state.sessionmaker,
+        policy=RetentionPolicy(
+            days=config.retention_days,
+            batch_size=config.retention_batch_size,
+            interval_seconds=config.retention_interval_seconds,
+        ),
+        steps=retention_steps.STEPS,
+        clock=app.state.clock,
+        pruned=app.state.metrics.retention_pruned,
+        service="wm",
+    )
+    app.state.retention = retention
+    return [distribution, retention]
 
 
 @asynccontextmanager
@@ -101,8 +118,9 @@ def _publish_push_schema(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def create_app(settings: WMSettings | None = None) -> FastAPI:
-    """The WM FastAPI app; `settings` defaults to the WM_* environment.
+def create_app(settings: WMSettings | None = None, *, clock: Clock = system_clock) -> FastAPI:
+    """The WM FastAPI app; `settings` defaults to the WM_* environment. `clock` is "now" for
+    pushes and retention (a soak compresses time with it).
 
     Only the process entry point (no `settings`) configures logging: an app built inside
     another process (tests, benchmarks) leaves that process's logging alone.
@@ -120,6 +138,7 @@ def create_app(settings: WMSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = config
+    app.state.clock = clock
     app.state.ingest_token = token_or_locked(config.ingest_token, variable="WM_INGEST_TOKEN")
     app.state.admin_token = token_or_locked(config.admin_token, variable="WM_ADMIN_TOKEN")
     app.state.metrics_token = token_or_locked(config.metrics_token, variable="WM_METRICS_TOKEN")

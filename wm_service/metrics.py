@@ -64,6 +64,12 @@ class WMMetrics:
         self.delivered_revisions = Counter(
             "wm_delivered_revisions", "Ticket revisions a BE accepted.", ["backend"], registry=r
         )
+        self.retention_pruned = Counter(
+            "wm_retention_pruned_rows",
+            "Rows the retention pass deleted, by table.",
+            ["table"],
+            registry=r,
+        )
         self.failovers = Counter(
             "wm_failovers",
             "Times a BE's elements were moved to the other BEs.",

@@ -44,7 +44,11 @@ class AggregationPush(WMModel, table=True):
     """One processed push; `result` is replayed verbatim when the same push arrives again."""
 
     __tablename__ = "aggregation_push"
-    __table_args__ = (UniqueConstraint("kind", "aggregation_id"),)
+    __table_args__ = (
+        UniqueConstraint("kind", "aggregation_id"),
+        # The late-push check (latest of a kind) and the retention's oldest pushes.
+        Index("ix_aggregation_push_kind_generated_at", "kind", "generated_at"),
+    )
 
     id: int | None = Field(
         default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
@@ -84,6 +88,8 @@ class Ticket(WMModel, table=True):
     __table_args__ = (
         Index("ix_ticket_market", text("((payload -> 'location'::text) ->> 'market'::text)")),
         Index("ix_ticket_hub", text("((payload -> 'location'::text) ->> 'hub'::text)")),
+        # The retention's cleared tickets, oldest first.
+        Index("ix_ticket_cleared_at", "cleared_at", postgresql_where=text("state = 'cleared'")),
     )
 
     id: uuid.UUID = Field(sa_column=Column(Uuid, primary_key=True))

@@ -19,15 +19,16 @@ _INSERT = text(
     """
     INSERT INTO ticket_revision
         (ticket_id, revision, dedup_key, action, kind, category, priority, payload, status,
-         step, retry_round, received_at, updated_at, generation)
+         step, retry_round, received_at, updated_at, generation, generated_at)
     SELECT v.ticket_id, v.revision, v.dedup_key, v.action, v.kind, v.category, v.priority,
-           CAST(v.payload AS jsonb), :status, :step, 0, now(), now(), CAST(:generation AS bigint)
+           CAST(v.payload AS jsonb), :status, :step, 0, now(), now(), CAST(:generation AS bigint),
+           v.generated_at
     FROM unnest(CAST(:ticket_ids AS uuid[]), CAST(:revisions AS integer[]),
                 CAST(:dedup_keys AS text[]), CAST(:actions AS text[]), CAST(:kinds AS text[]),
                 CAST(:categories AS text[]), CAST(:priorities AS text[]),
-                CAST(:payloads AS text[]))
+                CAST(:payloads AS text[]), CAST(:generated_ats AS timestamptz[]))
          WITH ORDINALITY AS v(ticket_id, revision, dedup_key, action, kind, category, priority,
-                              payload, n)
+                              payload, generated_at, n)
     ORDER BY v.n
     ON CONFLICT (ticket_id, revision) DO UPDATE
         SET generation = EXCLUDED.generation, status = 'Received',
@@ -69,6 +70,7 @@ async def create(
             "kinds": [t.kind for t in ordered],
             "categories": [t.category for t in ordered],
             "priorities": [t.priority for t in ordered],
+            "generated_ats": [t.generated_at for t in ordered],
             "payloads": [msgspec.json.encode(t.model_dump(mode="json")).decode() for t in ordered],
         },
     )

@@ -75,3 +75,32 @@ async def test_platform_ids_move_to_one_column_and_back(database_factory: Databa
         database_factory.drop(url)
     assert [json.loads(row["platform_ids"]) for row in moved] == [ids for _, ids in _ROWS]
     assert [tuple(row) for row in back] == [tuple(values[3:]) for values, _ in _ROWS]
+
+
+async def test_generated_at_is_filled_from_the_stored_documents(database_factory: DatabaseFactory):
+    """be_0005 gives every revision its document's generated_at (received_at without one)."""
+    url = database_factory.empty()
+    try:
+        await upgrade_to_head("be", url)
+        await downgrade_to("be", url, "be_0004")
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            insert = (
+                "INSERT INTO ticket_revision (ticket_id, revision, dedup_key, action, kind, "
+                "category, priority, payload, status, step, retry_round, received_at, "
+                "updated_at) VALUES ($1, $2, 'k', 'open', 'snr-upstream', 'SNR', 'P2', $3, "
+                "'Completed', 'done', 0, '2026-11-30T10:00:00Z', now())"
+            )
+            with_time = json.dumps({"generated_at": "2026-11-01T08:00:00+00:00"})
+            await conn.execute(insert, uuid.uuid4(), 1, with_time)
+            await conn.execute(insert, uuid.uuid4(), 1, "{}")
+        finally:
+            await conn.close()
+        await upgrade_to_head("be", url)
+        rows = await _fetch(url, "SELECT generated_at FROM ticket_revision ORDER BY id")
+    finally:
+        database_factory.drop(url)
+    assert [row["generated_at"].isoformat() for row in rows] == [
+        "2026-11-01T08:00:00+00:00",
+        "2026-11-30T10:00:00+00:00",
+    ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import msgspec
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
@@ -63,7 +63,7 @@ async def push_aggregation(
     with request.app.state.metrics.observe_push(kind) as observation:
         kind_of_body = media_type(request, accepted=("application/json", "text/csv"))
         body = await read_body(request, limit=config.max_push_bytes)
-        received_at = datetime.now(UTC)
+        received_at = request.app.state.clock()
         # Decoding a large push is CPU work; a thread keeps the event loop answering.
         push = await asyncio.to_thread(
             decode_push,
