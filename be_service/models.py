@@ -79,6 +79,10 @@ class TicketRevision(BEModel, table=True):
             "id",
             postgresql_where=text("status = 'Received'"),
         ),
+        # The claim's scan in id order over the Received revisions only.
+        Index("ix_ticket_revision_received_id", "id", postgresql_where=text("status = 'Received'")),
+        # Room on each page for the claim and lease updates to stay HOT.
+        {"postgresql_with": {"fillfactor": 80}},
     )
 
     id: int | None = Field(

@@ -3,10 +3,12 @@
 Starts the whole system (embedded Postgres, emulators with 20 ms latency per request, the WM
 and two BEs with batch size 100) in a temporary folder on free ports, pushes N critical
 entries (default 20 000), and measures the time until every ticket is Completed on the BEs.
-Prints tickets/s end to end, the ingest time and the peak RSS of every process; stops
-everything it started.
+Interleaved with each of our runs, Prometheus Alertmanager delivers the same N problems
+(bench/alertmanager.py): the machine is noisy, so it runs 3 + 3 and compares medians. Prints
+tickets/s, the push time, CPU seconds per process (Postgres with its finished backends) and
+per ticket, and the peak PSS of every process; stops everything it started.
 
-    .venv/bin/python -m bench.e2e [--tickets 20000] [--latency-ms 20] [--batch-size 100]
+    .venv/bin/python -m bench.e2e [--tickets 20000] [--runs 3] [--no-alertmanager]
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import httpx
 
-from bench.support import PeakMemory
+from bench import alertmanager
+from bench.support import CpuMeter, PeakMemory
 from ticketing_cli.client import EmulatorClient
 from ticketing_cli.stack import StackLayout, start_stack
 from ticketing_cli.tour import be_status_counts, clients, wait_for_backends
@@ -51,14 +56,19 @@ def critical_aggregation(count: int) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tickets", type=int, default=20_000)
-    parser.add_argument("--latency-ms", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--timeout", type=float, default=600)
-    args = parser.parse_args()
+@dataclass(frozen=True)
+class OurRun:
+    tickets: int
+    errors: int
+    push_seconds: float
+    seconds: float
+    requests_per_ticket: float
+    cpu: dict[str, float]
+    peak_pss: dict[str, int]
 
+
+def our_run(args: argparse.Namespace) -> OurRun:
+    """The whole system on free ports in a temporary folder, stopped at the end."""
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
         layout = StackLayout.on_free_ports(be_count=2)
         stack = start_stack(Path(tmp), layout)
@@ -78,36 +88,84 @@ def main() -> None:
             body = json.dumps(critical_aggregation(args.tickets)).encode()
             pids = {child.name: child.process.pid for child in stack.children}
             pids["postgres"] = stack.database.pid
-            with PeakMemory(pids) as rss:
+            with PeakMemory(pids) as rss, CpuMeter(pids) as cpu:
                 started = time.perf_counter()
                 result = wm.push("snr-upstream", body)
-                ingest_seconds = time.perf_counter() - started
+                push_seconds = time.perf_counter() - started
                 expected = result["tickets"]["opened"]
-                done = 0
+                done, counts = 0, []
                 deadline = time.monotonic() + args.timeout
                 while time.monotonic() < deadline:
                     counts = [be_status_counts(be) for _, be in bes]
                     done = sum(c["Completed"] + c["Error"] for c in counts)
                     if done >= expected:
                         break
-                    time.sleep(0.2)
+                    time.sleep(0.5)  # counting is a scan of each BE: poll gently
                 elapsed = time.perf_counter() - started
             stats = emulator.stats()
         finally:
             stack.stop()
-
-    errors = sum(c["Error"] for c in counts)
-    print(f"tickets pushed (critical entries): {expected}")
-    print(f"tickets finished on the BEs:        {done} ({errors} Error)")
-    print(f"ingest (push request):              {ingest_seconds:.2f} s")
-    print(f"end to end:                         {elapsed:.2f} s")
-    print(f"throughput end to end:              {done / elapsed:.0f} tickets/s")
-    print(
-        f"platform requests per ticket:       {sum(stats['requests'].values()) / max(done, 1):.2f}"
+    return OurRun(
+        tickets=done,
+        errors=sum(c["Error"] for c in counts),
+        push_seconds=push_seconds,
+        seconds=elapsed,
+        requests_per_ticket=sum(stats["requests"].values()) / max(done, 1),
+        cpu=cpu.seconds,
+        peak_pss=rss.peaks,
     )
-    print("peak memory (PSS) per process:")
-    for name, peak in rss.peaks.items():
-        print(f"  {name:<10} {peak / 2**20:7.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tickets", type=int, default=20_000)
+    parser.add_argument("--latency-ms", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--runs", type=int, default=3, help="of each, interleaved")
+    parser.add_argument("--no-alertmanager", action="store_true", help="our runs only")
+    args = parser.parse_args()
+    binary = None if args.no_alertmanager else alertmanager.ensure_installed()
+    if binary is None and not args.no_alertmanager:
+        print("prometheus-alertmanager is missing and cannot be installed (not root): ours only")
+    ours: list[OurRun] = []
+    theirs: list[alertmanager.AlertmanagerRun] = []
+    for n in range(args.runs):
+        ours.append(our_run(args))
+        report_ours(n + 1, ours[-1])
+        if binary is not None:
+            theirs.append(alertmanager.run(binary, args.tickets, timeout=args.timeout))
+            am = theirs[-1]
+            print(
+                f"alertmanager run {n + 1}: {am.delivered} groups in {am.seconds:.2f} s = "
+                f"{am.delivered / am.seconds:.0f}/s, {am.cpu_seconds:.1f} CPU-s"
+            )
+    ours_rate = median(r.tickets / r.seconds for r in ours)
+    print(f"median ours:          {ours_rate:.0f} tickets/s end to end")
+    if theirs:
+        theirs_rate = median(r.delivered / r.seconds for r in theirs)
+        print(f"median alertmanager:  {theirs_rate:.0f} groups/s")
+        print(f"ratio (ours / alertmanager): {ours_rate / theirs_rate:.2f}x")
+
+
+def report_ours(n: int, run: OurRun) -> None:
+    services = sum(s for name, s in run.cpu.items() if name == "wm" or name.startswith("be"))
+    print(
+        f"our run {n}: {run.tickets} tickets ({run.errors} Error) in {run.seconds:.2f} s = "
+        f"{run.tickets / run.seconds:.0f}/s; push {run.push_seconds:.2f} s; "
+        f"{run.requests_per_ticket:.2f} platform requests/ticket"
+    )
+    print(
+        "  CPU s: "
+        + ", ".join(f"{name} {seconds:.1f}" for name, seconds in run.cpu.items())
+        + f"; per ticket: WM+BEs {1000 * services / run.tickets:.2f} ms, Postgres "
+        f"{1000 * run.cpu['postgres'] / run.tickets:.2f} ms, emulators "
+        f"{1000 * run.cpu['emulators'] / run.tickets:.2f} ms"
+    )
+    print(
+        "  peak PSS MB: "
+        + ", ".join(f"{name} {peak / 2**20:.0f}" for name, peak in run.peak_pss.items())
+    )
 
 
 if __name__ == "__main__":

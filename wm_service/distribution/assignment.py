@@ -101,9 +101,11 @@ async def fail_over(
     targets: Sequence[str],
     now: datetime,
     limit: int,
+    away_from: Sequence[str] | None = None,
 ) -> dict[str, int]:
-    """Move up to `limit` undelivered rows held by any backend not in `keep` to `targets`;
-    returns how many rows moved away from each backend.
+    """Move up to `limit` undelivered rows held by any backend not in `keep` (only those of
+    `away_from`, if given: an index lookup instead of a scan) to `targets`; returns how many
+    rows moved away from each backend.
 
     `keep` are the registered backends not failed over (a row of an unregistered name moves
     too). Rows being sent right now (leased) are skipped; a later pass takes them if their
@@ -111,14 +113,15 @@ async def fail_over(
     """
     if not targets:
         return {}
+    held = col(TicketDelivery.backend_name)
     statement = (
-        select(
-            col(TicketDelivery.id), col(TicketDelivery.dedup_key), col(TicketDelivery.backend_name)
-        )
+        select(col(TicketDelivery.id), col(TicketDelivery.dedup_key), held)
         .where(
             _IS_PENDING,
-            col(TicketDelivery.backend_name).is_not(None),
-            col(TicketDelivery.backend_name).not_in(list(keep)),
+            held.is_not(None),
+            held.not_in(list(keep))
+            if away_from is None
+            else held == any_(bindparam("away", list(away_from), type_=ARRAY(String))),
             NOT_LEASED,
         )
         .order_by(col(TicketDelivery.id))

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import cast
 
 import httpx
-import msgspec
-from sqlalchemy import String, Update, any_, bindparam, case, exists, func, or_, update
+from sqlalchemy import String, Update, any_, bindparam, case, exists, func, or_, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import aliased
@@ -65,7 +64,8 @@ class Claimed:
     id: int
     dedup_key: str
     attempts: int
-    payload: dict[str, Any]
+    # The ticket JSON as stored with the revision, sent as is (never decoded and re-encoded).
+    payload: bytes = b""
     # The backend's generation when the batch was claimed (None: the backend is not fenced).
     generation: int | None = None
 
@@ -113,7 +113,7 @@ async def claim(
         ),
     )
     statement = (
-        select(col(row.id), col(row.dedup_key), col(row.attempts), col(row.payload))
+        select(col(row.id), col(row.dedup_key), col(row.attempts))
         .where(
             col(row.status) == PENDING,
             col(row.backend_name) == backend_name,
@@ -127,30 +127,37 @@ async def claim(
     )
     generation = await _generation(session, backend_name)
     candidates = [
-        Claimed(
-            id=cast(int, row_id),
-            dedup_key=key,
-            attempts=attempts,
-            payload=payload,
-            generation=generation,
-        )
-        for row_id, key, attempts, payload in (await session.exec(statement)).all()
+        Claimed(id=cast(int, row_id), dedup_key=key, attempts=attempts, generation=generation)
+        for row_id, key, attempts in (await session.exec(statement)).all()
     ]
     if not candidates:
         return []
     batch = await _in_key_order(session, candidates)
-    if batch:
-        lease = update(TicketDelivery).where(
-            col(TicketDelivery.id) == ids_param(c.id for c in batch)
+    if not batch:
+        return []
+    lease = update(TicketDelivery).where(col(TicketDelivery.id) == ids_param(c.id for c in batch))
+    await session.exec(
+        lease.values(
+            claimed_by=worker, claimed_until=_lease_end(lease_seconds), generation=generation
         )
-        await session.exec(
-            lease.values(
-                claimed_by=worker,
-                claimed_until=_lease_end(lease_seconds),
-                generation=generation,
-            )
-        )
-    return batch
+    )
+    payloads = await _payloads(session, [c.id for c in batch])
+    return [replace(c, payload=payloads[c.id]) for c in batch]
+
+
+_PAYLOADS = text(
+    """
+    SELECT d.id, r.payload::text FROM ticket_delivery d
+    JOIN ticket_revision r ON r.id = d.revision_id
+    WHERE d.id = ANY(CAST(:ids AS bigint[]))
+    """
+)
+
+
+async def _payloads(session: AsyncSession, ids: list[int]) -> dict[int, bytes]:
+    """Each delivery's ticket JSON, as stored with its revision."""
+    rows = await (await session.connection()).execute(_PAYLOADS, {"ids": ids})
+    return {row_id: payload.encode() for row_id, payload in rows}
 
 
 async def _generation(session: AsyncSession, backend_name: str) -> int | None:
@@ -342,17 +349,16 @@ async def _send(
 async def _post(
     client: httpx.AsyncClient,
     target: Target,
-    payloads: list[dict[str, Any]],
+    payloads: list[bytes],
     generation: int | None,
 ) -> tuple[int | None, str | None]:
     """POST the batch; (HTTP status or None, None on 2xx else a short description)."""
-    body: dict[str, Any] = {"tickets": payloads}
-    if generation is not None:
-        body["generation"] = generation
+    # The documents are JSON already: the body is assembled around them, not re-encoded.
+    head = b'{"tickets":[' if generation is None else b'{"generation":%d,"tickets":[' % generation
     try:
         response = await client.post(
             target.url + INTAKE_PATH,
-            content=msgspec.json.encode(body),
+            content=head + b",".join(payloads) + b"]}",
             headers={
                 "Authorization": f"Bearer {target.intake_token}",
                 "Content-Type": "application/json",

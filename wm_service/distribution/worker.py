@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -32,6 +33,9 @@ _scope = contextlib.asynccontextmanager(session_scope)
 # Rows assigned or failed over per transaction: large enough that a 100 000-revision backlog
 # takes a few set-based round trips, small enough to keep each transaction's locks short.
 ASSIGN_CHUNK = 5_000
+# How often, with every backend kept, the pending outbox is swept for rows of a backend that
+# is no longer registered.
+SWEEP_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,7 @@ class DistributionWorker:
         self._client: httpx.AsyncClient | None = None
         self._loops: list[asyncio.Task[None]] = []
         self._senders: dict[str, asyncio.Task[None]] = {}
+        self._next_sweep = 0.0
 
     async def start(self) -> None:
         # The BE intake takes a whole batch per request: the read timeout must cover the
@@ -128,10 +133,38 @@ class DistributionWorker:
         ]
         keep = [b.name for b in backends if b not in failed_over]
         await self._fence(failed_over, now=now)
+        # Rows of failed-over backends are found by name; rows of a backend no longer
+        # registered (removed while sending them) by a sweep of the outbox now and then.
+        sweep = time.monotonic() >= self._next_sweep
+        if sweep:
+            self._next_sweep = time.monotonic() + SWEEP_SECONDS
+        if sweep or failed_over:
+            away_from = None if sweep else [b.name for b in failed_over]
+            await self._move_away(keep=keep, targets=targets, now=now, away_from=away_from)
+        while True:
+            async with _scope(self._sessionmaker) as session:
+                assigned = await assignment.assign_pending(
+                    session, keep=keep, targets=targets, now=now, limit=ASSIGN_CHUNK
+                )
+            # Senders start after the first chunk: a large backlog flows while the rest of
+            # it is still being assigned.
+            self._ensure_senders(available)
+            if assigned < ASSIGN_CHUNK:
+                break
+
+    async def _move_away(
+        self, *, keep: list[str], targets: list[str], now: datetime, away_from: list[str] | None
+    ) -> None:
+        """Undelivered rows of backends not kept go to `targets`, a chunk per transaction."""
         while True:
             async with _scope(self._sessionmaker) as session:
                 moved = await assignment.fail_over(
-                    session, keep=keep, targets=targets, now=now, limit=ASSIGN_CHUNK
+                    session,
+                    keep=keep,
+                    targets=targets,
+                    now=now,
+                    limit=ASSIGN_CHUNK,
+                    away_from=away_from,
                 )
             for backend, count in moved.items():
                 self._metrics.failovers.labels(backend, "unavailable").inc()
@@ -143,16 +176,6 @@ class DistributionWorker:
                     extra={"backend": backend, "moved": count, "reason": "unavailable"},
                 )
             if sum(moved.values()) < ASSIGN_CHUNK:
-                break
-        while True:
-            async with _scope(self._sessionmaker) as session:
-                assigned = await assignment.assign_pending(
-                    session, keep=keep, targets=targets, now=now, limit=ASSIGN_CHUNK
-                )
-            # Senders start after the first chunk: a large backlog flows while the rest of
-            # it is still being assigned.
-            self._ensure_senders(available)
-            if assigned < ASSIGN_CHUNK:
                 break
 
     async def _fence(self, failed_over: list[Backend], *, now: datetime) -> None:

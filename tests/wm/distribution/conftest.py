@@ -117,7 +117,6 @@ class Outbox:
                         ticket_id=ticket_id,
                         dedup_key=key,
                         revision=revision,
-                        payload=payload,
                         created_at=now,
                     )
                 )

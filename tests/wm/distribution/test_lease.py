@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -125,7 +126,7 @@ async def test_a_newer_revision_waits_while_an_older_one_is_being_sent(
     await outbox.add(KEYS[:2])
     await assign_to(sessionmaker, "be-1")
     taken = await claim_now(sessionmaker, "wm:b", lease_seconds=30)
-    assert [(c.dedup_key, c.payload["revision"]) for c in taken] == [(KEYS[1], 1)]
+    assert [(c.dedup_key, json.loads(c.payload)["revision"]) for c in taken] == [(KEYS[1], 1)]
 
 
 async def test_failover_leaves_rows_being_sent_and_moves_them_once_released(
