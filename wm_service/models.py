@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Column,
     DateTime,
@@ -131,7 +132,8 @@ class TicketRevision(WMModel, table=True):
     push_id: int | None = Field(
         default=None, sa_column=Column(BigInteger, ForeignKey("aggregation_push.id"), index=True)
     )
-    payload: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    # The document as built, stored as `json` text: only ever read whole (migration wm_0010).
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = _tz()
 
 

@@ -118,7 +118,7 @@ _INSERT_REVISIONS_AND_OUTBOX = """
     ), revision AS (
         INSERT INTO ticket_revision (ticket_id, revision, action, priority, push_id,
                                      payload, created_at)
-        SELECT ticket_id, revision, action, priority, $2::bigint, payload::jsonb,
+        SELECT ticket_id, revision, action, priority, $2::bigint, payload::json,
                $1::timestamptz
         FROM input
         -- Only the keys: returning the documents would spill them to disk (33 MB at 20 000).
