@@ -39,6 +39,7 @@ from ticketing_common import embedded_pg
 from ticketing_common.backoff import Backoff
 from ticketing_common.clock import Clock, system_clock
 from ticketing_common.db import (
+    StatisticsRefresher,
     create_engine,
     make_sessionmaker,
     redact_url,
@@ -106,6 +107,9 @@ async def _database(settings: BESettings, app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(url, pool_size=settings.db_pool_size)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.statistics = StatisticsRefresher(
+            engine, ("ticket_revision",), min_rows=500, min_interval=10.0
+        )
         async for session in session_scope(app.state.sessionmaker):
             await settings_service.ensure(session, seed=settings)
         yield

@@ -7,7 +7,9 @@ schemas never mix even when one process imports both (tests, `ticketing up`).
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ticketing_common import embedded_pg
+
+log = logging.getLogger(__name__)
 
 # Stable constraint names make migrations reversible and autogenerate diffs empty.
 NAMING_CONVENTION = {
@@ -115,3 +119,40 @@ async def resolve_database_url(
     url = server.url(database)
     await ensure_database(url)
     return url, server if server.started_here else None
+
+
+class StatisticsRefresher:
+    """ANALYZE a service's busiest tables right after a bulk write, at most every so often.
+
+    Autovacuum analyses a table a minute or more after it changed; until then the planner
+    plans for what it saw last. After the first push into an empty outbox (a new install,
+    an outage's backlog) that was an empty table: the claims' key probes became scans,
+    0.7 s per claim at 1 000 rows and growing with the square of the backlog (measured).
+    ANALYZE takes no lock that blocks reads or writes.
+    """
+
+    def __init__(
+        self, engine: AsyncEngine, tables: tuple[str, ...], *, min_rows: int, min_interval: float
+    ) -> None:
+        self._engine = engine
+        self._tables = tables
+        self._min_rows = min_rows
+        self._min_interval = min_interval
+        self._last = float("-inf")
+
+    def due(self, rows: int) -> bool:
+        """Whether writing `rows` calls for a refresh now (and, if so, claims it)."""
+        now = time.monotonic()
+        if rows < self._min_rows or now - self._last < self._min_interval:
+            return False
+        self._last = now
+        return True
+
+    async def refresh(self) -> None:
+        """Run in the background, after the commit; a failure leaves it to autovacuum."""
+        try:
+            async with self._engine.begin() as connection:
+                for table in self._tables:
+                    await connection.exec_driver_sql(f"ANALYZE {table}")
+        except Exception:
+            log.warning("table statistics not refreshed after a bulk write", exc_info=True)

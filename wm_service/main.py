@@ -17,6 +17,7 @@ from ticketing_common import embedded_pg
 from ticketing_common.auth import token_or_locked
 from ticketing_common.clock import Clock, system_clock
 from ticketing_common.db import (
+    StatisticsRefresher,
     create_engine,
     make_sessionmaker,
     redact_url,
@@ -38,6 +39,7 @@ from wm_service.distribution.worker import DistributionConfig, DistributionWorke
 from wm_service.metrics import WMMetrics, refresh_stored_state
 from wm_service.routes import aggregations, control, maintenance, tickets, topology
 from wm_service.routes import settings as settings_routes
+from wm_service.services import ingestion
 from wm_service.services import retention as retention_steps
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(url)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.statistics = StatisticsRefresher(
+            engine, ingestion.BULK_TABLES, min_rows=500, min_interval=10.0
+        )
         workers = _background_workers(app)
         try:
             for worker in workers:

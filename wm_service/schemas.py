@@ -186,6 +186,9 @@ class TicketSummary(BaseModel):
     work_order_number: str | None = Field(description="SFyC WorkOrderNumber, once known.")
     last_error: str | None = Field(description="The latest revision's error, while in error.")
     last_error_operation: str | None
+    outcome_at: datetime | None = Field(
+        description="When the BE reported the latest revision's stage (e.g. completed)."
+    )
 
 
 class TicketPage(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 
 from be_service.deps import SessionDep, require_admin, require_control, require_intake
 from be_service.models import Status
@@ -27,8 +27,14 @@ def _reports(request: Request) -> bool:
     dependencies=[Depends(require_intake)],
     summary="Record ticket revisions as Received (all or nothing, idempotent)",
 )
-async def post_tickets(body: TicketBatchIn, session: SessionDep) -> IntakeResult:
-    return await intake.create(session, tickets=body.tickets, generation=body.generation)
+async def post_tickets(
+    body: TicketBatchIn, request: Request, session: SessionDep, background: BackgroundTasks
+) -> IntakeResult:
+    """Accepted batches refresh the table's statistics now and then (StatisticsRefresher)."""
+    result = await intake.create(session, tickets=body.tickets, generation=body.generation)
+    if request.app.state.statistics.due(result.accepted):
+        background.add_task(request.app.state.statistics.refresh)
+    return result
 
 
 @router.get("", dependencies=[Depends(require_admin)], summary="List ticket revisions")

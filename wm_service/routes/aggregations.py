@@ -14,7 +14,7 @@ from wm_service.deps import SessionDep, media_type, read_body, require_admin, re
 from wm_service.kinds import Kind
 from wm_service.schemas import PushPage, PushResult
 from wm_service.services import pushes as pushes_service
-from wm_service.services.ingestion import BULK_ROWS, process_push, refresh_statistics, written
+from wm_service.services.ingestion import process_push, written
 from wm_service.services.push_decode import CSV_COLUMNS, Push, decode_push
 
 router = APIRouter(prefix="/api/v1/aggregations", tags=["aggregations"], route_class=BoundaryRoute)
@@ -84,8 +84,9 @@ async def push_aggregation(
     if replayed:
         response.headers["Idempotent-Replay"] = "true"
     else:
-        if written(result) >= BULK_ROWS:
-            background.add_task(refresh_statistics, request.app.state.engine)
+        statistics = request.app.state.statistics
+        if statistics.due(written(result)):
+            background.add_task(statistics.refresh)
         if distribution is not None:
             # Background tasks run after the response, hence after the commit: the new
             # outbox rows are visible to the distribution worker when it wakes.

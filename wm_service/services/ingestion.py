@@ -11,7 +11,6 @@ processing costs more than the statements themselves. Keep that for this bulk pa
 
 from __future__ import annotations
 
-import logging
 import os
 import uuid
 import zlib
@@ -22,7 +21,6 @@ from typing import Any
 
 import asyncpg
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ticketing_common.errors import Conflict, ErrorDetail
@@ -39,8 +37,6 @@ from wm_service.services.lifecycle import Decision, EntityFacts, Maintenance, Op
 from wm_service.services.push_decode import Push
 from wm_service.services.ticket_document import Place, build_document, dedup_key
 from wm_service.services.topology import locate
-
-log = logging.getLogger(__name__)
 
 _INSERT_PUSH = """
     INSERT INTO aggregation_push (kind, aggregation_id, generated_at, received_at, entries,
@@ -155,28 +151,14 @@ def _note(reason: str, windows: dict[int, Window]) -> tuple[str, str] | None:
     return maintenance.note(reason, windows) if windows else None
 
 
-# A push that writes this many revisions changes the outbox too much for the planner's
-# statistics: until autovacuum analyses the tables (a minute or more later), the claims would
-# be planned for the empty table they saw last (a range scan per row instead of a key probe:
-# 0.7 s per claim at 20 000 rows, measured). The push route refreshes them right after.
-BULK_ROWS = 5_000
-_BULK_TABLES = ("ticket", "ticket_revision", "ticket_delivery")
+# Tables a push fills, whose statistics are refreshed after a big one (StatisticsRefresher).
+BULK_TABLES = ("ticket", "ticket_revision", "ticket_delivery")
 
 
 def written(result: PushResult) -> int:
+    """Revisions a push wrote (its outbox rows)."""
     counts = result.tickets
     return counts.opened + counts.updated + counts.cleared
-
-
-async def refresh_statistics(engine: AsyncEngine) -> None:
-    """ANALYZE the tables a bulk push filled (it takes no lock that blocks the pipeline);
-    a failure only leaves the statistics to autovacuum."""
-    try:
-        async with engine.begin() as connection:
-            for table in _BULK_TABLES:
-                await connection.exec_driver_sql(f"ANALYZE {table}")
-    except Exception:
-        log.warning("statistics not refreshed after a bulk push", exc_info=True)
 
 
 def push_lock_key(kind: str) -> int:

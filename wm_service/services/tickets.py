@@ -81,6 +81,7 @@ _OUTCOME_COLUMNS = {
     "backend": col(_LATEST.backend_name),
     "last_error": col(_LATEST.outcome_error),
     "last_error_operation": col(_LATEST.outcome_operation),
+    "outcome_at": col(_LATEST.outcome_at),
     **{
         name: _newest_known(name)
         for name in ("incident_public_id", "incident_rec_id", "work_order_id", "work_order_number")
