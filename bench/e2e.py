@@ -14,9 +14,11 @@ per ticket, and the peak PSS of every process; stops everything it started.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,8 +29,8 @@ import httpx
 
 from bench import alertmanager
 from bench.support import CpuMeter, PeakMemory
-from ticketing_cli.client import EmulatorClient
-from ticketing_cli.stack import StackLayout, start_stack
+from ticketing_cli.client import BEClient, EmulatorClient, WMClient
+from ticketing_cli.stack import Stack, StackLayout, start_stack
 from ticketing_cli.tour import be_status_counts, clients, wait_for_backends
 
 
@@ -67,44 +69,56 @@ class OurRun:
     peak_pss: dict[str, int]
 
 
-def our_run(args: argparse.Namespace) -> OurRun:
-    """The whole system on free ports in a temporary folder, stopped at the end."""
-    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
+@contextlib.contextmanager
+def running_system(
+    prefix: str, *, latency_ms: int, batch_size: int
+) -> Iterator[tuple[Stack, WMClient, list[tuple[str, BEClient]], EmulatorClient]]:
+    """The whole system on free ports in a temporary folder (two BEs, the platforms'
+    latency and the BEs' batch size set), stopped at the end."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         layout = StackLayout.on_free_ports(be_count=2)
         stack = start_stack(Path(tmp), layout)
         try:
             wm, bes, emulator = clients(stack)
             wait_for_backends(wm, len(bes))
-            EmulatorClient(layout.emulator_url).set_faults(
-                platform="all", latency_ms=args.latency_ms
-            )
+            emulator.set_faults(platform="all", latency_ms=latency_ms)
             for _, be in bes:
-                with httpx.Client(base_url=be.url, timeout=10) as http:
-                    http.patch(
-                        "/api/v1/settings",
-                        json={"max_tickets_per_request": args.batch_size},
-                        headers={"Authorization": f"Bearer {be.admin_token}"},
-                    ).raise_for_status()
-            body = json.dumps(critical_aggregation(args.tickets)).encode()
-            pids = {child.name: child.process.pid for child in stack.children}
-            pids["postgres"] = stack.database.pid
-            with PeakMemory(pids) as rss, CpuMeter(pids) as cpu:
-                started = time.perf_counter()
-                result = wm.push("snr-upstream", body)
-                push_seconds = time.perf_counter() - started
-                expected = result["tickets"]["opened"]
-                done, counts = 0, []
-                deadline = time.monotonic() + args.timeout
-                while time.monotonic() < deadline:
-                    counts = [be_status_counts(be) for _, be in bes]
-                    done = sum(c["Completed"] + c["Error"] for c in counts)
-                    if done >= expected:
-                        break
-                    time.sleep(0.5)  # counting is a scan of each BE: poll gently
-                elapsed = time.perf_counter() - started
-            stats = emulator.stats()
+                httpx.patch(
+                    be.url + "/api/v1/settings",
+                    json={"max_tickets_per_request": batch_size},
+                    headers={"Authorization": f"Bearer {be.admin_token}"},
+                    timeout=10,
+                ).raise_for_status()
+            yield stack, wm, bes, emulator
         finally:
             stack.stop()
+
+
+def our_run(args: argparse.Namespace) -> OurRun:
+    with running_system("bench-e2e-", latency_ms=args.latency_ms, batch_size=args.batch_size) as (
+        stack,
+        wm,
+        bes,
+        emulator,
+    ):
+        body = json.dumps(critical_aggregation(args.tickets)).encode()
+        pids = {child.name: child.process.pid for child in stack.children}
+        pids["postgres"] = stack.database.pid
+        with PeakMemory(pids) as rss, CpuMeter(pids) as cpu:
+            started = time.perf_counter()
+            result = wm.push("snr-upstream", body)
+            push_seconds = time.perf_counter() - started
+            expected = result["tickets"]["opened"]
+            done, counts = 0, []
+            deadline = time.monotonic() + args.timeout
+            while time.monotonic() < deadline:
+                counts = [be_status_counts(be) for _, be in bes]
+                done = sum(c["Completed"] + c["Error"] for c in counts)
+                if done >= expected:
+                    break
+                time.sleep(0.5)  # counting is a scan of each BE: poll gently
+            elapsed = time.perf_counter() - started
+        stats = emulator.stats()
     return OurRun(
         tickets=done,
         errors=sum(c["Error"] for c in counts),

@@ -13,19 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from statistics import quantiles
 from typing import Any
 
-import httpx
-
-from bench.e2e import critical_aggregation
-from ticketing_cli.client import EmulatorClient, WMClient
-from ticketing_cli.stack import StackLayout, start_stack
-from ticketing_cli.tour import clients, wait_for_backends
+from bench.e2e import critical_aggregation, running_system
+from ticketing_cli.client import WMClient
 
 
 def completed_times(wm: WMClient, expected: int, timeout: float) -> list[datetime]:
@@ -56,28 +50,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
-        layout = StackLayout.on_free_ports(be_count=2)
-        stack = start_stack(Path(tmp), layout)
-        try:
-            wm, bes, _ = clients(stack)
-            wait_for_backends(wm, len(bes))
-            EmulatorClient(layout.emulator_url).set_faults(
-                platform="all", latency_ms=args.latency_ms
-            )
-            for _, be in bes:
-                httpx.patch(
-                    be.url + "/api/v1/settings",
-                    json={"max_tickets_per_request": args.batch_size},
-                    headers={"Authorization": f"Bearer {be.admin_token}"},
-                    timeout=10,
-                ).raise_for_status()
-            body = json.dumps(critical_aggregation(args.tickets)).encode()
-            sent = datetime.now(UTC)
-            result = wm.push("snr-upstream", body)
-            done = completed_times(wm, result["tickets"]["opened"], args.timeout)
-        finally:
-            stack.stop()
+    with running_system(
+        "bench-latency-", latency_ms=args.latency_ms, batch_size=args.batch_size
+    ) as (_, wm, _, _):
+        body = json.dumps(critical_aggregation(args.tickets)).encode()
+        sent = datetime.now(UTC)
+        result = wm.push("snr-upstream", body)
+        done = completed_times(wm, result["tickets"]["opened"], args.timeout)
     seconds = sorted((at - sent).total_seconds() for at in done)
     cuts = quantiles(seconds, n=100, method="inclusive")
     print(f"tickets: {len(seconds)} (push of {args.tickets} critical entries)")
