@@ -39,6 +39,27 @@ def text_problem(value: str, *, max_length: int = 200, required: bool = False) -
     return None
 
 
+def json_is_plain(body: bytes, document: Any) -> bool:
+    """A quick yes for the common case, before json_problems walks every node: no NUL
+    anywhere (in JSON text a NUL can only be written `\\u0000`) and containers nested no
+    deeper than MAX_JSON_DEPTH. No path is built; a no leaves the walk to say where."""
+    if b"\\u0000" in body:
+        return False
+    level: list[Any] = [document]
+    for _ in range(MAX_JSON_DEPTH):
+        inner: list[Any] = []
+        for node in level:
+            if isinstance(node, dict):
+                inner += [v for v in node.values() if isinstance(v, dict | list)]
+            elif isinstance(node, list):
+                inner += [v for v in node if isinstance(v, dict | list)]
+        if not inner:
+            return True
+        level = inner
+    # The containers at the deepest allowed level: anything inside them is too deep.
+    return not any(level)
+
+
 def json_problems(document: Any, *, limit: int = 20) -> list[ErrorDetail]:
     """NULs in keys or strings and nesting beyond MAX_JSON_DEPTH, by field path (iterative)."""
     problems: list[ErrorDetail] = []

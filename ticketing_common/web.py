@@ -30,7 +30,7 @@ from ticketing_common.errors import (
     install_error_handlers,
 )
 from ticketing_common.openapi import install_openapi
-from ticketing_common.text import json_problems
+from ticketing_common.text import json_is_plain, json_problems
 
 # Swagger UI 5 (reads OpenAPI 3.1, which FastAPI writes), shipped inside a wheel: /docs works
 # on an air-gapped NOC network.
@@ -130,12 +130,18 @@ class BoundaryRoute(APIRoute):
                 guard.authenticate(request)
             if reads_json and _is_json(request):
                 body = await request.body()
-                problems = json_problems(_strict_json(body)) if body else []
-                if problems:
-                    first = problems[0]
-                    raise ValidationFailed(
-                        f"invalid request: {first.field}: {first.message}", details=problems
-                    )
+                if body:
+                    document = _strict_json(body)
+                    problems = [] if json_is_plain(body, document) else json_problems(document)
+                    if problems:
+                        first = problems[0]
+                        raise ValidationFailed(
+                            f"invalid request: {first.field}: {first.message}",
+                            details=problems,
+                        )
+                    # Starlette's Request.json() cache, which FastAPI reads the body from:
+                    # a 500-ticket batch is parsed once, not twice.
+                    request._json = document
             return await handler(request)
 
         return boundary

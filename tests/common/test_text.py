@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -12,6 +13,7 @@ from ticketing_common.text import (
     NUL_FREE,
     NUL_MESSAGE,
     VISIBLE,
+    json_is_plain,
     json_problems,
     text_problem,
 )
@@ -81,3 +83,30 @@ def test_patterns(value: str, nul_free: bool, visible: bool) -> None:
     """NUL_FREE and VISIBLE, the regexes the msgspec, pydantic and query types share."""
     assert bool(re.search(NUL_FREE, value)) is nul_free
     assert bool(re.search(VISIBLE, value)) is visible
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"a": "plain", "b": [1, {"c": None}]},
+        {"escaped": "\\u0000 is six characters here, not a NUL"},
+        {"nul": "a\x00b"},
+        {"k\x00": 1},
+        "deep",
+    ],
+)
+@pytest.mark.parametrize("depth", [0, MAX_JSON_DEPTH - 1, MAX_JSON_DEPTH, MAX_JSON_DEPTH + 1])
+def test_the_quick_check_agrees_with_the_walk(document: object, depth: int) -> None:
+    """A quick yes only when the walk finds nothing; a problem always a quick no (a quick
+    no without a problem, as for an escaped backslash before `u0000`, only costs the walk).
+    Plain documents within the depth get the quick yes."""
+    wrapped: object = document
+    for _ in range(depth):
+        wrapped = [wrapped]
+    body = json.dumps(wrapped).encode()
+    quick, problems = json_is_plain(body, json.loads(body)), json_problems(json.loads(body))
+    assert not (quick and problems)
+    # (The deepest document here nests 3 levels below its wrapping lists.)
+    plain = "\\u0000" not in body.decode() and depth <= MAX_JSON_DEPTH - 3
+    if plain:
+        assert quick

@@ -1,0 +1,198 @@
+"""Scale check: the claim and listing queries on a million rows, with their plans.
+
+Seeds, on a temporary embedded Postgres, a WM database with 1 000 000 ticket revisions and
+deliveries (half of the tickets cleared, the backlog of a few thousand pending revisions
+assigned to a BE or waiting for one) and a BE database with 1 000 000 revisions (a few
+thousand Received), then runs the services' own query functions, each inside a transaction
+rolled back afterwards, with auto_explain (ANALYZE, BUFFERS) sending every plan back to this
+client. Prints the time of each and, with --plans, its plans.
+
+    .venv/bin/python -m bench.scale [--rows 1000000] [--backlog 5000] [--plans]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from be_service import retention as be_retention
+from be_service.models import Status
+from be_service.pipeline import store
+from be_service.services import tickets as be_tickets
+from ticketing_common import embedded_pg
+from ticketing_common.db import asyncpg_dsn, create_engine, ensure_database, make_sessionmaker
+from ticketing_common.migrate import upgrade_to_head
+from wm_service.distribution import assignment, delivery
+from wm_service.services import retention as wm_retention
+from wm_service.services import tickets as wm_tickets
+
+Probe = Callable[[AsyncSession], Awaitable[Any]]
+
+_SEED_WM = """
+INSERT INTO ticket (id, kind, entity_id, dedup_key, open_key, state, category, revision,
+                    priority, payload, opened_at, updated_at, cleared_at)
+SELECT md5('t' || n)::uuid, 'snr-upstream', 'E' || n, 'snr-upstream:E' || n,
+       CASE WHEN n % 2 = 0 THEN 'snr-upstream:E' || n END,
+       CASE WHEN n % 2 = 0 THEN 'open' ELSE 'cleared' END, 'SNR', 2, 'P3',
+       jsonb_build_object('location', jsonb_build_object('market', 'M' || n % 50,
+                                                         'hub', 'H' || n % 500)),
+       now() - make_interval(mins => n), now() - make_interval(mins => n),
+       CASE WHEN n % 2 = 1 THEN now() - make_interval(mins => n) END
+FROM generate_series(1, $1::int / 2) AS n;
+
+INSERT INTO ticket_revision (ticket_id, revision, action, priority, payload, created_at)
+SELECT md5('t' || n)::uuid, r, CASE WHEN r = 1 THEN 'open' ELSE 'update' END, 'P3',
+       json_build_object('dedup_key', 'snr-upstream:E' || n, 'revision', r),
+       now() - make_interval(mins => n)
+FROM generate_series(1, $1::int / 2) AS n, generate_series(1, 2) AS r;
+
+INSERT INTO ticket_delivery (revision_id, ticket_id, dedup_key, revision, backend_name, status,
+                             stage, attempts, created_at, assigned_at, delivered_at,
+                             incident_public_id, work_order_number)
+SELECT r.id, r.ticket_id, 'snr-upstream:E' || substr(t.entity_id, 2), r.revision,
+       'be' || (1 + (r.id % 2)), 'delivered', 'completed', 1, r.created_at, r.created_at,
+       r.created_at, (100000 + r.id)::text, (900000 + r.id)::text
+FROM ticket_revision r JOIN ticket t ON t.id = r.ticket_id;
+
+-- The backlog: the newest revisions not yet delivered, part assigned to be1, part waiting.
+UPDATE ticket_delivery SET status = 'pending', stage = 'pending', delivered_at = NULL,
+       backend_name = CASE WHEN id % 2 = 0 THEN 'be1' END,
+       incident_public_id = NULL, work_order_number = NULL
+WHERE id > (SELECT max(id) FROM ticket_delivery) - $2::int;
+"""
+
+_SEED_BE = """
+INSERT INTO ticket_revision (ticket_id, revision, dedup_key, action, kind, category, priority,
+                             payload, status, step, retry_round, received_at, updated_at,
+                             completed_at, generated_at, platform_ids)
+SELECT md5('b' || n)::uuid, 1, 'snr-upstream:E' || n, 'open', 'snr-upstream', 'SNR', 'P3',
+       jsonb_build_object('title', 'SNR ' || n, 'description', 'd',
+                          'work_order', jsonb_build_object('subject', 's', 'description', 'd')),
+       CASE WHEN n > $1::int - $2::int THEN 'Received' ELSE 'Completed' END,
+       CASE WHEN n > $1::int - $2::int THEN 'check' ELSE 'done' END, 0,
+       now() - make_interval(secs => $1::int - n), now(), now(),
+       now() - make_interval(secs => $1::int - n), '{}'::jsonb
+FROM generate_series(1, $1::int) AS n;
+"""
+
+
+async def seed(url: str, sql: str, rows: int, backlog: int) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        for statement in filter(str.strip, sql.split(";\n")):
+            await conn.execute(statement, rows, backlog)
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+
+
+async def probe(
+    sessionmaker: async_sessionmaker[AsyncSession], name: str, run: Probe, *, plans: bool
+) -> None:
+    """Run one query function in a rolled-back transaction; print its time (and plans)."""
+    messages: list[str] = []
+    async with sessionmaker() as session:
+        raw: asyncpg.Connection[Any] = (await session.connection()).connection.driver_connection
+        raw.add_log_listener(lambda _conn, message: messages.append(str(message)))
+        for setting in (
+            "LOAD 'auto_explain'",
+            "SET auto_explain.log_min_duration = 0",
+            "SET auto_explain.log_analyze = on",
+            "SET auto_explain.log_buffers = on",
+            "SET auto_explain.log_nested_statements = on",
+            "SET client_min_messages = log",
+        ):
+            await raw.execute(setting)
+        started = time.perf_counter()
+        await run(session)
+        elapsed = time.perf_counter() - started
+        await session.rollback()
+    print(f"{name:<48} {elapsed * 1000:8.1f} ms  ({len(messages)} statement(s))")
+    if plans:
+        for message in messages:
+            print("    " + message.replace("\n", "\n    "))
+
+
+async def main_async(args: argparse.Namespace, server: embedded_pg.EmbeddedPostgres) -> None:
+    wm_url, be_url = server.url("wm"), server.url("be_scale")
+    for url, service, sql in ((wm_url, "wm", _SEED_WM), (be_url, "be", _SEED_BE)):
+        await ensure_database(url)
+        await upgrade_to_head(service, url)
+        started = time.perf_counter()
+        await seed(url, sql, args.rows, args.backlog)
+        print(f"seeded {service}: {args.rows} rows in {time.perf_counter() - started:.0f} s")
+    now = datetime.now(UTC)
+    wm_engine, be_engine = create_engine(wm_url), create_engine(be_url)
+    wm, be = make_sessionmaker(wm_engine), make_sessionmaker(be_engine)
+    horizon = datetime(2000, 1, 1, tzinfo=UTC)  # nothing old enough: the plan, not the delete
+    wm_probes: dict[str, Probe] = {
+        "WM claim (500 of be1's backlog)": lambda s: delivery.claim(
+            s, backend_name="be1", now=now, limit=500, worker="scale", lease_seconds=30
+        ),
+        "WM assign (5 000 unassigned)": lambda s: assignment.assign_pending(
+            s, keep=["be1", "be2"], targets=["be1", "be2"], now=now, limit=5000
+        ),
+        "WM ticket list, first page of 50": lambda s: wm_tickets.list_tickets(
+            s, filters=wm_tickets.TicketFilters(), limit=50, cursor=None
+        ),
+        "WM ticket list, stage=pending": lambda s: wm_tickets.list_tickets(
+            s, filters=wm_tickets.TicketFilters(stage="pending"), limit=50, cursor=None
+        ),
+        "WM ticket list, market=M7": lambda s: wm_tickets.list_tickets(
+            s, filters=wm_tickets.TicketFilters(market="M7"), limit=50, cursor=None
+        ),
+        "WM tickets by stage (overview)": lambda s: wm_tickets.count_by_stage(s),
+        "WM retention: cleared tickets": lambda s: wm_retention.STEPS[1].prune(s, horizon, 1000),
+    }
+    be_probes: dict[str, Probe] = {
+        "BE claim (100 of the Received backlog)": lambda s: store.claim_batch(
+            s, worker="scale", limit=100, lease_seconds=30
+        ),
+        "BE ticket list, first page of 50": lambda s: be_tickets.get_page(
+            s, status=None, category=None, dedup_key=None, cursor=None, limit=50
+        ),
+        "BE ticket list, status=Received": lambda s: be_tickets.get_page(
+            s,
+            status=Status.received,
+            category=None,
+            dedup_key=None,
+            cursor=None,
+            limit=50,
+        ),
+        "BE retention: finished revisions": lambda s: be_retention.STEPS[0].prune(s, horizon, 1000),
+    }
+    try:
+        for sessionmaker, probes in ((wm, wm_probes), (be, be_probes)):
+            for name, run in probes.items():
+                await probe(sessionmaker, name, run, plans=args.plans)
+    finally:
+        await wm_engine.dispose()
+        await be_engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--backlog", type=int, default=5000)
+    parser.add_argument("--plans", action="store_true", help="print every plan")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        server = embedded_pg.ensure_running(Path(tmp), durable=False)
+        try:
+            asyncio.run(main_async(args, server))
+        finally:
+            embedded_pg.stop(server)
+
+
+if __name__ == "__main__":
+    main()
