@@ -35,6 +35,7 @@ from ticketing_common.migrate import upgrade_to_head
 from wm_service.distribution import assignment, delivery
 from wm_service.services import retention as wm_retention
 from wm_service.services import tickets as wm_tickets
+from wm_service.services.bulk import driver_connection
 
 Probe = Callable[[AsyncSession], Awaitable[Any]]
 
@@ -90,7 +91,10 @@ async def seed(url: str, sql: str, rows: int, backlog: int) -> None:
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         for statement in filter(str.strip, sql.split(";\n")):
-            await conn.execute(statement, rows, backlog)
+            # Two integers of our own, written into the seeding statements.
+            await conn.execute(
+                statement.replace("$1::int", str(int(rows))).replace("$2::int", str(int(backlog)))
+            )
         await conn.execute("VACUUM ANALYZE")
     finally:
         await conn.close()
@@ -102,7 +106,7 @@ async def probe(
     """Run one query function in a rolled-back transaction; print its time (and plans)."""
     messages: list[str] = []
     async with sessionmaker() as session:
-        raw: asyncpg.Connection[Any] = (await session.connection()).connection.driver_connection
+        raw = await driver_connection(session)
         raw.add_log_listener(lambda _conn, message: messages.append(str(message)))
         for setting in (
             "LOAD 'auto_explain'",
