@@ -160,13 +160,12 @@ async def list_tickets(
 ) -> TicketPage:
     """Newest opened first, with each ticket's stage, BE, platform numbers and last error."""
     conditions = _conditions(filters)
-    per_state = await session.exec(
-        select(col(Ticket.state), func.count())
-        .select_from(Ticket)
-        .outerjoin(_LATEST, _JOIN_LATEST)
-        .where(*conditions)
-        .group_by(col(Ticket.state))
-    )
+    counted = select(col(Ticket.state), func.count()).select_from(Ticket)
+    if filters.stage is not None:
+        # Only the stage lives on the latest delivery: without it, counting needs no join
+        # (a join of every ticket with its delivery took 0.5 s at 500 000 tickets).
+        counted = counted.outerjoin(_LATEST, _JOIN_LATEST)
+    per_state = await session.exec(counted.where(*conditions).group_by(col(Ticket.state)))
     counts = {"open": 0, "cleared": 0} | {name: int(n) for name, n in per_state.all()}
     query = _with_outcome(*conditions)
     if filters.state is not None:
