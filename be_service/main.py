@@ -164,11 +164,7 @@ async def _background_tasks(
         tasks.append(asyncio.create_task(reporter_task, name="be-reporter"))
     retention = RetentionWorker(
         app.state.sessionmaker,
-        policy=RetentionPolicy(
-            days=settings.retention_days,
-            batch_size=settings.retention_batch_size,
-            interval_seconds=settings.retention_interval_seconds,
-        ),
+        policy=RetentionPolicy.of(settings),
         steps=retention_steps.STEPS,
         clock=app.state.clock,
         pruned=app.state.metrics.retention_pruned,

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from prometheus_client import Counter as MetricCounter
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -43,6 +44,14 @@ class PruneStep:
     prune: Callable[[AsyncSession, datetime, int], Awaitable[Mapping[str, int]]]
 
 
+class RetentionSettings(Protocol):
+    """The three retention settings both services have (WM_RETENTION_*, BE_RETENTION_*)."""
+
+    retention_days: float
+    retention_batch_size: int
+    retention_interval_seconds: float
+
+
 @dataclass(frozen=True)
 class RetentionPolicy:
     days: float
@@ -50,6 +59,14 @@ class RetentionPolicy:
     interval_seconds: float = 300.0
     # Breathing room between two batches, so the pipeline's transactions always get in.
     pause_seconds: float = 0.05
+
+    @classmethod
+    def of(cls, settings: RetentionSettings) -> RetentionPolicy:
+        return cls(
+            days=settings.retention_days,
+            batch_size=settings.retention_batch_size,
+            interval_seconds=settings.retention_interval_seconds,
+        )
 
 
 class RetentionWorker:

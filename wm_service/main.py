@@ -65,11 +65,7 @@ def _background_workers(app: FastAPI) -> list[BackgroundWorker]:
     config: WMSettings = app.state.settings
     retention = RetentionWorker(
         app.state.sessionmaker,
-        policy=RetentionPolicy(
-            days=config.retention_days,
-            batch_size=config.retention_batch_size,
-            interval_seconds=config.retention_interval_seconds,
-        ),
+        policy=RetentionPolicy.of(config),
         steps=retention_steps.STEPS,
         clock=app.state.clock,
         pruned=app.state.metrics.retention_pruned,

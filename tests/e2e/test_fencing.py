@@ -65,6 +65,29 @@ def _wait_received(system: System, name: str, count: int) -> None:
     )
 
 
+def _be1_dies_holding_the_opens(system: System, ids: list[int], now: datetime) -> None:
+    """be1 (processing off) accepts the opens of `ids` and is SIGKILLed; be0 is up."""
+    system.start(["be1"])
+    system.set_processing("be1", False)
+    _push_open(system, ids, now)
+    _wait_received(system, "be1", len(ids))
+    system.start_be("be0")
+    system.bes["be1"].kill()
+
+
+def _be1_returns_and_gives_up(system: System, count: int) -> None:
+    """be1 restarts with processing on; its `count` stale revisions become Moved, and a
+    moment passes for any wrong send to show on the platforms."""
+    system.start_be("be1")
+    system.set_processing("be1", True)
+    wait_for(
+        lambda: system.be_counts("be1")["Moved"] == count,
+        timeout=30,
+        what=f"be1 to give up its {count} stale revisions",
+    )
+    time.sleep(1.5)
+
+
 def _wm_tickets(system: System, keys: set[str]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     cursor: str | None = None
@@ -121,23 +144,11 @@ def test_a_failed_over_be_that_returns_sends_none_of_its_stale_opens(
     recover; be0 takes them over; be1 comes back with processing on and gives them up."""
     system, ids = fenced, list(range(200))
     keys = {snr_key(i) for i in ids}
-    system.start(["be1"])
-    system.set_processing("be1", False)
-    _push_open(system, ids, now)
-    _wait_received(system, "be1", len(ids))
-    system.start_be("be0")
-    system.bes["be1"].kill()
+    _be1_dies_holding_the_opens(system, ids, now)
     _push_clear(system, ids, now)
     _wait_finished_on_the_wm(system, keys)
 
-    system.start_be("be1")
-    system.set_processing("be1", True)
-    wait_for(
-        lambda: system.be_counts("be1")["Moved"] == len(ids),
-        timeout=30,
-        what="be1 to give up its stale opens",
-    )
-    time.sleep(1.5)  # room for a wrong send to show on the platforms
+    _be1_returns_and_gives_up(system, len(ids))  # room for a wrong send to show on the platforms
     assert system.be_counts("be1")["Completed"] == 0
     _assert_exactly_once(system, keys, last_note="clear")
     tickets = _wm_tickets(system, keys)
@@ -170,14 +181,7 @@ def test_updates_that_fail_over_are_noted_in_revision_order(fenced: System, now:
     _push_update(system, ids, at=now - timedelta(hours=23, minutes=57))
     _wait_finished_on_the_wm(system, keys)
 
-    system.start_be("be1")
-    system.set_processing("be1", True)
-    wait_for(
-        lambda: system.be_counts("be1")["Moved"] == len(ids),
-        timeout=30,
-        what="be1 to give up its stale updates",
-    )
-    time.sleep(1.5)
+    _be1_returns_and_gives_up(system, len(ids))
     _assert_exactly_once(system, keys, last_note="update")
     for notes in _notes_by_incident(system).values():
         assert notes == [("update", 2), ("update", 3)]
@@ -221,12 +225,7 @@ def test_a_be_that_never_returns_loses_nothing(fenced: System, now: datetime) ->
     """Revisions be1 accepted and never finished are resent by the WM to be0."""
     system, ids = fenced, list(range(20))
     keys = {snr_key(i) for i in ids}
-    system.start(["be1"])
-    system.set_processing("be1", False)
-    _push_open(system, ids, now)
-    _wait_received(system, "be1", len(ids))
-    system.start_be("be0")
-    system.bes["be1"].kill()
+    _be1_dies_holding_the_opens(system, ids, now)
     _wait_finished_on_the_wm(system, keys)
     _assert_exactly_once(system, keys, last_note=None)
     assert _completed(system, "be0") == {(k, 1) for k in keys}
