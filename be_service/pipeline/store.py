@@ -225,7 +225,9 @@ _EARLIER_REVISIONS = text(
     SELECT c.ticket_id
     FROM unnest(CAST(:ticket_ids AS uuid[]), CAST(:revisions AS integer[]))
          AS c(ticket_id, revision)
+    -- (A Moved revision is not "here": another BE sent it, and may have opened the incident.)
     JOIN ticket_revision r ON r.ticket_id = c.ticket_id AND r.revision < c.revision
+                          AND r.status <> 'Moved'
     GROUP BY c.ticket_id, c.revision
     -- Revisions are numbered from 1 without gaps: all earlier ones must be here, or one
     -- may have gone through another BE (before a failover) and opened the incident.

@@ -31,7 +31,9 @@ async def post_tickets(
     body: TicketBatchIn, request: Request, session: SessionDep, background: BackgroundTasks
 ) -> IntakeResult:
     """Accepted batches refresh the table's statistics now and then (StatisticsRefresher)."""
-    result = await intake.create(session, tickets=body.tickets, generation=body.generation)
+    result = await intake.create(
+        session, tickets=body.tickets, generation=body.generation, report=_reports(request)
+    )
     if request.app.state.statistics.due(result.accepted):
         background.add_task(request.app.state.statistics.refresh)
     return result

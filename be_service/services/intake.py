@@ -11,7 +11,8 @@ import msgspec
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from be_service.models import FIRST_STEP, Status
+from be_service import reports
+from be_service.models import FIRST_STEP, ReportStage, Status
 from be_service.schemas import IntakeResult
 from ticketing_common.contract import TicketDocument
 
@@ -31,19 +32,26 @@ _INSERT = text(
                               payload, generated_at, n)
     ORDER BY v.n
     ON CONFLICT (ticket_id, revision) DO UPDATE
-        SET generation = EXCLUDED.generation, status = 'Received',
+        SET generation = EXCLUDED.generation,
+            status = CASE WHEN ticket_revision.status IN ('Completed', 'Error')
+                          THEN ticket_revision.status ELSE 'Received' END,
             claimed_by = NULL, claimed_until = NULL, updated_at = now()
         -- Sent again under a newer generation (it came back to this BE after a failover):
-        -- an unfinished copy takes the new generation and resumes where it stopped.
-        WHERE ticket_revision.status IN ('Received', 'Moved')
-          AND ticket_revision.generation < EXCLUDED.generation
-    RETURNING xmax = 0 AS inserted
+        -- an unfinished copy takes the new generation and resumes where it stopped; a
+        -- finished one keeps its outcome and reports it again under the new generation
+        -- (the WM took it back because the first report never reached it).
+        WHERE ticket_revision.generation < EXCLUDED.generation
+    RETURNING id, status, xmax = 0 AS inserted
     """
 )
 
 
 async def create(
-    session: AsyncSession, *, tickets: list[TicketDocument], generation: int | None = None
+    session: AsyncSession,
+    *,
+    tickets: list[TicketDocument],
+    generation: int | None = None,
+    report: bool = False,
 ) -> IntakeResult:
     """Store the revisions not stored yet as Received, with the delivery's `generation`;
     returns how many were new (a duplicate keeps its first copy)."""
@@ -74,5 +82,15 @@ async def create(
             "payloads": [msgspec.json.encode(t.model_dump(mode="json")).decode() for t in ordered],
         },
     )
-    accepted = sum(1 for (inserted,) in result if inserted)
+    rows = result.all()
+    accepted = sum(1 for _, _, inserted in rows if inserted)
+    finished = {
+        row_id: _FINISHED[status] for row_id, status, inserted in rows if status in _FINISHED
+    }
+    if report and finished:
+        await reports.record(session, finished)
     return IntakeResult(accepted=accepted, duplicates=len(tickets) - accepted)
+
+
+# The outcome a finished copy reports again when it comes back under a newer generation.
+_FINISHED = {Status.completed.value: ReportStage.completed, Status.error.value: ReportStage.error}

@@ -58,7 +58,15 @@ async def assign_pending(
     """
     statement = (
         select(col(TicketDelivery.id), col(TicketDelivery.dedup_key))
-        .where(col(TicketDelivery.backend_name).is_(None), _IS_PENDING)
+        .where(
+            col(TicketDelivery.backend_name).is_(None),
+            _IS_PENDING,
+            # A revision taken back from a removed backend waits out that backend's lease.
+            or_(
+                col(TicketDelivery.next_attempt_at).is_(None),
+                col(TicketDelivery.next_attempt_at) <= now,
+            ),
+        )
         .order_by(col(TicketDelivery.id))
         .limit(limit)
         .with_for_update(skip_locked=True)

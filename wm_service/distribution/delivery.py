@@ -66,6 +66,7 @@ class Claimed:
     attempts: int
     # The ticket JSON as stored with the revision, sent as is (never decoded and re-encoded).
     payload: bytes = b""
+    backend_name: str = ""
     # The backend's generation when the batch was claimed (None: the backend is not fenced).
     generation: int | None = None
 
@@ -125,9 +126,19 @@ async def claim(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    generation = await _generation(session, backend_name)
+    fenced, generation = await _generation(session, backend_name)
+    if fenced is None:
+        # Failed over for its current silence: nothing more goes to it under any generation
+        # until it heartbeats again (a one-way partition may still let the POST through).
+        return []
     candidates = [
-        Claimed(id=cast(int, row_id), dedup_key=key, attempts=attempts, generation=generation)
+        Claimed(
+            id=cast(int, row_id),
+            dedup_key=key,
+            attempts=attempts,
+            generation=generation,
+            backend_name=backend_name,
+        )
         for row_id, key, attempts in (await session.exec(statement)).all()
     ]
     if not candidates:
@@ -160,13 +171,32 @@ async def _payloads(session: AsyncSession, ids: list[int]) -> dict[int, bytes]:
     return {row_id: payload.encode() for row_id, payload in rows}
 
 
-async def _generation(session: AsyncSession, backend_name: str) -> int | None:
-    """The generation a batch is sent under: the backend's, if it is fenced."""
+async def _generation(session: AsyncSession, backend_name: str) -> tuple[bool | None, int | None]:
+    """(fenced, generation) a batch is sent under: the backend's generation if it is fenced;
+    fenced None when it is failed over for its current silence (send nothing)."""
     row = (
         await session.exec(
-            select(col(Backend.generation), col(Backend.last_seen_at)).where(
-                col(Backend.name) == backend_name
-            )
+            select(
+                col(Backend.generation),
+                col(Backend.last_seen_at),
+                col(Backend.failed_over_seen_at),
+            ).where(col(Backend.name) == backend_name)
+        )
+    ).first()
+    if row is None or row[1] is None:
+        return False, None
+    if row[2] is not None and row[2] == row[1]:
+        return None, None
+    return True, row[0]
+
+
+async def _locked_generation(session: AsyncSession, backend_name: str) -> int | None:
+    """The backend's generation (None: not fenced or gone), its row locked FOR SHARE."""
+    row = (
+        await session.exec(
+            select(col(Backend.generation), col(Backend.last_seen_at))
+            .where(col(Backend.name) == backend_name)
+            .with_for_update(read=True)
         )
     ).first()
     if row is None or row[1] is None:
@@ -267,15 +297,22 @@ async def _record(
     the lease. Rows whose lease was lost meanwhile (lapsed and taken, or moved by a
     failover) are left to their new holder."""
     if delivered:
+        # The backend's generation now, its row share-locked until commit: a failover
+        # (fencing.fence updates that row) either committed before, and these rows are
+        # stale, or waits for this record, and then finds them at_backend and takes them back.
+        current = await _locked_generation(session, delivered[0].backend_name)
         # Accepted under a generation a failover has since replaced: the BE will give that
         # copy up (fencing.py), so the revision goes back to the queue instead.
         stale = _held([c.id for c in delivered], worker=worker).where(
-            col(TicketDelivery.generation).is_distinct_from(_current_generation())
+            col(TicketDelivery.generation).is_distinct_from(current)
         )
         await session.exec(
             stale.values(**requeued(moved_from=col(TicketDelivery.backend_name), now=utcnow()))
         )
-        done = _held([c.id for c in delivered], worker=worker).values(
+        done = _held([c.id for c in delivered], worker=worker).where(
+            col(TicketDelivery.generation).is_not_distinct_from(current)
+        )
+        done = done.values(
             status="delivered",
             # A fast BE's report may have arrived before this ack was recorded: keep it.
             stage=case(
@@ -379,18 +416,6 @@ def _held(ids: list[int], *, worker: str) -> Update:
         col(TicketDelivery.id) == ids_param(ids),
         col(TicketDelivery.claimed_by) == worker,
         col(TicketDelivery.status) == PENDING,
-    )
-
-
-def _current_generation() -> ColumnElement[int | None]:
-    """The generation of the row's backend now, if it is fenced (else NULL)."""
-    return (
-        select(col(Backend.generation))
-        .where(
-            col(Backend.name) == col(TicketDelivery.backend_name),
-            col(Backend.last_seen_at).is_not(None),
-        )
-        .scalar_subquery()
     )
 
 

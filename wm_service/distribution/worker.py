@@ -131,8 +131,20 @@ class DistributionWorker:
         failed_over = [
             b for b in backends if registry.is_failed_over(b, now=now, health=config.health)
         ]
+        if failed_over:
+            await self._fence(failed_over, now=now)
+            # A fenced backend loses its rows only once fenced for this silence: one that
+            # heartbeated meanwhile (the fence's guard refused) keeps them, or two BEs would
+            # work on its elements. Re-read after the fences committed.
+            async with _scope(self._sessionmaker) as session:
+                backends = await registry.list_all(session)
+            failed_over = [
+                b
+                for b in backends
+                if registry.is_failed_over(b, now=now, health=config.health)
+                and (not fencing.is_fenced(b) or b.failed_over_seen_at == b.last_seen_at)
+            ]
         keep = [b.name for b in backends if b not in failed_over]
-        await self._fence(failed_over, now=now)
         # Rows of failed-over backends are found by name; rows of a backend no longer
         # registered (removed while sending them) by a sweep of the outbox now and then.
         sweep = time.monotonic() >= self._next_sweep

@@ -10,8 +10,10 @@ from sqlalchemy import text
 
 from be_service.pipeline import store
 from be_service.pipeline.fence import Fence, LeaseGrant
+from be_service.services import intake
 from tests.be.conftest import later, make_ticket
 from tests.be.pipeline.conftest import InProcessPipeline
+from ticketing_common.contract import TicketDocument
 from ticketing_common.db import session_scope
 
 
@@ -166,3 +168,30 @@ async def test_an_old_revision_waits_for_its_moved_fate_before_a_newer_one_goes(
         await store.mark_moved(session, generation=6, report=False)
     assert await pipeline.drain() == 1
     assert await _statuses(pipeline) == {1: "Moved", 2: "Completed"}
+
+
+async def test_a_finished_copy_sent_back_under_a_newer_generation_reports_its_outcome_again(
+    pipeline: InProcessPipeline,
+) -> None:
+    """Its report never reached the WM, which took the revision back after a failover and
+    sent it here again: it is not sent to the platforms again, its outcome is reported anew
+    under the new generation."""
+    clock = FakeClock()
+    pipeline.fence = _fenced(clock, generation=5)
+    ticket = make_ticket()
+    await pipeline.intake(ticket, generation=5)
+    assert await pipeline.drain() == 1
+    calls = await pipeline.platforms.requests("")
+    async for session in session_scope(pipeline.sessionmaker):
+        await intake.create(
+            session, tickets=[TicketDocument.model_validate(ticket)], generation=6, report=True
+        )
+    assert await _statuses(pipeline) == {1: "Completed"}
+    assert await pipeline.drain() == 0
+    assert await pipeline.platforms.requests("") == calls
+    async for session in session_scope(pipeline.sessionmaker):
+        rows = await (await session.connection()).execute(
+            text("SELECT body FROM outcome_report ORDER BY id")
+        )
+        bodies = [body for (body,) in rows]
+    assert [(b["stage"], b["generation"]) for b in bodies] == [("completed", 6)]
