@@ -226,12 +226,12 @@ class System:
         except httpx.HTTPError:
             return Counter()
 
-    def revisions_on(self, name: str) -> set[tuple[str, int]]:
-        """(dedup_key, revision) of every ticket revision the BE `name` holds."""
+    def revisions_on(self, name: str, *, status: str | None = None) -> set[tuple[str, int]]:
+        """(dedup_key, revision) of every ticket revision the BE `name` holds (in `status`)."""
         found: set[tuple[str, int]] = set()
         cursor: str | None = None
         while True:
-            params: dict[str, Any] = {"limit": 200}
+            params: dict[str, Any] = {"limit": 200, **({"status": status} if status else {})}
             if cursor:
                 params["cursor"] = cursor
             page = self.be_client(name).get("/api/v1/tickets", **params)

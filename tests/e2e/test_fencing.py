@@ -268,17 +268,7 @@ def test_a_be_cut_off_from_the_wm_stops_calling_the_platforms(
 
 
 def _completed(system: System, name: str) -> set[tuple[str, int]]:
-    found: set[tuple[str, int]] = set()
-    cursor: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": 200, "status": "Completed"}
-        if cursor:
-            params["cursor"] = cursor
-        page = system.be_client(name).get("/api/v1/tickets", **params)
-        found |= {(item["dedup_key"], item["revision"]) for item in page["items"]}
-        cursor = page.get("next_cursor")
-        if not cursor:
-            return found
+    return system.revisions_on(name, status="Completed")
 
 
 def _notes_by_incident(system: System) -> dict[str, list[tuple[str, int]]]:

@@ -126,11 +126,12 @@ async def claim(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    fenced, generation = await _generation(session, backend_name)
-    if fenced is None:
+    fence = await _fence_of(session, backend_name)
+    if fence.failed_over:
         # Failed over for its current silence: nothing more goes to it under any generation
         # until it heartbeats again (a one-way partition may still let the POST through).
         return []
+    generation = fence.generation
     candidates = [
         Claimed(
             id=cast(int, row_id),
@@ -171,37 +172,30 @@ async def _payloads(session: AsyncSession, ids: list[int]) -> dict[int, bytes]:
     return {row_id: payload.encode() for row_id, payload in rows}
 
 
-async def _generation(session: AsyncSession, backend_name: str) -> tuple[bool | None, int | None]:
-    """(fenced, generation) a batch is sent under: the backend's generation if it is fenced;
-    fenced None when it is failed over for its current silence (send nothing)."""
-    row = (
-        await session.exec(
-            select(
-                col(Backend.generation),
-                col(Backend.last_seen_at),
-                col(Backend.failed_over_seen_at),
-            ).where(col(Backend.name) == backend_name)
-        )
-    ).first()
-    if row is None or row[1] is None:
-        return False, None
-    if row[2] is not None and row[2] == row[1]:
-        return None, None
-    return True, row[0]
+@dataclass(frozen=True)
+class _Fence:
+    """A backend's fencing state as a batch sees it."""
+
+    fenced: bool  # it heartbeats, so its deliveries carry its generation
+    generation: int | None  # None unless fenced
+    failed_over: bool  # failed over for its current silence: send it nothing
 
 
-async def _locked_generation(session: AsyncSession, backend_name: str) -> int | None:
-    """The backend's generation (None: not fenced or gone), its row locked FOR SHARE."""
-    row = (
-        await session.exec(
-            select(col(Backend.generation), col(Backend.last_seen_at))
-            .where(col(Backend.name) == backend_name)
-            .with_for_update(read=True)
-        )
-    ).first()
+async def _fence_of(session: AsyncSession, backend_name: str, *, lock: bool = False) -> _Fence:
+    """The backend's fencing state; with `lock`, its row is held FOR SHARE until commit.
+    A backend that is gone counts as not fenced."""
+    statement = select(
+        col(Backend.generation), col(Backend.last_seen_at), col(Backend.failed_over_seen_at)
+    ).where(col(Backend.name) == backend_name)
+    if lock:
+        statement = statement.with_for_update(read=True)
+    row = (await session.exec(statement)).first()
     if row is None or row[1] is None:
-        return None
-    return row[0]
+        return _Fence(fenced=False, generation=None, failed_over=False)
+    generation, last_seen_at, failed_over_seen_at = row
+    return _Fence(
+        fenced=True, generation=generation, failed_over=failed_over_seen_at == last_seen_at
+    )
 
 
 async def _in_key_order(session: AsyncSession, candidates: list[Claimed]) -> list[Claimed]:
@@ -300,7 +294,7 @@ async def _record(
         # The backend's generation now, its row share-locked until commit: a failover
         # (fencing.fence updates that row) either committed before, and these rows are
         # stale, or waits for this record, and then finds them at_backend and takes them back.
-        current = await _locked_generation(session, delivered[0].backend_name)
+        current = (await _fence_of(session, delivered[0].backend_name, lock=True)).generation
         # Accepted under a generation a failover has since replaced: the BE will give that
         # copy up (fencing.py), so the revision goes back to the queue instead.
         stale = _held([c.id for c in delivered], worker=worker).where(
