@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -48,14 +49,9 @@ async def assign_pending(
     now: datetime,
     limit: int,
 ) -> int:
-    """Assign up to `limit` unassigned pending rows, oldest first; returns how many it assigned.
-
-    A row goes to the backend of the latest assigned revision of its key (pending or already
-    delivered) while that backend is in `keep` (registered, not failed over): the BE may still
-    be working on the older revision, and a second BE on the same key would create a second
-    incident. Only a key without such a backend goes to its rendezvous winner among `targets`;
-    with no target it stays unassigned and waits.
-    """
+    """Assign up to `limit` unassigned pending rows, oldest first (see choose_backends);
+    returns how many it assigned. A push assigns its own rows as it writes them: these are
+    the rows written while no backend was available, or taken back from a removed one."""
     statement = (
         select(col(TicketDelivery.id), col(TicketDelivery.dedup_key))
         .where(
@@ -74,17 +70,37 @@ async def assign_pending(
     rows = [(cast(int, row_id), key) for row_id, key in (await session.exec(statement)).all()]
     if not rows:
         return 0
-    keys = {key for _, key in rows}
-    kept = set(keep)
+    backends = await choose_backends(
+        session, {key for _, key in rows}, Routing(keep=keep, targets=targets)
+    )
+    chosen = {row_id: name for row_id, key in rows if (name := backends.get(key))}
+    await _set_backends(session, chosen=chosen, now=now)
+    return len(chosen)
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Where revisions may go now: `keep` are the registered backends not failed over (a key
+    stays with the one holding it), `targets` the available ones (a new key's candidates)."""
+
+    keep: Sequence[str]
+    targets: Sequence[str]
+
+
+async def choose_backends(
+    session: AsyncSession, keys: Iterable[str], routing: Routing
+) -> dict[str, str]:
+    """The backend each key goes to: the backend of its latest assigned revision (pending or
+    already delivered) while that backend is kept, since the BE may still be working on the
+    older revision and a second BE on the same key would create a second incident; else its
+    rendezvous winner among the targets. A key with neither is left out (it waits)."""
+    keys = set(keys)
+    kept = set(routing.keep)
     holders = {
         key: name for key, name in (await _latest_backends(session, keys)).items() if name in kept
     }
-    winners = rendezvous.assign((key for key in keys if key not in holders), targets)
-    chosen = {
-        row_id: name for row_id, key in rows if (name := holders.get(key) or winners.get(key))
-    }
-    await _set_backends(session, chosen=chosen, now=now)
-    return len(chosen)
+    winners = rendezvous.assign((key for key in keys if key not in holders), routing.targets)
+    return {**winners, **holders}
 
 
 async def _latest_backends(session: AsyncSession, keys: Iterable[str]) -> dict[str, str]:

@@ -116,6 +116,10 @@ class DistributionWorker:
             await self._client.aclose()
             self._client = None
 
+    async def routing(self, session: AsyncSession) -> assignment.Routing:
+        """Where a push's new revisions go right now (registry.routing)."""
+        return await registry.routing(session, now=utcnow(), health=self._config.health)
+
     def wake(self) -> None:
         """Run the next dispatch pass now (e.g. right after new revisions were committed)."""
         self._wake.set()

@@ -75,8 +75,9 @@ async def push_aggregation(
             skew=timedelta(seconds=config.clock_skew_seconds),
         )
         del body
+        routing = None if distribution is None else await distribution.routing(session)
         result, replayed = await process_push(
-            session, kind=kind, push=push, received_at=received_at
+            session, kind=kind, push=push, received_at=received_at, routing=routing
         )
         observation.result = result
         if replayed:

@@ -25,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ticketing_common.errors import Conflict, ErrorDetail
 from wm_service import kinds
+from wm_service.distribution.assignment import Routing, choose_backends
 from wm_service.kinds import KindSpec
 from wm_service.schemas import PushResult, RuleSettings
 from wm_service.services import correlation, lifecycle, maintenance
@@ -109,8 +110,8 @@ _UPSERT_TICKETS = """
 _INSERT_REVISIONS_AND_OUTBOX = """
     WITH input AS (
         SELECT * FROM unnest($3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[],
-                             $8::text[])
-            AS r(ticket_id, revision, action, priority, payload, dedup_key)
+                             $8::text[], $9::text[])
+            AS r(ticket_id, revision, action, priority, payload, dedup_key, backend_name)
     ), revision AS (
         INSERT INTO ticket_revision (ticket_id, revision, action, priority, push_id,
                                      payload, created_at)
@@ -121,11 +122,16 @@ _INSERT_REVISIONS_AND_OUTBOX = """
         RETURNING id, ticket_id, revision
     )
     INSERT INTO ticket_delivery (revision_id, ticket_id, dedup_key, revision, status,
-                                 attempts, created_at)
+                                 attempts, created_at, backend_name, assigned_at)
     SELECT revision.id, revision.ticket_id, input.dedup_key, revision.revision, 'pending', 0,
-           $1::timestamptz
+           $1::timestamptz, input.backend_name,
+           CASE WHEN input.backend_name IS NOT NULL THEN now() END
     FROM revision JOIN input USING (ticket_id, revision)
 """
+_ANY_UNASSIGNED = (
+    "SELECT EXISTS (SELECT 1 FROM ticket_delivery WHERE status = 'pending' "
+    "AND backend_name IS NULL)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,9 +172,17 @@ def push_lock_key(kind: str) -> int:
 
 
 async def process_push(
-    session: AsyncSession, *, kind: str, push: Push, received_at: datetime
+    session: AsyncSession,
+    *,
+    kind: str,
+    push: Push,
+    received_at: datetime,
+    routing: Routing | None = None,
 ) -> tuple[PushResult, bool]:
     """Apply a validated push; returns its result and whether it was a replay of a known one.
+
+    With a `routing`, each outbox row is written with its backend (assignment.py's rule);
+    without one, or while older rows wait unassigned, the distribution assigns them.
 
     A push whose aggregation_id was already processed for this kind changes nothing and
     returns the stored result of the first time. A new push generated before the latest
@@ -208,7 +222,7 @@ async def process_push(
         batches.append((group_spec, correlated.groups, correlated.places))
     for batch_spec, batch, places in batches:
         written = _Written(batch_spec, places, rules, push, push_id, received_at, windows)
-        await _write_revisions(db, _revisions(batch), written)
+        await _write_revisions(session, db, _revisions(batch), written, routing)
     decisions = correlated.channels + correlated.groups
     suppressed = await _write_suppressed(
         db, spec=spec, decisions=decisions, push_id=push_id, at=received_at
@@ -453,7 +467,11 @@ class _Written:
 
 
 async def _write_revisions(
-    db: asyncpg.Connection[Any], revisions: list[Revision], w: _Written
+    session: AsyncSession,
+    db: asyncpg.Connection[Any],
+    revisions: list[Revision],
+    w: _Written,
+    routing: Routing | None,
 ) -> None:
     """Tickets, their revisions and one outbox row per revision, in two statements."""
     if not revisions:
@@ -466,6 +484,7 @@ async def _write_revisions(
     actions = [d.action for d in decisions]
     priorities = [d.priority for d in decisions]
     keys = [dedup_key(spec.name, d.entity_id) for d in decisions]
+    backends = await _backends(session, db, keys, routing)
     await db.execute(
         _UPSERT_TICKETS,
         w.built_at,
@@ -491,7 +510,22 @@ async def _write_revisions(
         priorities,
         payloads,
         keys,
+        [backends.get(key) for key in keys],
     )
+
+
+async def _backends(
+    session: AsyncSession, db: asyncpg.Connection[Any], keys: list[str], routing: Routing | None
+) -> dict[str, str]:
+    """Each key's backend, chosen as the distribution would (one update of every new outbox
+    row saved). Not while any older row waits unassigned (no backend was available, or it
+    was taken back): it may be of the same key and is assigned later, by the distribution,
+    perhaps elsewhere; the new rows wait with it so a key's revisions stay together."""
+    if routing is None or not routing.targets:
+        return {}
+    if await db.fetchval(_ANY_UNASSIGNED):
+        return {}
+    return await choose_backends(session, keys, routing)
 
 
 def _documents(revisions: list[Revision], w: _Written) -> Iterator[dict[str, Any]]:
