@@ -17,7 +17,6 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
-    ForeignKey,
     Index,
     Integer,
     String,
@@ -88,7 +87,8 @@ class TicketRevision(BEModel, table=True):
     id: int | None = Field(
         default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
     )
-    ticket_id: uuid.UUID = Field(sa_column=Column(Uuid, nullable=False, index=True))
+    # (Found through the unique (ticket_id, revision).)
+    ticket_id: uuid.UUID = Field(sa_column=Column(Uuid, nullable=False))
     revision: int = Field(sa_column=Column(Integer, nullable=False))
     dedup_key: str = Field(sa_column=Column(String(300), nullable=False, index=True))
     action: str = Field(sa_column=Column(String(16), nullable=False))
@@ -131,14 +131,10 @@ class TicketAttempt(BEModel, table=True):
     id: int | None = Field(
         default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
     )
-    revision_id: int = Field(
-        sa_column=Column(
-            BigInteger,
-            ForeignKey("ticket_revision.id", ondelete="CASCADE"),
-            nullable=False,
-            index=True,
-        )
-    )
+    # ticket_revision.id. Not a checked foreign key (migration be_0007): the check locked the
+    # revision row for every attempt written; attempts are written only for revisions the
+    # worker holds, and retention deletes them with their revision.
+    revision_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
     retry_round: int = Field(sa_column=Column(Integer, nullable=False))
     operation: str = Field(sa_column=Column(String(STEP_NAME_MAX), nullable=False))
     at: datetime = _tz()

@@ -18,12 +18,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
 
-from bench.support import PeakMemory
+from bench.support import CpuMeter, PeakMemory
 from ticketing_cli.stack import launch
 from ticketing_common.embedded_pg import free_port
 
@@ -97,6 +98,7 @@ def run(args: argparse.Namespace) -> None:
         with (
             _service("be", env) as (be_url, be_process),
             PeakMemory({"be": be_process.pid}) as memory,
+            CpuMeter(_postgres_of(Path(data_dir), args.database_url)) as database_cpu,
         ):
             admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
             tickets = [_ticket(n) for n in range(args.tickets)]
@@ -142,6 +144,20 @@ def run(args: argparse.Namespace) -> None:
     print(f"requests/ticket    {requests / args.tickets:.3f} ({requests} platform requests)")
     print(f"BE peak memory     {memory.peaks['be'] / 2**20:.0f} MB (PSS)")
     print(f"CPU seconds        BE {be_cpu:.1f}, emulators {emulator_cpu:.1f} (whole run)")
+    if "postgres" in database_cpu.seconds:
+        postgres = database_cpu.seconds["postgres"]
+        print(
+            f"Postgres CPU       {postgres:.1f} s, {1000 * postgres / args.tickets:.2f} ms/ticket"
+            " (intake and delivery)"
+        )
+
+
+def _postgres_of(data_dir: Path, database_url: str | None) -> dict[str, int]:
+    """The embedded server's postmaster, to count its CPU (none for an external database)."""
+    if database_url:
+        return {}
+    pid_file = data_dir / "pg" / "postmaster.pid"
+    return {"postgres": int(pid_file.read_text().split()[0])}
 
 
 def main() -> None:

@@ -76,9 +76,10 @@ class CriticalSample(WMModel, table=True):
     entity_id: str = Field(sa_column=Column(String(200), primary_key=True))
     at: datetime = Field(sa_column=Column(DateTime(timezone=True), primary_key=True))
     value: float = Field(sa_column=Column(Float, nullable=False))
-    push_id: int = Field(
-        sa_column=Column(BigInteger, ForeignKey("aggregation_push.id"), nullable=False, index=True)
-    )
+    # aggregation_push.id. The push's bulk writes reference rows of their own transaction, so
+    # no foreign key is checked row by row (migration wm_0011); retention deletes children
+    # before their parents.
+    push_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
 
 
 class Ticket(WMModel, table=True):
@@ -123,15 +124,12 @@ class TicketRevision(WMModel, table=True):
     id: int | None = Field(
         default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
     )
-    ticket_id: uuid.UUID = Field(
-        sa_column=Column(Uuid, ForeignKey("ticket.id"), nullable=False, index=True)
-    )
+    # ticket.id and aggregation_push.id, unchecked like critical_sample.push_id.
+    ticket_id: uuid.UUID = Field(sa_column=Column(Uuid, nullable=False))
     revision: int = Field(sa_column=Column(Integer, nullable=False))
     action: str = Field(sa_column=Column(String(8), nullable=False))
     priority: str = Field(sa_column=Column(String(2), nullable=False))
-    push_id: int | None = Field(
-        default=None, sa_column=Column(BigInteger, ForeignKey("aggregation_push.id"), index=True)
-    )
+    push_id: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))
     # The document as built, stored as `json` text: only ever read whole (migration wm_0010).
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = _tz()
@@ -151,9 +149,8 @@ class TicketDelivery(WMModel, table=True):
     id: int | None = Field(
         default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
     )
-    revision_id: int = Field(
-        sa_column=Column(BigInteger, ForeignKey("ticket_revision.id"), nullable=False, unique=True)
-    )
+    # ticket_revision.id, unchecked like critical_sample.push_id.
+    revision_id: int = Field(sa_column=Column(BigInteger, nullable=False, unique=True))
     ticket_id: uuid.UUID = Field(sa_column=Column(Uuid, nullable=False))
     dedup_key: str = Field(sa_column=Column(String(240), nullable=False, index=True))
     revision: int = Field(sa_column=Column(Integer, nullable=False))
