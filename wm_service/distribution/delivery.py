@@ -96,11 +96,6 @@ async def claim(
     revisions of their keys. The caller commits at once: the lease, not a lock, keeps the
     rows this `worker`'s while it sends them.
     """
-    fence = await _fence_of(session, backend_name)
-    if fence.failed_over:
-        # Failed over for its current silence: nothing more goes to it under any generation
-        # until it heartbeats again (a one-way partition may still let the POST through).
-        return []
     row = TicketDelivery
     due = select(col(row.id), col(row.dedup_key), col(row.attempts)).where(
         col(row.status) == PENDING,
@@ -114,6 +109,7 @@ async def claim(
     # is checked in a second query over the page's keys rather than by a correlated
     # subquery per row: that one's plan hung on fresh statistics (right after a big push
     # the planner walked the whole pending index per candidate: 0.2-0.8 s per claim).
+    fence: _Fence | None = None  # read once there is something to send
     after = 0
     while True:
         page = (
@@ -126,6 +122,13 @@ async def claim(
         ).all()
         if not page:
             return []
+        if fence is None:
+            fence = await _fence_of(session, backend_name)
+            if fence.failed_over:
+                # Failed over for its current silence: nothing more goes to it under any
+                # generation until it heartbeats again (a one-way partition may still let
+                # the POST through).
+                return []
         candidates = [
             Claimed(
                 id=cast(int, row_id),

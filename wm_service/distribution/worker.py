@@ -267,50 +267,60 @@ class DistributionWorker:
         return backend.name, None if response.status_code == 200 else f"HTTP {response.status_code}"
 
     async def _drain(self, target: Target) -> None:
-        """Concurrent senders for one backend until its due queue is empty or a send fails."""
+        """Concurrent senders for one backend until its due queue is empty or a send fails.
+
+        One sender looks first and the others join only if it found a batch: an idle
+        backend costs one empty claim per pass, not one per sender (measured before: 770
+        claims, nearly all empty, for 41 batches in a 20 000-ticket run).
+        """
+        if not await self._send_one(target, 0):
+            return
         await asyncio.gather(
             *(self._send_until_idle(target, n) for n in range(self._config.concurrency))
         )
 
     async def _send_until_idle(self, target: Target, n: int) -> None:
+        while await self._send_one(target, n):
+            pass
+
+    async def _send_one(self, target: Target, n: int) -> bool:
+        """Send one batch as sender `n`; whether it sent one and the backend took it."""
         assert self._client is not None
         worker = worker_name("wm", f"{target.name}/{n}")
-        while True:
-            try:
-                result = await deliver_batch(
-                    self._sessionmaker,
-                    client=self._client,
-                    target=target,
-                    now=utcnow(),
-                    batch_size=self._config.batch_size,
-                    backoff=self._config.backoff,
-                    worker=worker,
-                    lease_seconds=self._config.lease_seconds,
-                )
-            except Exception:
-                self._metrics.deliveries.labels(target.name, "failed").inc()
-                log.exception(
-                    "delivery to %s failed; retrying on the next pass",
-                    target.name,
-                    extra={"backend": target.name},
-                )
-                return
-            if result.sent:
-                outcome = "delivered" if result.delivered else "failed"
-                self._metrics.deliveries.labels(target.name, outcome).inc()
-            if result.delivered:
-                self._metrics.delivered_revisions.labels(target.name).inc(result.sent)
-            else:
-                # The rows carry their backoff; this sender rests until the next pass.
-                log.warning(
-                    "delivery to %s failed: %s",
-                    target.name,
-                    result.error,
-                    extra={"backend": target.name, "revisions": result.sent},
-                )
-                return
-            if result.sent == 0:
-                return
+        try:
+            result = await deliver_batch(
+                self._sessionmaker,
+                client=self._client,
+                target=target,
+                now=utcnow(),
+                batch_size=self._config.batch_size,
+                backoff=self._config.backoff,
+                worker=worker,
+                lease_seconds=self._config.lease_seconds,
+            )
+        except Exception:
+            self._metrics.deliveries.labels(target.name, "failed").inc()
+            log.exception(
+                "delivery to %s failed; retrying on the next pass",
+                target.name,
+                extra={"backend": target.name},
+            )
+            return False
+        if result.sent:
+            outcome = "delivered" if result.delivered else "failed"
+            self._metrics.deliveries.labels(target.name, outcome).inc()
+        if result.delivered:
+            self._metrics.delivered_revisions.labels(target.name).inc(result.sent)
+        else:
+            # The rows carry their backoff; this sender rests until the next pass.
+            log.warning(
+                "delivery to %s failed: %s",
+                target.name,
+                result.error,
+                extra={"backend": target.name, "revisions": result.sent},
+            )
+            return False
+        return result.sent > 0
 
 
 def _target(backend: Backend) -> Target:
