@@ -21,6 +21,7 @@ NUL_FREE = r"^[^\x00]*$"
 # At least one character that is not white space, and no NUL (identifiers such as entity_id).
 VISIBLE = r"^\s*[^\s\x00][^\x00]*$"
 NUL_MESSAGE = "must not contain the NUL character (\\u0000)"
+BLANK_MESSAGE = "required, and not only white space"
 # Far deeper than any document of ours; shallow enough that no parser or encoder recurses
 # into a RecursionError.
 MAX_JSON_DEPTH = 32
@@ -33,7 +34,7 @@ def text_problem(value: str, *, max_length: int = 200, required: bool = False) -
     if NUL in value:
         return NUL_MESSAGE
     if required and not value.strip():
-        return "required, and not only white space"
+        return BLANK_MESSAGE
     if len(value) > max_length:
         return f"at most {max_length} characters"
     return None
