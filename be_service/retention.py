@@ -1,7 +1,7 @@
 """What a BE prunes, and what it never does (the runner is ticketing_common/retention.py).
 
 Ages are the revisions' domain time (`generated_at`: the push that made them). Pruned once
-older than the horizon, with their attempts (ON DELETE CASCADE):
+older than the horizon, with their attempts (deleted in the same statement):
 
 * Completed revisions a later revision of their ticket follows;
 * a ticket's last revision once it is a Completed clear whose outcome report the WM has

@@ -20,6 +20,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from wm_service.distribution import rendezvous
+from wm_service.distribution.models import Backend
 from wm_service.models import TicketDelivery
 
 # Inline literal, not a bind parameter: only then can the planner use the partial indexes
@@ -101,6 +102,40 @@ async def choose_backends(
     }
     winners = rendezvous.assign((key for key in keys if key not in holders), routing.targets)
     return {**winners, **holders}
+
+
+async def choose_for_push(
+    session: AsyncSession, keys: Iterable[str], targets: Sequence[str]
+) -> dict[str, str]:
+    """The backends a push writes its new rows with: choose_backends' rule, but a key whose
+    backend is not available right now is left out (unassigned), since only the distribution
+    knows whether that backend is being fenced or came back before it was.
+
+    The chosen backends' rows are key-share-locked until the push commits: removing one of
+    them waits, then moves these rows with its others (heartbeats and probes, which only
+    update the row, do not wait). A chosen backend removed meanwhile loses its keys to the
+    distribution too. A fence cannot meet this push: a backend available now is fenced at
+    the earliest failover_after from now, and the dispatcher moves a fenced backend's
+    pending rows on each pass anyway.
+    """
+    keys = set(keys)
+    available = set(targets)
+    latest = await _latest_backends(session, keys)
+    chosen = {key: name for key, name in latest.items() if name in available}
+    chosen |= rendezvous.assign((key for key in keys if key not in latest), targets)
+    present = set(
+        (
+            await session.exec(
+                select(col(Backend.name))
+                .where(
+                    col(Backend.name)
+                    == any_(bindparam("names", list(set(chosen.values())), type_=ARRAY(String)))
+                )
+                .with_for_update(read=True, key_share=True)
+            )
+        ).all()
+    )
+    return {key: name for key, name in chosen.items() if name in present}
 
 
 async def _latest_backends(session: AsyncSession, keys: Iterable[str]) -> dict[str, str]:

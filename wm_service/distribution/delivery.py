@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import Select
 
 from ticketing_common.backoff import Backoff
 from ticketing_common.db import session_scope
@@ -41,6 +42,8 @@ HELD_BACK = "held back: an older revision of this key was not accepted"
 LEASE_SECONDS = 30.0
 # A sender stopped mid-send hands its rows back, if the database answers this quickly.
 RELEASE_SECONDS = 5.0
+# Pages of due candidates a claim reads, at most, looking for a sendable row (see claim).
+MAX_PAGES = 4
 
 _scope = contextlib.asynccontextmanager(session_scope)
 
@@ -103,22 +106,19 @@ async def claim(
         or_(col(row.next_attempt_at).is_(None), col(row.next_attempt_at) <= now),
         NOT_LEASED,
     )
-    # Candidates a page at a time, in id order, until one page yields a sendable row: a
-    # page of revisions all waiting behind an older one of their key (in backoff, at
-    # another backend, being sent) must not hide the sendable rows after it. The key order
-    # is checked in a second query over the page's keys rather than by a correlated
-    # subquery per row: that one's plan hung on fresh statistics (right after a big push
-    # the planner walked the whole pending index per candidate: 0.2-0.8 s per claim).
+    # Candidates a page at a time, in id order, until a page yields a sendable row: a page
+    # of revisions all waiting behind an older one of their key (in backoff, at another
+    # backend, being sent) must not hide the sendable rows after it. The key order is checked
+    # by one query over the page's keys rather than a correlated subquery per row, whose plan
+    # hung on fresh statistics (right after a big push it walked the whole pending index per
+    # candidate: 0.2-0.8 s per claim). Pages are read without locks and at most MAX_PAGES of
+    # them (a long outage queues every element's later revisions behind its first); only the
+    # batch chosen is locked.
     fence: _Fence | None = None  # read once there is something to send
     after = 0
-    while True:
+    for _ in range(MAX_PAGES):
         page = (
-            await session.exec(
-                due.where(col(row.id) > after)
-                .order_by(col(row.id))
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
+            await session.exec(due.where(col(row.id) > after).order_by(col(row.id)).limit(limit))
         ).all()
         if not page:
             return []
@@ -143,10 +143,17 @@ async def claim(
         if batch:
             break
         after = candidates[-1].id
+    else:
+        return []
+    batch = await _locked(session, due, batch)
+    if not batch:
+        return []
     lease = update(TicketDelivery).where(col(TicketDelivery.id) == ids_param(c.id for c in batch))
     await session.exec(
         lease.values(
-            claimed_by=worker, claimed_until=_lease_end(lease_seconds), generation=fence.generation
+            claimed_by=worker,
+            claimed_until=_lease_end(lease_seconds),
+            generation=batch[0].generation,
         )
     )
     payloads = await _payloads(session, [c.id for c in batch])
@@ -192,6 +199,27 @@ async def _fence_of(session: AsyncSession, backend_name: str, *, lock: bool = Fa
     return _Fence(
         fenced=True, generation=generation, failed_over=failed_over_seen_at == last_seen_at
     )
+
+
+async def _locked(
+    session: AsyncSession, due: Select[int | None, str, int], batch: list[Claimed]
+) -> list[Claimed]:
+    """The batch's rows this transaction could lock while still due, in key order: another
+    sender may have taken some since they were read, and a revision whose older one it
+    took waits for it."""
+    ids = [c.id for c in batch]
+    statement = due.where(col(TicketDelivery.id) == ids_param(ids)).with_for_update(
+        skip_locked=True
+    )
+    locked = {cast(int, row_id) for row_id, _, _ in (await session.exec(statement)).all()}
+    lost: set[str] = set()
+    kept: list[Claimed] = []
+    for candidate in batch:
+        if candidate.id in locked and candidate.dedup_key not in lost:
+            kept.append(candidate)
+        else:
+            lost.add(candidate.dedup_key)
+    return kept
 
 
 async def _in_key_order(session: AsyncSession, candidates: list[Claimed]) -> list[Claimed]:

@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ticketing_common.db import redact_url
 from ticketing_common.errors import NotFound
 from wm_service.distribution import assignment, fencing
-from wm_service.distribution.assignment import PENDING, Routing
+from wm_service.distribution.assignment import PENDING
 from wm_service.distribution.models import Backend
 from wm_service.distribution.schemas import (
     BackendList,
@@ -117,16 +117,6 @@ async def list_all(session: AsyncSession) -> list[Backend]:
 
 async def list_available(session: AsyncSession, *, now: datetime, health: Health) -> list[Backend]:
     return [b for b in await list_all(session) if is_available(b, now=now, health=health)]
-
-
-async def routing(session: AsyncSession, *, now: datetime, health: Health) -> Routing:
-    """Where new revisions may go now: keys stay with backends not failed over, new keys go
-    to the available ones (assignment.choose_backends)."""
-    backends = await list_all(session)
-    return Routing(
-        keep=[b.name for b in backends if not is_failed_over(b, now=now, health=health)],
-        targets=[b.name for b in backends if is_available(b, now=now, health=health)],
-    )
 
 
 async def record_probe(

@@ -116,9 +116,10 @@ class DistributionWorker:
             await self._client.aclose()
             self._client = None
 
-    async def routing(self, session: AsyncSession) -> assignment.Routing:
-        """Where a push's new revisions go right now (registry.routing)."""
-        return await registry.routing(session, now=utcnow(), health=self._config.health)
+    async def targets(self, session: AsyncSession) -> list[str]:
+        """The backends available now: where a push's new revisions may go."""
+        available = await registry.list_available(session, now=utcnow(), health=self._config.health)
+        return [b.name for b in available]
 
     def wake(self) -> None:
         """Run the next dispatch pass now (e.g. right after new revisions were committed)."""

@@ -75,9 +75,9 @@ async def push_aggregation(
             skew=timedelta(seconds=config.clock_skew_seconds),
         )
         del body
-        routing = None if distribution is None else await distribution.routing(session)
+        targets = [] if distribution is None else await distribution.targets(session)
         result, replayed = await process_push(
-            session, kind=kind, push=push, received_at=received_at, routing=routing
+            session, kind=kind, push=push, received_at=received_at, targets=targets
         )
         observation.result = result
         if replayed:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -25,7 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ticketing_common.errors import Conflict, ErrorDetail
 from wm_service import kinds
-from wm_service.distribution.assignment import Routing, choose_backends
+from wm_service.distribution.assignment import choose_for_push
 from wm_service.kinds import KindSpec
 from wm_service.schemas import PushResult, RuleSettings
 from wm_service.services import correlation, lifecycle, maintenance
@@ -177,12 +177,13 @@ async def process_push(
     kind: str,
     push: Push,
     received_at: datetime,
-    routing: Routing | None = None,
+    targets: Sequence[str] = (),
 ) -> tuple[PushResult, bool]:
     """Apply a validated push; returns its result and whether it was a replay of a known one.
 
-    With a `routing`, each outbox row is written with its backend (assignment.py's rule);
-    without one, or while older rows wait unassigned, the distribution assigns them.
+    Each outbox row is written with its backend, chosen among the available `targets`
+    (assignment.choose_for_push); without targets, or while older rows wait unassigned, the
+    distribution assigns them.
 
     A push whose aggregation_id was already processed for this kind changes nothing and
     returns the stored result of the first time. A new push generated before the latest
@@ -222,7 +223,7 @@ async def process_push(
         batches.append((group_spec, correlated.groups, correlated.places))
     for batch_spec, batch, places in batches:
         written = _Written(batch_spec, places, rules, push, push_id, received_at, windows)
-        await _write_revisions(session, db, _revisions(batch), written, routing)
+        await _write_revisions(session, db, _revisions(batch), written, targets)
     decisions = correlated.channels + correlated.groups
     suppressed = await _write_suppressed(
         db, spec=spec, decisions=decisions, push_id=push_id, at=received_at
@@ -471,7 +472,7 @@ async def _write_revisions(
     db: asyncpg.Connection[Any],
     revisions: list[Revision],
     w: _Written,
-    routing: Routing | None,
+    targets: Sequence[str],
 ) -> None:
     """Tickets, their revisions and one outbox row per revision, in two statements."""
     if not revisions:
@@ -484,7 +485,7 @@ async def _write_revisions(
     actions = [d.action for d in decisions]
     priorities = [d.priority for d in decisions]
     keys = [dedup_key(spec.name, d.entity_id) for d in decisions]
-    backends = await _backends(session, db, keys, routing)
+    backends = await _backends(session, db, keys, targets)
     await db.execute(
         _UPSERT_TICKETS,
         w.built_at,
@@ -515,17 +516,15 @@ async def _write_revisions(
 
 
 async def _backends(
-    session: AsyncSession, db: asyncpg.Connection[Any], keys: list[str], routing: Routing | None
+    session: AsyncSession, db: asyncpg.Connection[Any], keys: list[str], targets: Sequence[str]
 ) -> dict[str, str]:
     """Each key's backend, chosen as the distribution would (one update of every new outbox
     row saved). Not while any older row waits unassigned (no backend was available, or it
     was taken back): it may be of the same key and is assigned later, by the distribution,
     perhaps elsewhere; the new rows wait with it so a key's revisions stay together."""
-    if routing is None or not routing.targets:
+    if not targets or await db.fetchval(_ANY_UNASSIGNED):
         return {}
-    if await db.fetchval(_ANY_UNASSIGNED):
-        return {}
-    return await choose_backends(session, keys, routing)
+    return await choose_for_push(session, keys, targets)
 
 
 def _documents(revisions: list[Revision], w: _Written) -> Iterator[dict[str, Any]]:

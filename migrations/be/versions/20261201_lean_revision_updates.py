@@ -1,11 +1,8 @@
-"""Leaner revision writes: the ticket document leaves the row, attempts stop checking their
-revision row by row, a redundant index goes.
+"""Leaner revision writes: attempts stop checking their revision row by row, a redundant
+index goes.
 
-A revision row is rewritten five or six times on its way (claim, each step, the outcome
-report), and each new version copied the whole document (~1.5 KB) inline. Stored out of line
-(TOAST, below the 256-byte row target) it is written once and every later version keeps a
-pointer to it. Each attempt's foreign-key check looked its revision up and share-locked
-it (four attempts per revision, one statement per batch): 30 % of the BE's database time.
+Each attempt's foreign-key check looked its revision up and share-locked it (four attempts
+per revision, one statement per batch): 30 % of the BE's database time.
 Attempts are written only for revisions the worker holds and retention deletes them with
 their revision (be_service/retention.py). The index on ticket_id alone duplicated the
 unique (ticket_id, revision).
@@ -26,7 +23,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.execute("ALTER TABLE ticket_revision SET (toast_tuple_target = 256)")
     op.drop_index(op.f("ix_ticket_revision_ticket_id"), table_name="ticket_revision")
     op.drop_constraint(
         op.f("fk_ticket_attempt_revision_id_ticket_revision"), "ticket_attempt", type_="foreignkey"
@@ -43,4 +39,3 @@ def downgrade() -> None:
         ondelete="CASCADE",
     )
     op.create_index(op.f("ix_ticket_revision_ticket_id"), "ticket_revision", ["ticket_id"])
-    op.execute("ALTER TABLE ticket_revision RESET (toast_tuple_target)")
