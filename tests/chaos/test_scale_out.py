@@ -15,8 +15,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -24,8 +26,10 @@ import pytest
 from tests.e2e.conftest import WM_ADMIN, WM_INGEST, System, snr_entries, snr_key
 from tests.e2e.conftest import system as system  # the fixture: real processes per test
 from tests.support.servers import ServiceProcess, launch_service
+from tests.support.tcp_proxy import TcpProxy
 from ticketing_cli.client import WMClient
 from ticketing_common.db import asyncpg_dsn
+from ticketing_common.embedded_pg import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 
@@ -53,16 +57,29 @@ def _body(name: str, at: datetime, entries: list[dict[str, Any]]) -> bytes:
     return json.dumps({**payload, "entries": entries}).encode()
 
 
+@dataclass(frozen=True)
+class Replicas:
+    system: System  # its `wm` is the first replica
+    second: ServiceProcess
+    # The one address the BEs know the WM by (README: replicas behind a load balancer).
+    balancer: TcpProxy
+
+
 @pytest.fixture
-def replicas(system: System) -> Iterator[tuple[System, ServiceProcess]]:
-    """The e2e system plus a second WM process on the same database."""
-    system.start(["be1", "be2"])
+def replicas(system: System) -> Iterator[Replicas]:
+    """The e2e system plus a second WM process on the same database, the BEs reaching the
+    WM through a balancer that forwards to the first replica."""
+    first_port = free_port()
+    balancer = TcpProxy(first_port)
+    system.be_overrides["BE_WM_URL"] = balancer.url
+    system.start(["be1", "be2"], wm_port=first_port)
     second = launch_service("wm", system.wm_env)
     second.wait_ready()
     try:
-        yield system, second
+        yield Replicas(system, second, balancer)
     finally:
         second.stop()
+        balancer.cut()
 
 
 def _open_tickets_per_key(database_url: str) -> Counter[str]:
@@ -77,12 +94,10 @@ def _open_tickets_per_key(database_url: str) -> Counter[str]:
     return asyncio.run(query())
 
 
-def test_two_replicas_one_killed_mid_push_duplicate_nothing(
-    replicas: tuple[System, ServiceProcess],
-) -> None:
+def test_two_replicas_one_killed_mid_push_duplicate_nothing(replicas: Replicas) -> None:
     """Pushes of two kinds land on two replicas at once; a third dies mid-push and is resent
     to the survivor: one incident and one work order per element, one open ticket each."""
-    system, second = replicas
+    system, second = replicas.system, replicas.second
     first_client, second_client = system.wm_client, WMClient(second.url, WM_ADMIN, WM_INGEST)
     now = datetime.now(UTC).replace(microsecond=0)
     snr = _body("scale-snr", now, snr_entries(SNR, at=now))
@@ -106,6 +121,9 @@ def test_two_replicas_one_killed_mid_push_duplicate_nothing(
     dying.start()
     time.sleep(0.3)
     system.wm.kill()  # type: ignore[union-attr]
+    # The balancer's health check takes the dead replica out: heartbeats and reports reach
+    # the survivor (without it the BEs' leases lapse and both are fenced, with nowhere to go).
+    replicas.balancer.target_port = urlsplit(second.url).port or 0
     dying.join(timeout=30)
     result = second_client.push("ds-service-group", ds)  # the aggregator resends
     assert result["critical_entries"] == len(GROUPS)

@@ -103,9 +103,9 @@ class System:
     be_overrides: dict[str, str] = field(default_factory=dict)
 
     # --- processes -------------------------------------------------------------------------
-    def start(self, be_names: list[str]) -> None:
+    def start(self, be_names: list[str], *, wm_port: int | None = None) -> None:
         self.emulators = launch_service("emulators", {})
-        wm_port = free_port()
+        wm_port = wm_port or free_port()
         self.wm_env = {
             "WM_DATABASE_URL": self.make_database("wm"),
             "WM_ADMIN_TOKEN": WM_ADMIN,
