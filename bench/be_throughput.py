@@ -26,6 +26,7 @@ import psutil
 
 from bench.support import CpuMeter, PeakMemory
 from ticketing_cli.stack import launch
+from ticketing_common import embedded_pg
 from ticketing_common.embedded_pg import free_port
 
 INTAKE_TOKEN = "bench-intake"  # noqa: S105 (a throwaway token for a local benchmark)
@@ -154,10 +155,8 @@ def run(args: argparse.Namespace) -> None:
 
 def _postgres_of(data_dir: Path, database_url: str | None) -> dict[str, int]:
     """The embedded server's postmaster, to count its CPU (none for an external database)."""
-    if database_url:
-        return {}
-    pid_file = data_dir / "pg" / "postmaster.pid"
-    return {"postgres": int(pid_file.read_text().split()[0])}
+    running = None if database_url else embedded_pg.read_postmaster(data_dir / "pg")
+    return {} if running is None else {"postgres": running[0]}
 
 
 def main() -> None:

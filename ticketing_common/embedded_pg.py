@@ -97,7 +97,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _read_postmaster(pgdata: Path) -> tuple[int, int] | None:
+def read_postmaster(pgdata: Path) -> tuple[int, int] | None:
     """(pid, port) of the server that owns `pgdata`, if one is alive."""
     pid_file = pgdata / "postmaster.pid"
     try:
@@ -127,7 +127,7 @@ def ensure_running(
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir / "pg"
     with fasteners.InterProcessLock(str(data_dir / ".pg.lock")):
-        running = _read_postmaster(pgdata)
+        running = read_postmaster(pgdata)
         if running is not None:
             return EmbeddedPostgres(pgdata, port=running[1], pid=running[0], started_here=False)
         if _run_as():
@@ -149,7 +149,7 @@ def ensure_running(
         log_file = str(pgdata / "server.log")
         _pg("pg_ctl", "-D", str(pgdata), "-l", log_file, "-o", options, "-w", "start")
         for _ in range(100):
-            running = _read_postmaster(pgdata)
+            running = read_postmaster(pgdata)
             if running is not None:
                 break
             time.sleep(0.05)

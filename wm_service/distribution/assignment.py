@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -71,45 +70,43 @@ async def assign_pending(
     rows = [(cast(int, row_id), key) for row_id, key in (await session.exec(statement)).all()]
     if not rows:
         return 0
-    backends = await choose_backends(
-        session, {key for _, key in rows}, Routing(keep=keep, targets=targets)
-    )
+    backends = await choose_backends(session, {key for _, key in rows}, keep=keep, targets=targets)
     chosen = {row_id: name for row_id, key in rows if (name := backends.get(key))}
     await _set_backends(session, chosen=chosen, now=now)
     return len(chosen)
 
 
-@dataclass(frozen=True)
-class Routing:
-    """Where revisions may go now: `keep` are the registered backends not failed over (a key
-    stays with the one holding it), `targets` the available ones (a new key's candidates)."""
-
-    keep: Sequence[str]
-    targets: Sequence[str]
-
-
 async def choose_backends(
-    session: AsyncSession, keys: Iterable[str], routing: Routing
+    session: AsyncSession,
+    keys: Iterable[str],
+    *,
+    keep: Sequence[str],
+    targets: Sequence[str],
+    reassign_orphans: bool = True,
 ) -> dict[str, str]:
     """The backend each key goes to: the backend of its latest assigned revision (pending or
-    already delivered) while that backend is kept, since the BE may still be working on the
-    older revision and a second BE on the same key would create a second incident; else its
-    rendezvous winner among the targets. A key with neither is left out (it waits)."""
+    already delivered) while that backend is in `keep` (registered, not failed over), since
+    the BE may still be working on the older revision and a second BE on the same key would
+    create a second incident; else its rendezvous winner among the `targets` (available).
+
+    An orphan (a key whose backend is not kept) goes to its winner too, unless
+    `reassign_orphans` is off: then it is left out, like a key with no target (it waits).
+    """
     keys = set(keys)
-    kept = set(routing.keep)
-    holders = {
-        key: name for key, name in (await _latest_backends(session, keys)).items() if name in kept
-    }
-    winners = rendezvous.assign((key for key in keys if key not in holders), routing.targets)
-    return {**winners, **holders}
+    kept = set(keep)
+    latest = await _latest_backends(session, keys)
+    holders = {key: name for key, name in latest.items() if name in kept}
+    free = (k for k in keys if k not in holders and (reassign_orphans or k not in latest))
+    return {**rendezvous.assign(free, targets), **holders}
 
 
 async def choose_for_push(
     session: AsyncSession, keys: Iterable[str], targets: Sequence[str]
 ) -> dict[str, str]:
-    """The backends a push writes its new rows with: choose_backends' rule, but a key whose
-    backend is not available right now is left out (unassigned), since only the distribution
-    knows whether that backend is being fenced or came back before it was.
+    """The backends a push writes its new rows with: choose_backends' rule with only the
+    available backends kept, and a key whose backend is not available right now left out
+    (unassigned), since only the distribution knows whether that backend is being fenced
+    or came back before it was.
 
     The chosen backends' rows are key-share-locked until the push commits: removing one of
     them waits, then moves these rows with its others (heartbeats and probes, which only
@@ -118,11 +115,9 @@ async def choose_for_push(
     the earliest failover_after from now, and the dispatcher moves a fenced backend's
     pending rows on each pass anyway.
     """
-    keys = set(keys)
-    available = set(targets)
-    latest = await _latest_backends(session, keys)
-    chosen = {key: name for key, name in latest.items() if name in available}
-    chosen |= rendezvous.assign((key for key in keys if key not in latest), targets)
+    chosen = await choose_backends(
+        session, keys, keep=targets, targets=targets, reassign_orphans=False
+    )
     present = set(
         (
             await session.exec(

@@ -43,7 +43,6 @@ Text = Annotated[
 Identifier = Annotated[
     str, msgspec.Meta(min_length=1, max_length=MAX_TEXT, extra_json_schema={"pattern": VISIBLE})
 ]
-_TEXT_FIELDS = ("market", "hub", "ccap", "service_group", "channel")
 _ESCAPED_NUL = b"\\u0000"
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 # Subscribers are stored in Postgres integer columns: larger values must be a 422 here, not
@@ -295,7 +294,7 @@ def check_push(push: Push, *, now: datetime, skew: timedelta, nul_possible: bool
         if nul_possible:
             errors.extend(
                 ErrorDetail(f"entries[{i}].{name}", NUL_MESSAGE)
-                for name in _TEXT_FIELDS
+                for name in _LOCATION_COLUMNS
                 if NUL in (getattr(entry, name) or "")
             )
         first = seen.setdefault(entry.entity_id, i)
