@@ -222,8 +222,8 @@ async def process_push(
     if group_spec is not None:
         batches.append((group_spec, correlated.groups, correlated.places))
     for batch_spec, batch, places in batches:
-        written = _Written(batch_spec, places, rules, push, push_id, received_at, windows)
-        await _write_revisions(session, db, _revisions(batch), written, targets)
+        writing = _Written(batch_spec, places, rules, push, push_id, received_at, windows)
+        await _write_revisions(session, db, _revisions(batch), writing, targets)
     decisions = correlated.channels + correlated.groups
     suppressed = await _write_suppressed(
         db, spec=spec, decisions=decisions, push_id=push_id, at=received_at
