@@ -9,7 +9,6 @@ taking tickets from whoever already knows it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict
@@ -24,6 +23,7 @@ from be_service.pipeline.fence import Fence, LeaseGrant
 from be_service.pipeline.health import PlatformHealth
 from ticketing_common.db import session_scope
 from ticketing_common.outcome import BackendHealthReport, PlatformHealthReport
+from ticketing_common.waits import wait_for_event
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +128,7 @@ async def heartbeat(
                 await renewed(grant.generation)
         except Exception:
             log.exception("registration on the WM failed unexpectedly")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=settings.heartbeat_seconds)
+        await wait_for_event(stop, settings.heartbeat_seconds)
 
 
 def _renew(fence: Fence, grant: LeaseGrant, *, sent_at: float, heartbeat_seconds: float) -> None:

@@ -23,6 +23,7 @@ from be_service.models import ReportStage
 from ticketing_common.backoff import Backoff
 from ticketing_common.db import session_scope
 from ticketing_common.outcome import ERROR_MAX, OutcomeReport, ReportBatch
+from ticketing_common.waits import wait_for_event
 
 log = logging.getLogger(__name__)
 
@@ -137,5 +138,4 @@ async def run_reporter(
             failures += 1
             delay = backoff.delay(failures)
             log.exception("sending outcome reports failed unexpectedly")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=max(delay, 0.01))
+        await wait_for_event(stop, max(delay, 0.01))

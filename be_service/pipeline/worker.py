@@ -7,7 +7,6 @@ them, and other processes on the same database, from ever taking the same revisi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from be_service.pipeline.sender import BatchLimits, BatchSender, SenderContext
 from be_service.services import settings as settings_service
 from ticketing_common.db import session_scope
 from ticketing_common.lease import keep_lease
+from ticketing_common.waits import wait_for_event
 
 log = logging.getLogger(__name__)
 
@@ -79,5 +79,4 @@ async def run_worker(
             busy = False
         stats.polls += 1
         if not busy:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=poll_interval)
+            await wait_for_event(stop, poll_interval)

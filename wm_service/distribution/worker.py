@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ticketing_common.backoff import Backoff
 from ticketing_common.db import session_scope
 from ticketing_common.lease import worker_name
+from ticketing_common.waits import wait_for_event
 from wm_service.config import WMSettings
 from wm_service.distribution import assignment, fencing, registry
 from wm_service.distribution.delivery import LEASE_SECONDS, Target, deliver_batch, utcnow
@@ -244,8 +245,7 @@ class DistributionWorker:
                 await self.dispatch_once()
             except Exception:
                 log.exception("distribution pass failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._config.poll_seconds)
+            await wait_for_event(self._wake, self._config.poll_seconds)
             self._wake.clear()
 
     async def _probe_loop(self) -> None:
