@@ -29,16 +29,11 @@ log = logging.getLogger(__name__)
 
 _scope = contextlib.asynccontextmanager(session_scope)
 
-# One report per revision: its seq is the revision's report_seq, bumped in the same statement.
-_RECORD = text(
-    """
-    WITH bumped AS (
-        UPDATE ticket_revision t SET report_seq = t.report_seq + 1
-        FROM unnest(CAST(:ids AS bigint[]), CAST(:stages AS text[])) AS v(id, stage)
-        WHERE t.id = v.id
-        RETURNING t.ticket_id, t.revision, t.report_seq, t.generation, t.platform_ids,
-                  t.step, t.last_error, v.stage
-    )
+# One report per row of a CTE named `ended`: revisions whose report_seq was just bumped,
+# RETURNING ticket_id, revision, report_seq, generation, platform_ids, step, last_error and
+# the report's stage. The report's seq is the revision's report_seq after the bump.
+# (Both statements that end revisions append it; :error_max is ERROR_MAX.)
+INSERT_REPORTS_OF_ENDED = """
     INSERT INTO outcome_report (ticket_id, revision, seq, stage, body, created_at)
     SELECT b.ticket_id, b.revision, b.report_seq, b.stage,
            jsonb_build_object(
@@ -52,9 +47,20 @@ _RECORD = text(
                'error', CASE WHEN b.stage = 'error' THEN left(b.last_error, :error_max) END,
                'at', now()),
            now()
-    FROM bumped b
-    """
-)
+    FROM ended b
+"""
+
+# One report per revision: its seq is the revision's report_seq, bumped in the same statement.
+_BUMP_REPORT_SEQ = """
+    WITH ended AS (
+        UPDATE ticket_revision t SET report_seq = t.report_seq + 1
+        FROM unnest(CAST(:ids AS bigint[]), CAST(:stages AS text[])) AS v(id, stage)
+        WHERE t.id = v.id
+        RETURNING t.ticket_id, t.revision, t.report_seq, t.generation, t.platform_ids,
+                  t.step, t.last_error, v.stage
+    )
+"""
+_RECORD = text(_BUMP_REPORT_SEQ + INSERT_REPORTS_OF_ENDED)
 
 
 async def record(session: AsyncSession, stages: Mapping[int, ReportStage]) -> None:

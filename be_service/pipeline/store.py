@@ -18,6 +18,7 @@ from be_service.models import ReportStage, Status
 from be_service.pipeline.fence import NO_GENERATION, Fence
 from be_service.pipeline.policy import FailureCount, RevisionUpdate
 from be_service.pipeline.steps import Item, Outcome
+from ticketing_common.outcome import ERROR_MAX
 
 _CLAIM = text(
     """
@@ -122,27 +123,35 @@ _FAILURE_COUNTS = text(
     """
 )
 
-_UPDATE_REVISIONS = text(
-    """
-    UPDATE ticket_revision t SET
-        step = v.step,
-        status = v.status,
-        platform_ids = CAST(v.ids AS jsonb),
-        last_error = CASE WHEN v.status = 'Completed' THEN NULL
-                          ELSE COALESCE(v.error, t.last_error) END,
-        claimed_by = CASE WHEN v.keep_claim THEN t.claimed_by ELSE NULL END,
-        claimed_until = CASE WHEN v.delay IS NULL THEN NULL
-                             ELSE now() + make_interval(secs => v.delay) END,
-        completed_at = CASE WHEN v.status = 'Completed' THEN now() ELSE t.completed_at END,
-        updated_at = now()
-    FROM unnest(CAST(:ids AS bigint[]), CAST(:steps AS text[]), CAST(:statuses AS text[]),
-                CAST(:platform_ids AS text[]), CAST(:errors AS text[]),
-                CAST(:keep_claims AS boolean[]), CAST(:delays AS double precision[]))
-         AS v(id, step, status, ids, error, keep_claim, delay)
-    WHERE t.id = v.id AND t.claimed_by = :worker
-    RETURNING t.id, t.status
-    """
-)
+# Each revision's step, ids and transition, if this worker still holds it. A revision that
+# ends (Completed, Error) with a report wanted gets its stage in :stages: its report_seq is
+# bumped in the same UPDATE and its report written from the RETURNING rows (reports.py), so
+# ending a revision is one row version, not two.
+_MOVE_REVISIONS = """
+    WITH moved AS (
+        UPDATE ticket_revision t SET
+            step = v.step,
+            status = v.status,
+            platform_ids = CAST(v.ids AS jsonb),
+            last_error = CASE WHEN v.status = 'Completed' THEN NULL
+                              ELSE COALESCE(v.error, t.last_error) END,
+            claimed_by = CASE WHEN v.keep_claim THEN t.claimed_by ELSE NULL END,
+            claimed_until = CASE WHEN v.delay IS NULL THEN NULL
+                                 ELSE now() + make_interval(secs => v.delay) END,
+            completed_at = CASE WHEN v.status = 'Completed' THEN now() ELSE t.completed_at END,
+            report_seq = t.report_seq + CASE WHEN v.stage IS NULL THEN 0 ELSE 1 END,
+            updated_at = now()
+        FROM unnest(CAST(:ids AS bigint[]), CAST(:steps AS text[]), CAST(:statuses AS text[]),
+                    CAST(:platform_ids AS text[]), CAST(:errors AS text[]),
+                    CAST(:keep_claims AS boolean[]), CAST(:delays AS double precision[]),
+                    CAST(:stages AS text[]))
+             AS v(id, step, status, ids, error, keep_claim, delay, stage)
+        WHERE t.id = v.id AND t.claimed_by = :worker
+        RETURNING t.ticket_id, t.revision, t.report_seq, t.generation, t.platform_ids,
+                  t.step, t.last_error, v.stage
+    ), ended AS (SELECT * FROM moved WHERE stage IS NOT NULL)
+"""
+_UPDATE_REVISIONS = text(_MOVE_REVISIONS + reports.INSERT_REPORTS_OF_ENDED)
 
 # The outcome reported to the WM when a revision ends in this status.
 _REPORTED = {Status.completed.value: ReportStage.completed, Status.error.value: ReportStage.error}
@@ -182,7 +191,7 @@ async def update_revisions(
 ) -> None:
     """Write each revision's step, ids and transition, if this worker still holds it; with
     `report`, those that became Completed or Error leave an outcome report for the WM."""
-    rows = await (await session.connection()).execute(
+    await (await session.connection()).execute(
         _UPDATE_REVISIONS,
         {
             "worker": worker,
@@ -193,11 +202,15 @@ async def update_revisions(
             "errors": [u.transition.error for u in updates],
             "keep_claims": [u.transition.keep_claim for u in updates],
             "delays": [u.transition.delay for u in updates],
+            "stages": [_reported(u.transition.status.value) if report else None for u in updates],
+            "error_max": ERROR_MAX,
         },
     )
-    if report:
-        ended = {i: _REPORTED[status] for i, status in rows if status in _REPORTED}
-        await reports.record(session, ended)
+
+
+def _reported(status: str) -> str | None:
+    stage = _REPORTED.get(status)
+    return None if stage is None else stage.value
 
 
 _RELEASE = text(
