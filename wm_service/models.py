@@ -142,8 +142,20 @@ class TicketDelivery(WMModel, table=True):
     __table_args__ = (
         # A ticket's latest delivery (the read API) and a report's revision are found by key.
         Index("ix_ticket_delivery_ticket_revision", "ticket_id", "revision"),
-        # Room on each page for the lease updates to stay HOT (no index entries for them).
-        {"postgresql_with": {"fillfactor": 80}},
+        # Platform numbers are NULL until a BE reports them: those rows are left out.
+        Index(
+            "ix_ticket_delivery_incident_public_id",
+            "incident_public_id",
+            postgresql_where=text("incident_public_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_ticket_delivery_work_order_number",
+            "work_order_number",
+            postgresql_where=text("work_order_number IS NOT NULL"),
+        ),
+        # Half of each page free: a claim leases a run of consecutive rows, and its update
+        # stays HOT (no index entries) only if every row's new version fits on its page.
+        {"postgresql_with": {"fillfactor": 50}},
     )
 
     id: int | None = Field(
@@ -188,10 +200,10 @@ class TicketDelivery(WMModel, table=True):
     # The backend it was taken from by a failover (or a BE's `moved` report), and when.
     moved_from: str | None = Field(default=None, sa_column=Column(String(200)))
     moved_at: datetime | None = _tz(nullable=True)
-    incident_public_id: str | None = Field(default=None, sa_column=Column(String(64), index=True))
+    incident_public_id: str | None = Field(default=None, sa_column=Column(String(64)))
     incident_rec_id: str | None = Field(default=None, sa_column=Column(String(64)))
     work_order_id: str | None = Field(default=None, sa_column=Column(String(64)))
-    work_order_number: str | None = Field(default=None, sa_column=Column(String(64), index=True))
+    work_order_number: str | None = Field(default=None, sa_column=Column(String(64)))
     outcome_operation: str | None = Field(default=None, sa_column=Column(String(32)))
     outcome_error: str | None = Field(default=None, sa_column=Column(Text))
     outcome_at: datetime | None = _tz(nullable=True)
