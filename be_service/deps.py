@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from fastapi import BackgroundTasks, Request
 from pydantic import SecretStr
 
 from be_service.config import BESettings
@@ -39,3 +39,9 @@ require_admin = require_token(_admin_token)
 require_control = require_token(_admin_token, _control_token)
 # Prometheus gets a token that opens nothing else; operators may read /metrics too.
 require_metrics = require_token(_metrics_token, _admin_token)
+
+
+def wake_workers(request: Request, background: BackgroundTasks) -> None:
+    """The request may make revisions claimable: idle workers look at once, after the
+    response, so after its commit (pipeline/worker.py, WorkerWakeups)."""
+    background.add_task(request.app.state.worker_wakeups.bell.ring)

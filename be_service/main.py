@@ -26,7 +26,7 @@ from be_service.pipeline import store
 from be_service.pipeline.fence import Fence
 from be_service.pipeline.health import CircuitState
 from be_service.pipeline.sender import SenderContext
-from be_service.pipeline.worker import WorkerStats, run_worker
+from be_service.pipeline.worker import WorkerStats, WorkerWakeups, run_worker
 from be_service.platforms.registry import PLATFORMS, build_health, build_steps
 from be_service.registration import health_source, heartbeat
 from be_service.reports import Reporter, run_reporter
@@ -135,6 +135,7 @@ async def _background_tasks(
                 poll_interval=settings.poll_interval_seconds,
                 stop=stop,
                 stats=app.state.worker_stats,
+                wakeups=app.state.worker_wakeups,
             ),
             name=f"be-worker-{n}",
         )
@@ -176,6 +177,8 @@ async def _background_tasks(
         yield
     finally:
         await retention.stop()
+        stop.set()
+        app.state.worker_wakeups.bell.ring()  # idle workers see the stop now
         await _stop_tasks(tasks, stop)
 
 
@@ -253,6 +256,7 @@ def create_app(settings: BESettings | None = None, *, clock: Clock = system_cloc
     )
     app.state.settings = settings
     app.state.worker_stats = WorkerStats()
+    app.state.worker_wakeups = WorkerWakeups()
     app.state.health = build_health(settings)
     app.state.fence = Fence(enabled=bool(settings.wm_url))
     app.state.clock = clock

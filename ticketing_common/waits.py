@@ -20,3 +20,22 @@ async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+class Bell:
+    """Wakes every task waiting on it at the moment it rings (an Event that clears itself).
+
+    A waiter that starts waiting after a ring waits for the next one, so no task needs to
+    clear anything and none can miss a ring by clearing another's.
+    """
+
+    def __init__(self) -> None:
+        self._rung = asyncio.Event()
+
+    def ring(self) -> None:
+        self._rung.set()
+        self._rung = asyncio.Event()
+
+    async def wait(self, seconds: float) -> bool:
+        """Wait for the next ring, at most `seconds`; whether it rang."""
+        return await wait_for_event(self._rung, seconds)

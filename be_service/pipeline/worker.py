@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from be_service.pipeline import store
 from be_service.pipeline.sender import BatchLimits, BatchSender, SenderContext
 from be_service.services import settings as settings_service
 from ticketing_common.db import session_scope
 from ticketing_common.lease import keep_lease
-from ticketing_common.waits import wait_for_event
+from ticketing_common.waits import Bell
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,31 @@ class WorkerStats:
     polls: int = 0
 
 
-async def work_once(ctx: SenderContext, *, worker: str) -> bool:
-    """Claim and send one batch; False when there was nothing to do (or processing is off)."""
+@dataclass
+class WorkerWakeups:
+    """What an idle process's workers wait on (app.state.worker_wakeups).
+
+    `bell` rings when revisions may have become claimable (an intake, a retry, processing
+    resumed, a worker that found a full batch): every idle worker looks at once. Between
+    rings one worker a poll interval looks, not each of them: an idle BE made 16 empty
+    claims a second with 8 workers, and 8 more after each batch.
+    """
+
+    bell: Bell = field(default_factory=Bell)
+    last_look: float = float("-inf")
+
+    def take_turn(self, poll_interval: float) -> bool:
+        """Whether this idle worker should look now (nobody looked for a poll interval)."""
+        now = asyncio.get_running_loop().time()
+        if now - self.last_look < poll_interval:
+            return False
+        self.last_look = now
+        return True
+
+
+async def work_once(ctx: SenderContext, *, worker: str, bell: Bell | None = None) -> bool:
+    """Claim and send one batch; False when there was nothing to do (or processing is off).
+    A full batch rings `bell`: there is likely more for the idle workers."""
     async for session in session_scope(ctx.sessionmaker):
         current = await settings_service.get(session)
         if not current.processing_enabled:
@@ -48,6 +71,8 @@ async def work_once(ctx: SenderContext, *, worker: str) -> bool:
         )
     if not claimed:
         return False
+    if bell is not None and len(claimed) >= limits.max_tickets_per_request:
+        bell.ring()
     # A slow platform (latency, Retry-After, long timeouts) must not let the lease lapse
     # while this worker still sends the batch, or another worker would take it too.
     renew = functools.partial(_extend, ctx, worker=worker, ids=[c.id for c in claimed])
@@ -68,15 +93,18 @@ async def run_worker(
     poll_interval: float,
     stop: asyncio.Event,
     stats: WorkerStats,
+    wakeups: WorkerWakeups,
 ) -> None:
-    """Loop until `stop` is set; idle or failing iterations wait `poll_interval`."""
+    """Loop until `stop` is set, claiming while there is work; idle, wait for the bell or
+    for this worker's turn to look (WorkerWakeups)."""
     while not stop.is_set():
         try:
-            busy = await work_once(ctx, worker=worker)
+            busy = await work_once(ctx, worker=worker, bell=wakeups.bell)
         except Exception:
             # The claimed revisions keep their lease and are taken again when it expires.
             log.exception("worker %s: batch failed", worker)
             busy = False
         stats.polls += 1
-        if not busy:
-            await wait_for_event(stop, poll_interval)
+        while not busy and not stop.is_set():
+            if await wakeups.bell.wait(poll_interval) or wakeups.take_turn(poll_interval):
+                break

@@ -10,7 +10,7 @@ import logging
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from be_service.deps import SessionDep, get_settings, require_control
+from be_service.deps import SessionDep, get_settings, require_control, wake_workers
 from be_service.schemas import SettingsPublic, SettingsUpdate
 from be_service.services import settings as settings_service
 from ticketing_common.text import NUL_FREE
@@ -39,6 +39,6 @@ async def pause(request: Request, session: SessionDep, actor: str = Actor) -> Se
     return await _switch(request, session, on=False, actor=actor)
 
 
-@router.post("/resume", summary="Send to the platforms again")
+@router.post("/resume", dependencies=[Depends(wake_workers)], summary="Send to the platforms again")
 async def resume(request: Request, session: SessionDep, actor: str = Actor) -> SettingsPublic:
     return await _switch(request, session, on=True, actor=actor)

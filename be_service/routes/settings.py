@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from be_service.config import BESettings
-from be_service.deps import SessionDep, get_settings, require_admin
+from be_service.deps import SessionDep, get_settings, require_admin, wake_workers
 from be_service.schemas import SettingsPublic, SettingsUpdate
 from be_service.services import settings as settings_service
 from ticketing_common.web import BoundaryRoute
@@ -25,7 +25,12 @@ async def get_settings_route(
     return settings_service.public(await settings_service.get(session), env=env)
 
 
-@router.patch("", summary="Change run-time settings; the next batch uses them")
+@router.patch(
+    "",
+    # Processing switched on, or a larger batch size: there may be work for idle workers.
+    dependencies=[Depends(wake_workers)],
+    summary="Change run-time settings; the next batch uses them",
+)
 async def patch_settings(
     patch: SettingsUpdate,
     session: SessionDep,

@@ -6,7 +6,13 @@ import uuid
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 
-from be_service.deps import SessionDep, require_admin, require_control, require_intake
+from be_service.deps import (
+    SessionDep,
+    require_admin,
+    require_control,
+    require_intake,
+    wake_workers,
+)
 from be_service.models import Status
 from be_service.schemas import IntakeResult, RetryResult, TicketBatchIn, TicketDetail, TicketPage
 from be_service.services import intake, tickets
@@ -24,7 +30,7 @@ def _reports(request: Request) -> bool:
 
 @router.post(
     "",
-    dependencies=[Depends(require_intake)],
+    dependencies=[Depends(require_intake), Depends(wake_workers)],
     summary="Record ticket revisions as Received (all or nothing, idempotent)",
 )
 async def post_tickets(
@@ -55,7 +61,7 @@ async def list_tickets(
 
 @router.post(
     "/retry-errors",
-    dependencies=[Depends(require_control)],
+    dependencies=[Depends(require_control), Depends(wake_workers)],
     summary="Send the Error revisions (all, or of a kind, market or failed step) back to "
     "processing with fresh retry counts",
 )
@@ -84,7 +90,7 @@ async def get_ticket(ticket_id: uuid.UUID, session: SessionDep) -> TicketDetail:
 
 @router.post(
     "/{ticket_id:uuid}/retry",
-    dependencies=[Depends(require_control)],
+    dependencies=[Depends(require_control), Depends(wake_workers)],
     summary="Send a ticket's Error revisions back to processing with fresh retry counts",
     responses=error_responses(409),  # the ticket has no revision in Error
 )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
 
 from be_service.config import CherwellFields
+from be_service.pipeline.worker import WorkerWakeups
 from tests.be.conftest import make_ticket, wait_until
 
 
@@ -140,6 +142,29 @@ def test_processing_off_keeps_tickets_received_until_switched_on(make_be, emulat
     be.patch_settings(processing_enabled=True)
     be.wait_all(3)
     assert len(emulator.records("incident")) == 3
+
+
+def test_an_intake_wakes_idle_workers_without_waiting_for_their_poll(make_be, emulator):
+    """With a poll interval longer than the wait, only the intake's wake-up can get the
+    tickets sent in time; a resume wakes them the same way."""
+    be = make_be(poll_interval_seconds=120, workers=2)
+    be.intake([make_ticket() for _ in range(3)])
+    be.wait_all(3, timeout=20)
+    be.client.post("/api/v1/processing/pause", params={"actor": "test"}).raise_for_status()
+    be.intake([make_ticket() for _ in range(2)])
+    be.client.post("/api/v1/processing/resume", params={"actor": "test"}).raise_for_status()
+    be.wait_all(5, timeout=20)
+    assert len(emulator.records("incident")) == 5
+
+
+def test_idle_workers_take_turns_to_look():
+    """Between wake-ups one idle worker a poll interval claims, not each of them."""
+
+    async def turns() -> list[bool]:
+        wakeups = WorkerWakeups()
+        return [wakeups.take_turn(60), wakeups.take_turn(60), wakeups.take_turn(0)]
+
+    assert asyncio.run(turns()) == [True, False, True]
 
 
 def test_operator_list_filters_and_paginates(make_be):

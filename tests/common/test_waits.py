@@ -1,10 +1,11 @@
-"""wait_for_event: the pause of every worker loop, which must never outlive a stop."""
+"""wait_for_event: the pause of every worker loop, which must never outlive a stop; Bell:
+the wake-up of a BE's idle workers."""
 
 from __future__ import annotations
 
 import asyncio
 
-from ticketing_common.waits import wait_for_event
+from ticketing_common.waits import Bell, wait_for_event
 
 
 async def test_it_says_whether_the_event_was_set() -> None:
@@ -34,3 +35,13 @@ async def test_a_stop_in_the_same_turn_as_a_wake_still_stops_the_loop() -> None:
         # cancellation shows as not done, instead of hanging the test.
         done, _ = await asyncio.wait({task}, timeout=1)
         assert task in done and task.cancelled(), "the loop swallowed its cancellation"
+
+
+async def test_a_bell_wakes_every_waiter_and_only_those_waiting_when_it_rang() -> None:
+    bell = Bell()
+    waiters = [asyncio.create_task(bell.wait(5)) for _ in range(3)]
+    await asyncio.sleep(0)  # all three are waiting
+    bell.ring()
+    assert await asyncio.gather(*waiters) == [True, True, True]
+    # Nothing to clear: a wait that starts after the ring waits for the next one.
+    assert await bell.wait(0.01) is False
