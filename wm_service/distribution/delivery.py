@@ -100,12 +100,13 @@ async def claim(
     rows this `worker`'s while it sends them.
     """
     row = TicketDelivery
-    due = select(col(row.id), col(row.dedup_key), col(row.attempts)).where(
+    columns = (col(row.id), col(row.dedup_key), col(row.attempts))
+    still_due = (
         col(row.status) == PENDING,
-        col(row.backend_name) == backend_name,
         or_(col(row.next_attempt_at).is_(None), col(row.next_attempt_at) <= now),
         NOT_LEASED,
     )
+    due = select(*columns).where(col(row.backend_name) == backend_name, *still_due)
     # Candidates a page at a time, in id order, until a page yields a sendable row: a page
     # of revisions all waiting behind an older one of their key (in backoff, at another
     # backend, being sent) must not hide the sendable rows after it. The key order is checked
@@ -114,12 +115,23 @@ async def claim(
     # candidate: 0.2-0.8 s per claim). Pages are read without locks and at most MAX_PAGES of
     # them (a long outage queues every element's later revisions behind its first); only the
     # batch chosen is locked.
+    #
+    # The pages are ordered by (backend, id) with the backend as a one-element array, an
+    # order only ix_ticket_delivery_pending_backend yields. Given `backend = x ORDER BY id`,
+    # the planner, with statistics from right after a push (every row pending), walked the
+    # primary key from the table's start past every row delivered since: 20 000 rows per
+    # claim at the end of a 20 000-ticket run, a tenth of the WM's Postgres time.
+    one_backend = bindparam("one_backend", [backend_name], type_=ARRAY(String))
+    pages = (
+        select(*columns)
+        .where(col(row.backend_name) == any_(one_backend), *still_due)
+        .order_by(col(row.backend_name), col(row.id))
+        .limit(limit)
+    )
     fence: _Fence | None = None  # read once there is something to send
     after = 0
     for _ in range(MAX_PAGES):
-        page = (
-            await session.exec(due.where(col(row.id) > after).order_by(col(row.id)).limit(limit))
-        ).all()
+        page = (await session.exec(pages.where(col(row.id) > after))).all()
         if not page:
             return []
         if fence is None:
