@@ -155,7 +155,9 @@ async def main_async(args: argparse.Namespace, server: embedded_pg.EmbeddedPostg
         "WM ticket list, market=M7": lambda s: wm_tickets.list_tickets(
             s, filters=wm_tickets.TicketFilters(market="M7"), limit=50, cursor=None
         ),
-        "WM tickets by stage (overview)": lambda s: wm_tickets.count_by_stage(s),
+        "WM open tickets by stage (overview, metrics)": lambda s: wm_tickets.count_by_stage(
+            s, state="open"
+        ),
         "WM retention: cleared tickets": lambda s: wm_retention.STEPS[1].prune(s, horizon, 1000),
     }
     be_probes: dict[str, Probe] = {

@@ -16,6 +16,7 @@ from tests.wm.conftest import ADMIN
 from tests.wm.support import T0, entry, push, push_body, sample, ticket_detail, tickets
 from ticketing_common.db import session_scope
 from wm_service.models import TicketDelivery
+from wm_service.services.tickets import count_by_stage
 
 MIN = timedelta(minutes=1)
 LOCATIONS = {"E0": ("MTY", "MTY01"), "E1": ("MTY", "MTY02"), "E2": ("GDL", "GDL01")}
@@ -149,3 +150,16 @@ async def test_an_unknown_parameter_still_needs_a_token(client: httpx.AsyncClien
     """Authentication comes first: without a token the answer is 401, not 422."""
     response = await client.get("/api/v1/tickets", params={"status": "Error"})
     assert response.status_code == 401
+
+
+async def test_open_tickets_are_counted_by_stage(app: FastAPI, client: httpx.AsyncClient) -> None:
+    """The overview's and the metrics' counts: the stages other than completed are counted
+    through their deliveries, completed as the rest."""
+    await seed(app, client)
+    async for session in session_scope(app.state.sessionmaker):
+        assert await count_by_stage(session, state="open") == {
+            "completed": 1,
+            "error": 1,
+            "pending": 1,
+        }
+        assert await count_by_stage(session, state="cleared") == {}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Result, Row, Select, and_, exists, literal_column
+from sqlalchemy import Result, Row, Select, and_, exists, literal_column, tuple_
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, func, select
@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ticketing_common.contract import TicketDocument
 from ticketing_common.cursor import KeysetCursor
 from ticketing_common.errors import NotFound
+from ticketing_common.outcome import DELIVERY_STAGES
 from wm_service.models import Ticket, TicketDelivery, TicketRevision
 from wm_service.schemas import (
     DeliveryPublic,
@@ -93,17 +94,47 @@ def _any_delivery(column: Any, value: str) -> ColumnElement[bool]:
     return exists().where(col(TicketDelivery.ticket_id) == col(Ticket.id), column == value)
 
 
+def _at_stage(stage: str) -> ColumnElement[bool]:
+    """The ticket's latest delivery is at `stage`.
+
+    Most tickets are completed: for that stage, walking tickets newest first and checking
+    each one's latest delivery finds a page at once. Every other stage holds few rows, maybe
+    of old tickets (an update of one opened days ago): those deliveries are collected first
+    through the stage index, then their tickets sorted. As a filter on the joined latest
+    delivery, stage=pending walked 480 000 tickets at 1 000 000 (1.0-1.7 s). Every ticket has
+    a delivery of its latest revision (one push statement writes both), so a missing one
+    (shown as pending) needs no case of its own.
+    """
+    delivery = aliased(TicketDelivery)
+    if stage == "completed":
+        return exists().where(
+            col(delivery.ticket_id) == col(Ticket.id),
+            col(delivery.revision) == col(Ticket.revision),
+            col(delivery.stage) == stage,
+        )
+    at_stage = (
+        select(col(delivery.ticket_id), col(delivery.revision))
+        .where(col(delivery.stage) == stage)
+        .cte("at_stage")
+        .prefix_with("MATERIALIZED")
+    )
+    return tuple_(col(Ticket.id), col(Ticket.revision)).in_(
+        select(at_stage.c.ticket_id, at_stage.c.revision)
+    )
+
+
 def _conditions(f: TicketFilters) -> list[ColumnElement[bool]]:
     """Every filter but `state` (the counts are per state)."""
     equal: list[tuple[Any, str | None]] = [
         (col(Ticket.kind), f.kind),
         (col(Ticket.category), f.category),
         (col(Ticket.entity_id), f.entity_id),
-        (_STAGE, f.stage),
         (_LOCATION["market"], f.market),
         (_LOCATION["hub"], f.hub),
     ]
     conditions: list[ColumnElement[bool]] = [c == v for c, v in equal if v is not None]
+    if f.stage is not None:
+        conditions.append(_at_stage(f.stage))
     if f.incident is not None:
         conditions.append(_any_delivery(col(TicketDelivery.incident_public_id), f.incident))
     if f.work_order is not None:
@@ -143,16 +174,26 @@ async def _exec(session: AsyncSession, query: Select[Any]) -> Result[Any]:
 
 
 async def count_by_stage(session: AsyncSession, *, state: str | None = None) -> dict[str, int]:
-    """Tickets by the stage of their latest revision's delivery, in one grouped read."""
-    query = (
-        select(_STAGE, func.count())
+    """Tickets by the stage of their latest revision's delivery.
+
+    Counted as every ticket less those at the other stages, which the stage index finds:
+    joining every ticket with its latest delivery took 0.6 s at 1 000 000 tickets.
+    """
+    tickets = select(func.count()).select_from(Ticket)
+    others = (
+        select(col(_LATEST.stage), func.count())
         .select_from(Ticket)
-        .outerjoin(_LATEST, _JOIN_LATEST)
-        .group_by(_STAGE)
+        .join(_LATEST, _JOIN_LATEST)
+        .where(col(_LATEST.stage).in_([s for s in DELIVERY_STAGES if s != "completed"]))
+        .group_by(col(_LATEST.stage))
     )
     if state is not None:
-        query = query.where(col(Ticket.state) == state)
-    return {str(stage): int(n) for stage, n in (await session.exec(query)).all()}
+        tickets = tickets.where(col(Ticket.state) == state)
+        others = others.where(col(Ticket.state) == state)
+    total = (await session.exec(tickets)).one()
+    counts = {str(stage): int(n) for stage, n in (await session.exec(others)).all()}
+    completed = total - sum(counts.values())
+    return counts | ({"completed": completed} if completed else {})
 
 
 async def list_tickets(
@@ -161,10 +202,6 @@ async def list_tickets(
     """Newest opened first, with each ticket's stage, BE, platform numbers and last error."""
     conditions = _conditions(filters)
     counted = select(col(Ticket.state), func.count()).select_from(Ticket)
-    if filters.stage is not None:
-        # Only the stage lives on the latest delivery: without it, counting needs no join
-        # (a join of every ticket with its delivery took 0.5 s at 500 000 tickets).
-        counted = counted.outerjoin(_LATEST, _JOIN_LATEST)
     per_state = await session.exec(counted.where(*conditions).group_by(col(Ticket.state)))
     counts = {"open": 0, "cleared": 0} | {name: int(n) for name, n in per_state.all()}
     query = _with_outcome(*conditions)
