@@ -41,12 +41,11 @@ Probe = Callable[[AsyncSession], Awaitable[Any]]
 
 _SEED_WM = """
 INSERT INTO ticket (id, kind, entity_id, dedup_key, open_key, state, category, revision,
-                    priority, payload, opened_at, updated_at, cleared_at)
+                    priority, market, hub, opened_at, updated_at, cleared_at)
 SELECT md5('t' || n)::uuid, 'snr-upstream', 'E' || n, 'snr-upstream:E' || n,
        CASE WHEN n % 2 = 0 THEN 'snr-upstream:E' || n END,
        CASE WHEN n % 2 = 0 THEN 'open' ELSE 'cleared' END, 'SNR', 2, 'P3',
-       jsonb_build_object('location', jsonb_build_object('market', 'M' || n % 50,
-                                                         'hub', 'H' || n % 500)),
+       'M' || n % 50, 'H' || n % 500,
        now() - make_interval(mins => n), now() - make_interval(mins => n),
        CASE WHEN n % 2 = 1 THEN now() - make_interval(mins => n) END
 FROM generate_series(1, $1::int / 2) AS n;

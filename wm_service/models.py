@@ -86,10 +86,7 @@ class Ticket(WMModel, table=True):
     """One ticket per (kind, entity) problem; a problem that returns after a clear is a new one."""
 
     __tablename__ = "ticket"
-    # The ticket list filters by market and hub, which live in the ticket JSON's location.
     __table_args__ = (
-        Index("ix_ticket_market", text("((payload -> 'location'::text) ->> 'market'::text)")),
-        Index("ix_ticket_hub", text("((payload -> 'location'::text) ->> 'hub'::text)")),
         # The retention's cleared tickets, oldest first.
         Index("ix_ticket_cleared_at", "cleared_at", postgresql_where=text("state = 'cleared'")),
     )
@@ -106,7 +103,10 @@ class Ticket(WMModel, table=True):
     revision: int = Field(sa_column=Column(Integer, nullable=False))
     priority: str = Field(sa_column=Column(String(2), nullable=False))
     subscribers: int | None = Field(default=None, sa_column=Column(Integer))
-    payload: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    # Where it is, for the ticket list's filters. The ticket's JSON is its latest revision's
+    # (ticket_revision.payload): not copied here.
+    market: str | None = Field(default=None, sa_column=Column(String(200), index=True))
+    hub: str | None = Field(default=None, sa_column=Column(String(200), index=True))
     opened_at: datetime = _tz(index=True)
     updated_at: datetime = _tz(index=True)
     cleared_at: datetime | None = _tz(nullable=True)

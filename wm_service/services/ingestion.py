@@ -70,8 +70,10 @@ _OPEN_TICKETS = """
     FROM ticket WHERE kind = $1 AND state = 'open'
 """
 _OPEN_GROUPS = """
-    SELECT entity_id, id, revision, priority, maintenance_window_id, payload::text AS payload
-    FROM ticket WHERE kind = $1 AND state = 'open'
+    SELECT t.entity_id, t.id, t.revision, t.priority, t.maintenance_window_id,
+           r.payload::text AS payload
+    FROM ticket t JOIN ticket_revision r ON r.ticket_id = t.id AND r.revision = t.revision
+    WHERE t.kind = $1 AND t.state = 'open'
 """
 _GROUP_SUBSCRIBERS = """
     SELECT element_id, subscribers FROM topology_element
@@ -91,20 +93,21 @@ _INSERT_SUPPRESSED = """
 """
 _UPSERT_TICKETS = """
     INSERT INTO ticket AS t (id, kind, entity_id, dedup_key, open_key, state, category,
-        revision, priority, subscribers, payload, opened_at, updated_at, cleared_at,
+        revision, priority, subscribers, market, hub, opened_at, updated_at, cleared_at,
         maintenance_window_id)
     SELECT r.id, $2, r.entity_id, r.dedup_key,
            CASE WHEN r.action = 'clear' THEN NULL ELSE r.dedup_key END,
            CASE WHEN r.action = 'clear' THEN 'cleared' ELSE 'open' END,
-           $3, r.revision, r.priority, r.subscribers, r.payload::jsonb, $1::timestamptz,
+           $3, r.revision, r.priority, r.subscribers, r.market, r.hub, $1::timestamptz,
            $1::timestamptz, CASE WHEN r.action = 'clear' THEN $1::timestamptz END, r.held_by
     FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::int[], $9::text[],
-                $10::int[], $11::text[], $12::bigint[])
-         AS r(id, entity_id, dedup_key, action, revision, priority, subscribers, payload, held_by)
+                $10::int[], $11::text[], $12::text[], $13::bigint[])
+         AS r(id, entity_id, dedup_key, action, revision, priority, subscribers, market, hub,
+              held_by)
     ON CONFLICT (id) DO UPDATE SET
         open_key = EXCLUDED.open_key, state = EXCLUDED.state, revision = EXCLUDED.revision,
         priority = EXCLUDED.priority, subscribers = EXCLUDED.subscribers,
-        payload = EXCLUDED.payload, updated_at = EXCLUDED.updated_at,
+        market = EXCLUDED.market, hub = EXCLUDED.hub, updated_at = EXCLUDED.updated_at,
         cleared_at = EXCLUDED.cleared_at, maintenance_window_id = EXCLUDED.maintenance_window_id
 """
 _INSERT_REVISIONS_AND_OUTBOX = """
@@ -498,7 +501,8 @@ async def _write_revisions(
         numbers,
         priorities,
         [places[d.entity_id].subscribers for d in decisions],
-        payloads,
+        [places[d.entity_id].market for d in decisions],
+        [places[d.entity_id].hub for d in decisions],
         [d.held_by for d in decisions],
     )
     await db.execute(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Result, Row, Select, and_, exists, literal_column, tuple_
+from sqlalchemy import Result, Row, Select, and_, exists, tuple_
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, func, select
@@ -56,11 +56,6 @@ _JOIN_LATEST = and_(
     col(_LATEST.ticket_id) == col(Ticket.id), col(_LATEST.revision) == col(Ticket.revision)
 )
 _STAGE = func.coalesce(col(_LATEST.stage), "pending")
-# Literal expressions (no bound parameters), so they match the indexes ix_ticket_market/hub.
-_LOCATION: dict[str, ColumnElement[str]] = {
-    part: literal_column(f"(ticket.payload -> 'location' ->> '{part}')")
-    for part in ("market", "hub")
-}
 
 
 def _newest_known(column: str) -> Any:
@@ -129,8 +124,8 @@ def _conditions(f: TicketFilters) -> list[ColumnElement[bool]]:
         (col(Ticket.kind), f.kind),
         (col(Ticket.category), f.category),
         (col(Ticket.entity_id), f.entity_id),
-        (_LOCATION["market"], f.market),
-        (_LOCATION["hub"], f.hub),
+        (col(Ticket.market), f.market),
+        (col(Ticket.hub), f.hub),
     ]
     conditions: list[ColumnElement[bool]] = [c == v for c, v in equal if v is not None]
     if f.stage is not None:
@@ -254,8 +249,6 @@ async def get_ticket(session: AsyncSession, *, ticket_id: uuid.UUID) -> TicketDe
         )
         for revision, delivery in rows
     ]
-    return TicketDetail(
-        **summary.model_dump(),
-        ticket=TicketDocument.model_validate(ticket.payload),
-        revisions=revisions,
-    )
+    # The ticket's JSON is its latest revision's (retention never prunes that one).
+    current = next(r.ticket for r in revisions if r.revision == ticket.revision)
+    return TicketDetail(**summary.model_dump(), ticket=current, revisions=revisions)
