@@ -44,4 +44,9 @@ require_metrics = require_token(_metrics_token, _admin_token)
 def wake_workers(request: Request, background: BackgroundTasks) -> None:
     """The request may make revisions claimable: idle workers look at once, after the
     response, so after its commit (pipeline/worker.py, WorkerWakeups)."""
-    background.add_task(request.app.state.worker_wakeups.bell.ring)
+    bell = request.app.state.worker_wakeups.bell
+
+    async def ring() -> None:  # async: Starlette runs a plain function on a thread
+        bell.ring()
+
+    background.add_task(ring)

@@ -1,8 +1,9 @@
 """Outcome reports to the WM: an outbox written with each revision's state change, drained
 by the reporter loop (docs/contracts.md §8).
 
-`record` runs inside the transaction that moves the revisions (pipeline/store.py, the
-operator's retry), so a report exists exactly when its state change does; `run_reporter`
+Reports are written in the statement or transaction that changes the revision (the
+pipeline's revision update in pipeline/store.py, `record` for a retry, a move or a re-sent
+finished copy), so a report exists exactly when its state change does; `run_reporter`
 POSTs the oldest reports and deletes them once the WM acknowledged them with a 2xx.
 """
 
@@ -29,11 +30,12 @@ log = logging.getLogger(__name__)
 
 _scope = contextlib.asynccontextmanager(session_scope)
 
-# One report per row of a CTE named `ended`: revisions whose report_seq was just bumped,
-# RETURNING ticket_id, revision, report_seq, generation, platform_ids, step, last_error and
-# the report's stage. The report's seq is the revision's report_seq after the bump.
-# (Both statements that end revisions append it; :error_max is ERROR_MAX.)
-INSERT_REPORTS_OF_ENDED = """
+# One report per row of a CTE named `bumped`: revisions whose report_seq the same statement
+# just bumped, RETURNING ticket_id, revision, report_seq, generation, platform_ids, step,
+# last_error and the report's stage. The report's seq is the revision's report_seq after the
+# bump. Both statements that write reports end with it (reports.record, and the pipeline's
+# revision update, store.py); :error_max is ERROR_MAX.
+INSERT_REPORTS_OF_BUMPED = """
     INSERT INTO outcome_report (ticket_id, revision, seq, stage, body, created_at)
     SELECT b.ticket_id, b.revision, b.report_seq, b.stage,
            jsonb_build_object(
@@ -47,12 +49,12 @@ INSERT_REPORTS_OF_ENDED = """
                'error', CASE WHEN b.stage = 'error' THEN left(b.last_error, :error_max) END,
                'at', now()),
            now()
-    FROM ended b
+    FROM bumped b
 """
 
 # One report per revision: its seq is the revision's report_seq, bumped in the same statement.
 _BUMP_REPORT_SEQ = """
-    WITH ended AS (
+    WITH bumped AS (
         UPDATE ticket_revision t SET report_seq = t.report_seq + 1
         FROM unnest(CAST(:ids AS bigint[]), CAST(:stages AS text[])) AS v(id, stage)
         WHERE t.id = v.id
@@ -60,7 +62,7 @@ _BUMP_REPORT_SEQ = """
                   t.step, t.last_error, v.stage
     )
 """
-_RECORD = text(_BUMP_REPORT_SEQ + INSERT_REPORTS_OF_ENDED)
+_RECORD = text(_BUMP_REPORT_SEQ + INSERT_REPORTS_OF_BUMPED)
 
 
 async def record(session: AsyncSession, stages: Mapping[int, ReportStage]) -> None:

@@ -23,19 +23,25 @@ async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:
 
 
 class Bell:
-    """Wakes every task waiting on it at the moment it rings (an Event that clears itself).
+    """Wakes every task waiting on it when it rings, and tells a task that is about to
+    wait whether it rang since a count the task read earlier (so a ring that came while the
+    task was busy is not slept through).
 
-    A waiter that starts waiting after a ring waits for the next one, so no task needs to
-    clear anything and none can miss a ring by clearing another's.
+    Ring it from the event loop's thread only (asyncio is not thread-safe): from a request,
+    as an async background task.
     """
 
     def __init__(self) -> None:
         self._rung = asyncio.Event()
+        self.rings = 0
 
     def ring(self) -> None:
-        self._rung.set()
-        self._rung = asyncio.Event()
+        rung, self._rung = self._rung, asyncio.Event()
+        self.rings += 1
+        rung.set()
 
-    async def wait(self, seconds: float) -> bool:
-        """Wait for the next ring, at most `seconds`; whether it rang."""
+    async def wait(self, seconds: float, *, since: int) -> bool:
+        """Wait for a ring, at most `seconds`; whether one came after `rings` was `since`."""
+        if self.rings != since:
+            return True
         return await wait_for_event(self._rung, seconds)

@@ -149,9 +149,9 @@ _MOVE_REVISIONS = """
         WHERE t.id = v.id AND t.claimed_by = :worker
         RETURNING t.ticket_id, t.revision, t.report_seq, t.generation, t.platform_ids,
                   t.step, t.last_error, v.stage
-    ), ended AS (SELECT * FROM moved WHERE stage IS NOT NULL)
+    ), bumped AS (SELECT * FROM moved WHERE stage IS NOT NULL)
 """
-_UPDATE_REVISIONS = text(_MOVE_REVISIONS + reports.INSERT_REPORTS_OF_ENDED)
+_UPDATE_REVISIONS = text(_MOVE_REVISIONS + reports.INSERT_REPORTS_OF_BUMPED)
 
 # The outcome reported to the WM when a revision ends in this status.
 _REPORTED = {Status.completed.value: ReportStage.completed, Status.error.value: ReportStage.error}

@@ -42,13 +42,15 @@ class WorkerWakeups:
     bell: Bell = field(default_factory=Bell)
     last_look: float = float("-inf")
 
-    def take_turn(self, poll_interval: float) -> bool:
-        """Whether this idle worker should look now (nobody looked for a poll interval)."""
+    def wait_for_turn(self, poll_interval: float) -> float:
+        """0 when this idle worker should look now (nobody looked for a poll interval, and
+        it is its turn now); else how long until the next turn is due."""
         now = asyncio.get_running_loop().time()
-        if now - self.last_look < poll_interval:
-            return False
+        due = self.last_look + poll_interval - now
+        if due > 0:
+            return due
         self.last_look = now
-        return True
+        return 0.0
 
 
 async def work_once(ctx: SenderContext, *, worker: str, bell: Bell | None = None) -> bool:
@@ -98,6 +100,7 @@ async def run_worker(
     """Loop until `stop` is set, claiming while there is work; idle, wait for the bell or
     for this worker's turn to look (WorkerWakeups)."""
     while not stop.is_set():
+        rang = wakeups.bell.rings
         try:
             busy = await work_once(ctx, worker=worker, bell=wakeups.bell)
         except Exception:
@@ -105,6 +108,12 @@ async def run_worker(
             log.exception("worker %s: batch failed", worker)
             busy = False
         stats.polls += 1
+        wait = poll_interval
         while not busy and not stop.is_set():
-            if await wakeups.bell.wait(poll_interval) or wakeups.take_turn(poll_interval):
+            # A ring since this worker's claim began (it may have missed what was committed
+            # meanwhile) or while it waits sends it to look; else its turn does.
+            if await wakeups.bell.wait(wait, since=rang):
+                break
+            wait = wakeups.wait_for_turn(poll_interval)
+            if wait == 0:
                 break

@@ -158,13 +158,15 @@ def test_an_intake_wakes_idle_workers_without_waiting_for_their_poll(make_be, em
 
 
 def test_idle_workers_take_turns_to_look():
-    """Between wake-ups one idle worker a poll interval claims, not each of them."""
+    """Between wake-ups one idle worker a poll interval claims, not each of them; the
+    others learn when the next turn is due."""
 
     async def turns() -> list[bool]:
         wakeups = WorkerWakeups()
-        return [wakeups.take_turn(60), wakeups.take_turn(60), wakeups.take_turn(0)]
+        first, second = wakeups.wait_for_turn(60), wakeups.wait_for_turn(60)
+        return [first == 0, 59 < second <= 60, wakeups.wait_for_turn(0) == 0]
 
-    assert asyncio.run(turns()) == [True, False, True]
+    assert asyncio.run(turns()) == [True, True, True]
 
 
 def test_operator_list_filters_and_paginates(make_be):

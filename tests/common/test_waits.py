@@ -39,9 +39,16 @@ async def test_a_stop_in_the_same_turn_as_a_wake_still_stops_the_loop() -> None:
 
 async def test_a_bell_wakes_every_waiter_and_only_those_waiting_when_it_rang() -> None:
     bell = Bell()
-    waiters = [asyncio.create_task(bell.wait(5)) for _ in range(3)]
+    waiters = [asyncio.create_task(bell.wait(5, since=bell.rings)) for _ in range(3)]
     await asyncio.sleep(0)  # all three are waiting
     bell.ring()
     assert await asyncio.gather(*waiters) == [True, True, True]
     # Nothing to clear: a wait that starts after the ring waits for the next one.
-    assert await bell.wait(0.01) is False
+    assert await bell.wait(0.01, since=bell.rings) is False
+
+
+async def test_a_ring_while_the_task_was_busy_is_not_slept_through() -> None:
+    bell = Bell()
+    before = bell.rings  # read before the work (a claim) that the ring may have missed
+    bell.ring()
+    assert await bell.wait(5, since=before) is True

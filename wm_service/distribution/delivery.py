@@ -120,7 +120,9 @@ async def claim(
     # order only ix_ticket_delivery_pending_backend yields. Given `backend = x ORDER BY id`,
     # the planner, with statistics from right after a push (every row pending), walked the
     # primary key from the table's start past every row delivered since: 20 000 rows per
-    # claim at the end of a 20 000-ticket run, a tenth of the WM's Postgres time.
+    # claim at the end of a 20 000-ticket run, a tenth of the WM's Postgres time. (Should a
+    # Postgres treat `= ANY` of one element as `=`, that walk returns: bench.scale prints
+    # this plan.)
     one_backend = bindparam("one_backend", [backend_name], type_=ARRAY(String))
     pages = (
         select(*columns)
