@@ -178,7 +178,7 @@ async def _background_tasks(
     finally:
         await retention.stop()
         stop.set()
-        app.state.worker_wakeups.bell.ring()  # idle workers see the stop now
+        app.state.worker_wakeups.bell.ring(everyone=True)  # idle workers see the stop now
         await _stop_tasks(tasks, stop)
 
 

@@ -9,6 +9,7 @@ ran on and its stop() waited forever (seen as a test teardown that never ended).
 from __future__ import annotations
 
 import asyncio
+import collections
 
 
 async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:
@@ -23,25 +24,48 @@ async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:
 
 
 class Bell:
-    """Wakes every task waiting on it when it rings, and tells a task that is about to
-    wait whether it rang since a count the task read earlier (so a ring that came while the
-    task was busy is not slept through).
+    """Wakes one waiting task per ring (or every one, when asked): the task it woke rings
+    again if it finds more to do than it can take, so work fans out without every idle
+    task racing for each small piece of it.
+
+    A ring while nobody waits is kept for the next task that waits (one ring is kept,
+    however many came): a task busy when it rang, whose view may predate what the ring
+    announces, looks again instead of sleeping through it.
 
     Ring it from the event loop's thread only (asyncio is not thread-safe): from a request,
     as an async background task.
     """
 
     def __init__(self) -> None:
-        self._rung = asyncio.Event()
-        self.rings = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._kept = False
 
-    def ring(self) -> None:
-        rung, self._rung = self._rung, asyncio.Event()
-        self.rings += 1
-        rung.set()
+    def ring(self, *, everyone: bool = False) -> None:
+        woke = False
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                woke = True
+                if not everyone:
+                    return
+        if not woke:
+            self._kept = True
 
-    async def wait(self, seconds: float, *, since: int) -> bool:
-        """Wait for a ring, at most `seconds`; whether one came after `rings` was `since`."""
-        if self.rings != since:
+    async def wait(self, seconds: float) -> bool:
+        """Wait for a ring (or take the kept one), at most `seconds`; whether one came."""
+        if self._kept:
+            self._kept = False
             return True
-        return await wait_for_event(self._rung, seconds)
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(seconds):
+                await waiter
+        except TimeoutError:
+            # Rung in the very turn the time ran out: the ring was meant for this task.
+            return waiter.done() and not waiter.cancelled()
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+        return True

@@ -34,9 +34,9 @@ class WorkerWakeups:
     """What an idle process's workers wait on (app.state.worker_wakeups).
 
     `bell` rings when revisions may have become claimable (an intake, a retry, processing
-    resumed, a worker that found a full batch): every idle worker looks at once. Between
-    rings one worker a poll interval looks, not each of them: an idle BE made 16 empty
-    claims a second with 8 workers, and 8 more after each batch.
+    resumed, a settings change): one idle worker looks, and rings again for another if it
+    claimed a full batch. Between rings one worker a poll interval looks, not each of them:
+    an idle BE made 16 empty claims a second with 8 workers.
     """
 
     bell: Bell = field(default_factory=Bell)
@@ -55,7 +55,7 @@ class WorkerWakeups:
 
 async def work_once(ctx: SenderContext, *, worker: str, bell: Bell | None = None) -> bool:
     """Claim and send one batch; False when there was nothing to do (or processing is off).
-    A full batch rings `bell`: there is likely more for the idle workers."""
+    A full batch rings `bell`: there is likely more, for another idle worker."""
     async for session in session_scope(ctx.sessionmaker):
         current = await settings_service.get(session)
         if not current.processing_enabled:
@@ -100,7 +100,6 @@ async def run_worker(
     """Loop until `stop` is set, claiming while there is work; idle, wait for the bell or
     for this worker's turn to look (WorkerWakeups)."""
     while not stop.is_set():
-        rang = wakeups.bell.rings
         try:
             busy = await work_once(ctx, worker=worker, bell=wakeups.bell)
         except Exception:
@@ -110,9 +109,7 @@ async def run_worker(
         stats.polls += 1
         wait = poll_interval
         while not busy and not stop.is_set():
-            # A ring since this worker's claim began (it may have missed what was committed
-            # meanwhile) or while it waits sends it to look; else its turn does.
-            if await wakeups.bell.wait(wait, since=rang):
+            if await wakeups.bell.wait(wait):
                 break
             wait = wakeups.wait_for_turn(poll_interval)
             if wait == 0:

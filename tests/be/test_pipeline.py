@@ -146,15 +146,18 @@ def test_processing_off_keeps_tickets_received_until_switched_on(make_be, emulat
 
 def test_an_intake_wakes_idle_workers_without_waiting_for_their_poll(make_be, emulator):
     """With a poll interval longer than the wait, only the intake's wake-up can get the
-    tickets sent in time; a resume wakes them the same way."""
-    be = make_be(poll_interval_seconds=120, workers=2)
+    tickets sent in time (a small intake as one batch); a resume wakes them the same way."""
+    be = make_be(poll_interval_seconds=120, workers=4)
+    be.intake([make_ticket() for _ in range(30)])
+    be.wait_all(30, timeout=20)
+    assert emulator.requests("getsearchresults") == 1
     be.intake([make_ticket() for _ in range(3)])
-    be.wait_all(3, timeout=20)
+    be.wait_all(33, timeout=20)
     be.client.post("/api/v1/processing/pause", params={"actor": "test"}).raise_for_status()
     be.intake([make_ticket() for _ in range(2)])
     be.client.post("/api/v1/processing/resume", params={"actor": "test"}).raise_for_status()
-    be.wait_all(5, timeout=20)
-    assert len(emulator.records("incident")) == 5
+    be.wait_all(35, timeout=20)
+    assert len(emulator.records("incident")) == 35
 
 
 def test_idle_workers_take_turns_to_look():

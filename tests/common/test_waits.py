@@ -37,18 +37,23 @@ async def test_a_stop_in_the_same_turn_as_a_wake_still_stops_the_loop() -> None:
         assert task in done and task.cancelled(), "the loop swallowed its cancellation"
 
 
-async def test_a_bell_wakes_every_waiter_and_only_those_waiting_when_it_rang() -> None:
+async def test_a_bell_wakes_one_waiter_per_ring_or_every_one_when_asked() -> None:
     bell = Bell()
-    waiters = [asyncio.create_task(bell.wait(5, since=bell.rings)) for _ in range(3)]
+    waiters = [asyncio.create_task(bell.wait(5)) for _ in range(3)]
     await asyncio.sleep(0)  # all three are waiting
     bell.ring()
+    await asyncio.sleep(0)
+    assert [w.done() for w in waiters] == [True, False, False]
+    bell.ring(everyone=True)
     assert await asyncio.gather(*waiters) == [True, True, True]
-    # Nothing to clear: a wait that starts after the ring waits for the next one.
-    assert await bell.wait(0.01, since=bell.rings) is False
+    # Each ring was taken: the next wait waits.
+    assert await bell.wait(0.01) is False
 
 
-async def test_a_ring_while_the_task_was_busy_is_not_slept_through() -> None:
+async def test_a_ring_nobody_waited_for_is_kept_for_the_next_wait_once() -> None:
+    """A worker busy claiming when the intake rang looks again instead of sleeping."""
     bell = Bell()
-    before = bell.rings  # read before the work (a claim) that the ring may have missed
     bell.ring()
-    assert await bell.wait(5, since=before) is True
+    bell.ring()
+    assert await bell.wait(5) is True
+    assert await bell.wait(0.01) is False
