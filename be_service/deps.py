@@ -10,6 +10,7 @@ from ticketing_common.auth import require_token
 
 # The request's session, shared with the WM: one commit point, 503 when the commit fails.
 from ticketing_common.web import SessionDep as SessionDep
+from ticketing_common.web import wake_after_response
 
 
 def get_settings(request: Request) -> BESettings:
@@ -42,11 +43,6 @@ require_metrics = require_token(_metrics_token, _admin_token)
 
 
 def wake_workers(request: Request, background: BackgroundTasks) -> None:
-    """The request may make revisions claimable: idle workers look at once, after the
-    response, so after its commit (pipeline/worker.py, WorkerWakeups)."""
-    bell = request.app.state.worker_wakeups.bell
-
-    async def ring() -> None:  # async: Starlette runs a plain function on a thread
-        bell.ring()
-
-    background.add_task(ring)
+    """The request may make revisions claimable: an idle worker looks at once, after the
+    commit (pipeline/worker.py, WorkerWakeups)."""
+    wake_after_response(background, request.app.state.worker_wakeups.bell.ring)

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from be_service.models import ReportStage
+from be_service.models import ReportStage, Status
 from ticketing_common.backoff import Backoff
 from ticketing_common.db import session_scope
 from ticketing_common.outcome import ERROR_MAX, OutcomeReport, ReportBatch
@@ -29,6 +29,12 @@ from ticketing_common.waits import wait_for_event
 log = logging.getLogger(__name__)
 
 _scope = contextlib.asynccontextmanager(session_scope)
+
+# The outcome reported to the WM when a revision ends in this status.
+STAGE_OF_END = {
+    Status.completed.value: ReportStage.completed,
+    Status.error.value: ReportStage.error,
+}
 
 # One report per row of a CTE named `bumped`: revisions whose report_seq the same statement
 # just bumped, RETURNING ticket_id, revision, report_seq, generation, platform_ids, step,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import fastapi_swagger
-from fastapi import Depends, FastAPI, Request
+from fastapi import BackgroundTasks, Depends, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute, iter_route_contexts
@@ -184,3 +184,15 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 # scope="function": the commit happens before the response is sent, so a client that got a
 # 2xx can rely on the data being stored, and a failed commit becomes an error response.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def wake_after_response(background: BackgroundTasks, wake: Callable[[], None]) -> None:
+    """Call `wake` (it sets an asyncio event) once the response is sent, so after the
+    request's commit: what it wakes sees the rows the request wrote. On the event loop:
+    Starlette runs a plain background function on a thread, and asyncio events must be
+    set from their loop's thread."""
+
+    async def on_loop() -> None:
+        wake()
+
+    background.add_task(on_loop)

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from be_service import reports
-from be_service.models import ReportStage, Status
+from be_service.models import ReportStage
 from be_service.pipeline.fence import NO_GENERATION, Fence
 from be_service.pipeline.policy import FailureCount, RevisionUpdate
 from be_service.pipeline.steps import Item, Outcome
@@ -153,9 +153,6 @@ _MOVE_REVISIONS = """
 """
 _UPDATE_REVISIONS = text(_MOVE_REVISIONS + reports.INSERT_REPORTS_OF_BUMPED)
 
-# The outcome reported to the WM when a revision ends in this status.
-_REPORTED = {Status.completed.value: ReportStage.completed, Status.error.value: ReportStage.error}
-
 
 async def insert_attempts(
     session: AsyncSession, outcomes: Sequence[Outcome]
@@ -209,7 +206,7 @@ async def update_revisions(
 
 
 def _reported(status: str) -> str | None:
-    stage = _REPORTED.get(status)
+    stage = reports.STAGE_OF_END.get(status)
     return None if stage is None else stage.value
 
 

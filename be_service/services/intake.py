@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from be_service import reports
-from be_service.models import FIRST_STEP, ReportStage, Status
+from be_service.models import FIRST_STEP, Status
 from be_service.schemas import IntakeResult
 from ticketing_common.contract import TicketDocument
 
@@ -84,13 +84,12 @@ async def create(
     )
     rows = result.all()
     accepted = sum(1 for _, _, inserted in rows if inserted)
+    # A finished copy sent again under a newer generation reports its outcome again.
     finished = {
-        row_id: _FINISHED[status] for row_id, status, inserted in rows if status in _FINISHED
+        row_id: reports.STAGE_OF_END[status]
+        for row_id, status, inserted in rows
+        if status in reports.STAGE_OF_END
     }
     if report and finished:
         await reports.record(session, finished)
     return IntakeResult(accepted=accepted, duplicates=len(tickets) - accepted)
-
-
-# The outcome a finished copy reports again when it comes back under a newer generation.
-_FINISHED = {Status.completed.value: ReportStage.completed, Status.error.value: ReportStage.error}

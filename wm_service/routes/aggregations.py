@@ -9,9 +9,8 @@ import msgspec
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 
 from ticketing_common.openapi import error_responses
-from ticketing_common.web import BoundaryRoute
+from ticketing_common.web import BoundaryRoute, wake_after_response
 from wm_service.deps import SessionDep, media_type, read_body, require_admin, require_ingest
-from wm_service.distribution.worker import DistributionWorker
 from wm_service.kinds import Kind
 from wm_service.schemas import PushPage, PushResult
 from wm_service.services import pushes as pushes_service
@@ -92,7 +91,7 @@ async def push_aggregation(
         if distribution is not None:
             # Background tasks run after the response, hence after the commit: the new
             # outbox rows are visible to the distribution worker when it wakes.
-            background.add_task(_wake, distribution)
+            wake_after_response(background, distribution.wake)
     return result
 
 
@@ -109,9 +108,3 @@ async def list_pushes(
     cursor: str | None = Query(None, description="next_cursor of the previous page"),
 ) -> PushPage:
     return await pushes_service.list_pushes(session, kind=kind, limit=limit, cursor=cursor)
-
-
-async def _wake(distribution: DistributionWorker) -> None:
-    # Async so that Starlette runs it on the event loop (a plain function goes to a thread,
-    # and an asyncio.Event must be set from its loop's thread).
-    distribution.wake()

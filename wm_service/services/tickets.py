@@ -66,6 +66,9 @@ _JOIN_LATEST = and_(
     col(_LATEST.ticket_id) == col(Ticket.id), col(_LATEST.revision) == col(Ticket.revision)
 )
 _STAGE = func.coalesce(col(_LATEST.stage), "pending")
+# Where nearly every ticket ends: the other stages hold few rows, found by the stage index.
+_BULK_STAGE = "completed"
+_FEW_STAGES = [s for s in DELIVERY_STAGES if s != _BULK_STAGE]
 
 
 def _newest_known(column: str) -> Any:
@@ -111,7 +114,7 @@ def _at_stage(stage: str) -> ColumnElement[bool]:
     deletes a ticket whole), so a missing one (shown as pending) needs no case of its own.
     """
     delivery = aliased(TicketDelivery)
-    if stage == "completed":
+    if stage == _BULK_STAGE:
         return exists().where(
             col(delivery.ticket_id) == col(Ticket.id),
             col(delivery.revision) == col(Ticket.revision),
@@ -195,14 +198,14 @@ async def count_by_stage(session: AsyncSession, *, state: str | None = None) -> 
         select(col(_LATEST.stage).label("stage"), func.count().label("n"))
         .select_from(Ticket)
         .join(_LATEST, _JOIN_LATEST)
-        .where(col(_LATEST.stage).in_([s for s in DELIVERY_STAGES if s != "completed"]))
+        .where(col(_LATEST.stage).in_(_FEW_STAGES))
         .where(*of_state)
         .group_by(col(_LATEST.stage))
     )
     rows = (await _exec(session, union_all(everything, others))).all()
     counts = {str(row.stage): int(row.n) for row in rows}
     completed = counts.pop(_ALL) - sum(counts.values())
-    return counts | ({"completed": completed} if completed > 0 else {})
+    return counts | ({_BULK_STAGE: completed} if completed > 0 else {})
 
 
 _ALL = "*"  # count_by_stage's row of all tickets (no stage is named so)
