@@ -41,6 +41,11 @@ def ids_param(ids: Iterable[int]) -> CollectionAggregate[Any]:
     return any_(bindparam("ids", list(ids), type_=ARRAY(BigInteger)))
 
 
+def texts_param(name: str, values: Iterable[str]) -> CollectionAggregate[Any]:
+    """`= ANY(:name)` over strings, as one array parameter (like ids_param)."""
+    return any_(bindparam(name, list(values), type_=ARRAY(String)))
+
+
 async def assign_pending(
     session: AsyncSession,
     *,
@@ -122,10 +127,7 @@ async def choose_for_push(
         (
             await session.exec(
                 select(col(Backend.name))
-                .where(
-                    col(Backend.name)
-                    == any_(bindparam("names", list(set(chosen.values())), type_=ARRAY(String)))
-                )
+                .where(col(Backend.name) == texts_param("names", set(chosen.values())))
                 .with_for_update(read=True, key_share=True)
             )
         ).all()
@@ -138,8 +140,7 @@ async def _latest_backends(session: AsyncSession, keys: Iterable[str]) -> dict[s
     statement = (
         select(col(TicketDelivery.dedup_key), col(TicketDelivery.backend_name))
         .where(
-            col(TicketDelivery.dedup_key)
-            == any_(bindparam("keys", list(keys), type_=ARRAY(String))),
+            col(TicketDelivery.dedup_key) == texts_param("keys", keys),
             col(TicketDelivery.backend_name).is_not(None),
         )
         .order_by(col(TicketDelivery.dedup_key), col(TicketDelivery.id).desc())
@@ -175,7 +176,7 @@ async def fail_over(
             held.is_not(None),
             held.not_in(list(keep))
             if away_from is None
-            else held == any_(bindparam("away", list(away_from), type_=ARRAY(String))),
+            else held == texts_param("away", away_from),
             NOT_LEASED,
         )
         .order_by(col(TicketDelivery.id))

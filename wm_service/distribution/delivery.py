@@ -13,8 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import httpx
-from sqlalchemy import String, Update, any_, bindparam, case, func, or_, text, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Update, case, func, or_, text, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
@@ -24,7 +23,13 @@ from sqlmodel.sql.expression import Select
 from ticketing_common.backoff import Backoff
 from ticketing_common.db import session_scope
 from ticketing_common.lease import keep_lease
-from wm_service.distribution.assignment import NOT_LEASED, PENDING, RELEASED, ids_param
+from wm_service.distribution.assignment import (
+    NOT_LEASED,
+    PENDING,
+    RELEASED,
+    ids_param,
+    texts_param,
+)
 from wm_service.distribution.fencing import requeued
 from wm_service.distribution.models import Backend
 from wm_service.models import TicketDelivery
@@ -123,10 +128,9 @@ async def claim(
     # claim at the end of a 20 000-ticket run, a tenth of the WM's Postgres time. (Should a
     # Postgres treat `= ANY` of one element as `=`, that walk returns: bench.scale prints
     # this plan.)
-    one_backend = bindparam("one_backend", [backend_name], type_=ARRAY(String))
     pages = (
         select(*columns)
-        .where(col(row.backend_name) == any_(one_backend), *still_due)
+        .where(col(row.backend_name) == texts_param("one_backend", [backend_name]), *still_due)
         .order_by(col(row.backend_name), col(row.id))
         .limit(limit)
     )
@@ -248,7 +252,7 @@ async def _in_key_order(session: AsyncSession, candidates: list[Claimed]) -> lis
     pending = await session.exec(
         select(col(row.id), col(row.dedup_key)).where(
             col(row.status) == PENDING,
-            col(row.dedup_key) == any_(bindparam("keys", list(keys), type_=ARRAY(String))),
+            col(row.dedup_key) == texts_param("keys", keys),
             col(row.id) < newest,
         )
     )
