@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import typer
 import uvicorn
+from fastapi import FastAPI
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
@@ -28,6 +29,7 @@ from ticketing_cli.common import DATA_DIR
 from ticketing_cli.common import console as _console
 from ticketing_cli.common import dev_tokens as _dev_tokens
 from ticketing_cli.common import one_line_errors as _one_line_errors
+from ticketing_common.runtime import settle_garbage_collector
 from wm_service import kinds
 
 app = typer.Typer(
@@ -45,12 +47,18 @@ class Service(StrEnum):
 HOST = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 in containers).")
 
 
+def _serve(service: FastAPI, host: str, port: int) -> None:
+    """Serve one of our services (WM or BE) until it is told to stop."""
+    settle_garbage_collector()
+    uvicorn.run(service, host=host, port=port, log_config=None, timeout_graceful_shutdown=10)
+
+
 @app.command()
 def wm(host: str = HOST, port: int = typer.Option(8000)) -> None:
     """Run the WM service (settings from WM_* environment variables)."""
     from wm_service.main import create_app
 
-    uvicorn.run(create_app(), host=host, port=port, log_config=None, timeout_graceful_shutdown=10)
+    _serve(create_app(), host, port)
 
 
 @app.command()
@@ -58,7 +66,7 @@ def be(host: str = HOST, port: int = typer.Option(8101)) -> None:
     """Run one BE instance (settings from BE_* environment variables)."""
     from be_service.main import create_app
 
-    uvicorn.run(create_app(), host=host, port=port, log_config=None, timeout_graceful_shutdown=10)
+    _serve(create_app(), host, port)
 
 
 @app.command()

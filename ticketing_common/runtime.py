@@ -1,0 +1,21 @@
+"""Process-wide tuning of a service process, applied once before it starts serving."""
+
+from __future__ import annotations
+
+import gc
+
+# Container allocations (net) between two young collections; CPython's default is 700. A
+# 20 000-ticket push allocates millions of lists, dicts and structs that reference counting
+# frees anyway: at 700 the WM ran ~350 young and 3 full collections per such push, 0.3-0.4 s
+# of it (0.04 s at this value). A young generation this size is a few MB at most.
+YOUNG_COLLECTION_EVERY = 50_000
+
+
+def settle_garbage_collector() -> None:
+    """Move everything built so far (modules, the app, its routes: never garbage) out of the
+    collector's sight, so a full collection walks only what the requests created, and collect
+    the young generation less often."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_EVERY, older, oldest)
