@@ -45,19 +45,24 @@ BACKEND = "backend"
 identify_registrant = identify_token(backend=_backend_token, admin=_admin_token)
 
 
-async def read_body(request: Request, *, limit: int) -> bytes:
-    """The raw request body, refused with 413 as soon as it exceeds `limit` bytes."""
+async def read_body(request: Request, *, limit: int) -> bytearray:
+    """The raw request body, refused with 413 as soon as it exceeds `limit` bytes.
+
+    Read into one buffer, sized once when the length is declared: joining a list of chunks
+    held a 40 MB push twice, and a buffer grown chunk by chunk overallocates by an eighth."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes")
-    chunks: list[bytes] = []
+    body = bytearray(int(declared) if declared.isdigit() else 0)
     size = 0
     async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
+        end = size + len(chunk)
+        if end > limit:
             raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        body[size:end] = chunk  # past the declared length, this extends the buffer
+        size = end
+    del body[size:]  # fewer bytes than declared arrived
+    return body
 
 
 def media_type(request: Request, *, accepted: tuple[str, ...]) -> str:

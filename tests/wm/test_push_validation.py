@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +13,7 @@ from fastapi import FastAPI
 
 from tests.wm.conftest import ADMIN, INGEST
 from tests.wm.support import T0, entry, iso, push, push_body, sample
+from wm_service.services.push_decode import decode_push
 
 MIN = timedelta(minutes=1)
 
@@ -189,3 +192,80 @@ async def test_admin_token_may_push(client: httpx.AsyncClient) -> None:
         "/api/v1/aggregations/snr-upstream", json=push_body(good_entry()), headers=ADMIN
     )
     assert response.status_code == 200
+
+
+async def test_a_sample_that_can_never_count_is_still_checked(client: httpx.AsyncClient) -> None:
+    """Samples with a severity other than critical are not kept after decoding, but a bad one
+    still refuses the push, naming it."""
+    late = sample(35.0, T0 + timedelta(hours=1), "normal")
+    error = await rejected(client, push_body(entry("E0", sample(20.0, T0 - MIN), late)))
+    assert error["details"][0]["field"] == "entries[0].samples[1].at"
+
+
+def test_decoding_keeps_the_samples_that_may_count_and_shares_repeated_places() -> None:
+    """What a decoded push holds: samples marked critical or without severity (judged by the
+    threshold later), none marked otherwise; one copy of a market's or hub's name."""
+    place = {"market": "Monterrey", "hub": "HUB1", "ccap": "CCAP1", "service_group": "N1"}
+    body = push_body(
+        entry(
+            "E0",
+            sample(20.0, T0 - 3 * MIN, "critical"),
+            sample(35.0, T0 - 2 * MIN, "normal"),
+            sample(24.0, T0 - MIN, "minor"),
+            sample(19.0, T0, None),
+            **place,
+        ),
+        entry("E1", sample(36.0, T0, "ok"), **place),
+    )
+    decoded = decode_push(
+        json.dumps(body).encode(),
+        media_type="application/json",
+        aggregation_id=None,
+        generated_at=None,
+        now=T0,
+        skew=timedelta(minutes=5),
+    )
+    first, second = decoded.entries
+    assert [(s.value, s.severity) for s in first.samples] == [(20.0, "critical"), (19.0, None)]
+    assert second.samples == ()
+    for name in place:
+        assert getattr(first, name) == place[name]
+        assert getattr(first, name) is getattr(second, name)
+
+
+async def post_in_chunks(
+    client: httpx.AsyncClient, body: dict[str, Any], *, size: int
+) -> httpx.Response:
+    """A push sent with chunked transfer encoding: no Content-Length header."""
+    text = json.dumps(body).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(text), size):
+            yield text[start : start + size]
+
+    return await client.post(
+        "/api/v1/aggregations/snr-upstream",
+        content=chunks(),
+        headers={**INGEST, "content-type": "application/json"},
+    )
+
+
+async def test_a_body_sent_in_chunks_without_a_length_is_read_whole(
+    client: httpx.AsyncClient,
+) -> None:
+    """A push sent with chunked transfer encoding (no Content-Length) is read and applied."""
+    body = push_body(*(good_entry(f"E{i}") for i in range(30)))
+    response = await post_in_chunks(client, body, size=97)
+    assert response.status_code == 200, response.text
+    assert response.json()["entries"] == 30
+
+
+@pytest.mark.parametrize("app_overrides", [{"max_push_bytes": 2048}], indirect=True)
+async def test_a_chunked_body_over_the_limit_is_413(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    """Without a declared length the limit is applied as the body arrives."""
+    body = push_body(*(good_entry(f"E{i}") for i in range(100)))
+    response = await post_in_chunks(client, body, size=512)
+    assert response.status_code == 413
+    await assert_nothing_stored(client)

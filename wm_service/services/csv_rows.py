@@ -18,7 +18,7 @@ _MAX_ERRORS = 20
 
 
 def parse_csv_rows(
-    body: bytes,
+    body: bytes | bytearray,
     *,
     model: type[RowModel],
     columns: tuple[str, ...],

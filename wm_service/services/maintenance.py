@@ -152,7 +152,7 @@ async def create(
     return _public(row, now)
 
 
-def parse_csv(body: bytes, *, created_by: str) -> list[MaintenanceWindowCreate]:
+def parse_csv(body: bytes | bytearray, *, created_by: str) -> list[MaintenanceWindowCreate]:
     return parse_csv_rows(
         body,
         model=MaintenanceWindowCreate,

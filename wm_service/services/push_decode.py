@@ -12,7 +12,7 @@ import io
 import math
 import re
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 
@@ -44,6 +44,7 @@ Identifier = Annotated[
     str, msgspec.Meta(min_length=1, max_length=MAX_TEXT, extra_json_schema={"pattern": VISIBLE})
 ]
 _ESCAPED_NUL = b"\\u0000"
+T = TypeVar("T")
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 # Subscribers are stored in Postgres integer columns: larger values must be a 422 here, not
 # an error of the database driver (a 500) later.
@@ -58,7 +59,8 @@ class Sample(msgspec.Struct, gc=False):
 
 class Entry(msgspec.Struct, gc=False):
     entity_id: Identifier
-    samples: list[Sample]
+    # Once checked, only the samples that may count as critical are kept (see _Checks.entry).
+    samples: tuple[Sample, ...]
     market: Text | None = None
     hub: Text | None = None
     ccap: Text | None = None
@@ -73,9 +75,23 @@ class Push(msgspec.Struct, gc=False):
     entries: list[Entry]
 
 
-_DECODER = msgspec.json.Decoder(Push)
+class _PushOfRawEntries(msgspec.Struct, gc=False):
+    """A JSON push with its entries left undecoded: each is decoded, checked and cut down to
+    what the rules need before the next, so a 100 000-entry push never exists as 100 000
+    entries with all their samples at once (that was 95 MB of structs beside the body)."""
+
+    aggregation_id: Text
+    generated_at: AwareDatetime
+    entries: list[msgspec.Raw]
+
+
+_HEAD_DECODER = msgspec.json.Decoder(_PushOfRawEntries)
+_ENTRY_DECODER = msgspec.json.Decoder(Entry)
+_DECODED = msgspec.Raw(b"")
 _MSGSPEC_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 _MISSING_FIELD = re.compile(r"missing required field `(?P<name>[^`]+)`")
+# Severities that can never make a sample critical (see services/critical.py).
+_NEVER_CRITICAL = frozenset(SEVERITIES) - {"critical"}
 
 
 def _fail(details: list[ErrorDetail]) -> ValidationFailed:
@@ -84,14 +100,14 @@ def _fail(details: list[ErrorDetail]) -> ValidationFailed:
     return ValidationFailed(f"invalid push: {summary}{more}", details=details[:MAX_ERRORS])
 
 
-def decode_json(body: bytes) -> Push:
-    """Decode a JSON push; the first type error is reported with its field path."""
+def _decoded(decoder: msgspec.json.Decoder[T], text: bytes | bytearray, at: str = "") -> T:
+    """`text` decoded; the first type error is reported with its field path (`at` + path)."""
     try:
-        return _DECODER.decode(body)
+        return decoder.decode(text)
     except msgspec.ValidationError as exc:
         match = _MSGSPEC_PATH.match(str(exc))
         message, path = (match["message"], match["path"] or "") if match else (str(exc), "")
-        field = path.lstrip(".")
+        field = f"{at}{path}".lstrip(".")
         missing = _MISSING_FIELD.search(message)
         if missing:
             field = f"{field}.{missing['name']}" if field else missing["name"]
@@ -101,6 +117,23 @@ def decode_json(body: bytes) -> Push:
     except RecursionError as exc:
         # An unknown field nested deeper than the stack allows (msgspec skips it recursively).
         raise _fail([ErrorDetail("body", "JSON nested too deeply")]) from exc
+
+
+def decode_json(body: bytes | bytearray, *, now: datetime, skew: timedelta) -> Push:
+    """Decode and check a JSON push, one entry at a time (the first type error is reported
+    with its field path; the other rules collect up to MAX_ERRORS problems)."""
+    head = _decoded(_HEAD_DECODER, body)
+    # A JSON string can hold a NUL only escaped: without one, no string needs a look.
+    checks = _Checks(head.aggregation_id, head.generated_at, now, skew, _ESCAPED_NUL in body)
+    raw_entries, head.entries = head.entries, []
+    entries = []
+    for i, raw in enumerate(raw_entries):
+        if checks.full:
+            break
+        raw_entries[i] = _DECODED  # each undecoded entry is let go as soon as it is decoded
+        entries.append(checks.entry(i, _decoded(_ENTRY_DECODER, raw, f"entries[{i}]")))
+    checks.raise_if_any()
+    return Push(aggregation_id=head.aggregation_id, generated_at=head.generated_at, entries=entries)
 
 
 CSV_COLUMNS = (
@@ -127,7 +160,9 @@ def parse_timestamp(text: str) -> datetime:
     return parsed
 
 
-def decode_csv(body: bytes, *, aggregation_id: str | None, generated_at: str | None) -> Push:
+def decode_csv(
+    body: bytes | bytearray, *, aggregation_id: str | None, generated_at: str | None
+) -> Push:
     """Decode a CSV push (one row per sample) grouping rows per entity, in first-seen order.
 
     Errors name the field as `line[N].column`, N being the line number in the file.
@@ -167,6 +202,7 @@ def decode_csv(body: bytes, *, aggregation_id: str | None, generated_at: str | N
         raise _fail(errors)
     position = {column: i for i, column in enumerate(header)}
     entries: dict[str, Entry] = {}
+    samples_of: dict[str, list[Sample]] = {}
     for row in reader:
         if not any(cell.strip() for cell in row):
             continue
@@ -185,14 +221,17 @@ def decode_csv(body: bytes, *, aggregation_id: str | None, generated_at: str | N
         sample = _csv_sample(cell, line, errors)
         entry = entries.get(entity_id)
         if entry is None:
-            entry = entries[entity_id] = Entry(entity_id=entity_id, samples=[])
+            entry = entries[entity_id] = Entry(entity_id=entity_id, samples=())
+            samples_of[entity_id] = []
         _csv_merge_entity_fields(entry, cell, line, errors)
         if sample is not None:
-            entry.samples.append(sample)
+            samples_of[entity_id].append(sample)
         if len(errors) >= MAX_ERRORS:
             break
     if errors or stamp is None or not aggregation_id:
         raise _fail(errors)
+    for entity_id, entry in entries.items():
+        entry.samples = tuple(samples_of[entity_id])
     return Push(aggregation_id=aggregation_id, generated_at=stamp, entries=list(entries.values()))
 
 
@@ -266,69 +305,110 @@ def _csv_merge_entity_fields(
         )
 
 
-def check_push(push: Push, *, now: datetime, skew: timedelta, nul_possible: bool = True) -> None:
-    """Rules beyond types: text without NUL, an entity_id not blank, no future timestamps,
-    finite values, each entity once.
+class _Checks:
+    """The rules beyond types, entry by entry: text without NUL, an entity_id not blank, no
+    future timestamps, finite values, each entity once. Timestamps may be at most `skew` after
+    the push's `generated_at` (samples) or after the server's clock (`generated_at` itself).
+    Collects up to MAX_ERRORS problems. `nul_possible` False (a JSON body without an escaped
+    NUL) skips looking for NULs."""
 
-    Timestamps may be at most `skew` after the push's `generated_at` (samples) or after the
-    server's clock (`generated_at` itself). Collects up to MAX_ERRORS problems in one pass.
-    `nul_possible` False (a JSON body without an escaped NUL) skips looking for NULs.
-    """
-    errors: list[ErrorDetail] = []
-    if nul_possible and NUL in push.aggregation_id:
-        errors.append(ErrorDetail("aggregation_id", NUL_MESSAGE))
-    if push.generated_at > now + skew:
-        errors.append(
-            ErrorDetail(
-                "generated_at",
-                f"{push.generated_at.isoformat()} is more than {skew} ahead of the server clock",
+    def __init__(
+        self,
+        aggregation_id: str,
+        generated_at: datetime,
+        now: datetime,
+        skew: timedelta,
+        nul_possible: bool,
+    ) -> None:
+        self.errors: list[ErrorDetail] = []
+        self.nul_possible = nul_possible
+        self.skew = skew
+        self.latest = generated_at + skew
+        self.seen: dict[str, int] = {}
+        # Location texts repeat across entries (a hub's channels): kept once each.
+        self.texts: dict[str, str] = {}
+        if nul_possible and NUL in aggregation_id:
+            self.errors.append(ErrorDetail("aggregation_id", NUL_MESSAGE))
+        if generated_at > now + skew:
+            self.errors.append(
+                ErrorDetail(
+                    "generated_at",
+                    f"{generated_at.isoformat()} is more than {skew} ahead of the server clock",
+                )
             )
-        )
-    latest = push.generated_at + skew
-    seen: dict[str, int] = {}
-    for i, entry in enumerate(push.entries):
-        if nul_possible and NUL in entry.entity_id:
+
+    @property
+    def full(self) -> bool:
+        return len(self.errors) >= MAX_ERRORS
+
+    def entry(self, i: int, entry: Entry) -> Entry:
+        """`entry` checked, as kept: only its samples that may count as critical (a sample
+        with another severity is checked, then dropped: nothing reads it again), its
+        location texts shared with earlier entries'."""
+        errors, entity_id = self.errors, entry.entity_id
+        if self.nul_possible and NUL in entity_id:
             errors.append(ErrorDetail(f"entries[{i}].entity_id", NUL_MESSAGE))
-        elif not entry.entity_id.strip():
+        elif not entity_id.strip():
             errors.append(ErrorDetail(f"entries[{i}].entity_id", BLANK_MESSAGE))
-        if nul_possible:
+        if self.nul_possible:
             errors.extend(
                 ErrorDetail(f"entries[{i}].{name}", NUL_MESSAGE)
                 for name in _LOCATION_COLUMNS
                 if NUL in (getattr(entry, name) or "")
             )
-        first = seen.setdefault(entry.entity_id, i)
+        first = self.seen.setdefault(entity_id, i)
         if first != i:
             errors.append(
                 ErrorDetail(
                     f"entries[{i}].entity_id",
-                    f"duplicate entity {entry.entity_id!r} (also entries[{first}])",
+                    f"duplicate entity {entity_id!r} (also entries[{first}])",
                 )
             )
         for k, sample in enumerate(entry.samples):
-            if sample.at > latest:
+            if sample.at > self.latest:
                 errors.append(
                     ErrorDetail(
                         f"entries[{i}].samples[{k}].at",
-                        f"entity {entry.entity_id!r}: {sample.at.isoformat()} is more than "
-                        f"{skew} after generated_at",
+                        f"entity {entity_id!r}: {sample.at.isoformat()} is more than "
+                        f"{self.skew} after generated_at",
                     )
                 )
             if not math.isfinite(sample.value):
                 errors.append(
                     ErrorDetail(
                         f"entries[{i}].samples[{k}].value",
-                        f"entity {entry.entity_id!r}: not a finite number",
+                        f"entity {entity_id!r}: not a finite number",
                     )
                 )
-        if len(errors) >= MAX_ERRORS:
+        entry.samples = tuple(s for s in entry.samples if s.severity not in _NEVER_CRITICAL)
+        texts = self.texts
+        if entry.market is not None:
+            entry.market = texts.setdefault(entry.market, entry.market)
+        if entry.hub is not None:
+            entry.hub = texts.setdefault(entry.hub, entry.hub)
+        if entry.ccap is not None:
+            entry.ccap = texts.setdefault(entry.ccap, entry.ccap)
+        if entry.service_group is not None:
+            entry.service_group = texts.setdefault(entry.service_group, entry.service_group)
+        return entry
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise _fail(self.errors)
+
+
+def check_push(push: Push, *, now: datetime, skew: timedelta, nul_possible: bool = True) -> None:
+    """The rules beyond types (_Checks) over a push decoded whole (CSV), in place."""
+    checks = _Checks(push.aggregation_id, push.generated_at, now, skew, nul_possible)
+    for i, entry in enumerate(push.entries):
+        if checks.full:
             break
-    if errors:
-        raise _fail(errors)
+        push.entries[i] = checks.entry(i, entry)
+    checks.raise_if_any()
 
 
 def decode_push(
-    body: bytes,
+    body: bytes | bytearray,
     *,
     media_type: str,
     aggregation_id: str | None,
@@ -337,13 +417,9 @@ def decode_push(
     skew: timedelta,
 ) -> Push:
     """A checked push from a JSON or CSV body (CSV takes its header fields from the query)."""
-    if media_type == "text/csv":
-        # Its cells were checked as they were read (text_problem).
-        push = decode_csv(body, aggregation_id=aggregation_id, generated_at=generated_at)
-        nul_possible = False
-    else:
-        push = decode_json(body)
-        # A JSON string can hold a NUL only escaped: without one, no string needs a look.
-        nul_possible = _ESCAPED_NUL in body
-    check_push(push, now=now, skew=skew, nul_possible=nul_possible)
+    if media_type != "text/csv":
+        return decode_json(body, now=now, skew=skew)
+    push = decode_csv(body, aggregation_id=aggregation_id, generated_at=generated_at)
+    # Its cells were checked for NULs as they were read (text_problem).
+    check_push(push, now=now, skew=skew, nul_possible=False)
     return push

@@ -33,7 +33,7 @@ TOPOLOGY_COLUMNS = (
 _FIELDS = TOPOLOGY_COLUMNS[1:]
 
 
-def parse_topology_csv(body: bytes) -> list[TopologyElementIn]:
+def parse_topology_csv(body: bytes | bytearray) -> list[TopologyElementIn]:
     """CSV with a header of TOPOLOGY_COLUMNS (element_id required); errors as line[N].field."""
     return parse_csv_rows(
         body,
@@ -52,7 +52,7 @@ def _field(loc: tuple[int | str, ...]) -> str:
     return out or "body"
 
 
-def parse_topology(body: bytes, *, media_type: str) -> list[TopologyElementIn]:
+def parse_topology(body: bytes | bytearray, *, media_type: str) -> list[TopologyElementIn]:
     """Elements from a JSON ({"elements": [...]}) or CSV body; 422 naming the bad field."""
     if media_type == "text/csv":
         return parse_topology_csv(body)
