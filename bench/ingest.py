@@ -17,6 +17,7 @@ correlation on (group_min_channels 3), and prints how much slower the second run
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import secrets
@@ -147,6 +148,24 @@ def push(url: str, token: str, body: bytes) -> tuple[float, dict[str, Any]]:
     return elapsed, result
 
 
+def wait_until_written(url: str, token: str, result: dict[str, Any]) -> float | None:
+    """Seconds until a big push's revisions are all written (it answers before: see
+    WM_PUSH_CHUNK_REVISIONS); None when it wrote them before answering."""
+    if not result["revisions_to_write"]:
+        return None
+    started = time.perf_counter()
+    headers = {"Authorization": f"Bearer {token}"}
+    params = {"kind": result["kind"], "limit": 1}
+    while True:
+        page = httpx.get(f"{url}/api/v1/aggregations", params=params, headers=headers, timeout=60)
+        page.raise_for_status()
+        if page.json()["items"][0]["revisions_to_write"] == 0:
+            return time.perf_counter() - started
+        if time.perf_counter() - started > 300:
+            raise SystemExit("the push's revisions were not written within 300 s")
+        time.sleep(0.02)
+
+
 def planned_work(url: str, token: str, generated_at: datetime, windows: int = 200) -> None:
     """`windows` maintenance windows (half covering a service group now) and correlation on."""
     headers = {"Authorization": f"Bearer {token}"}
@@ -189,17 +208,21 @@ def run(
                 ("repeated full push (unchanged)", bodies[1]),
             ):
                 monitor = PeakRss(process.pid) if process else None
-                if monitor:
-                    with monitor:
-                        elapsed, result = push(url, token, body)
-                else:
+                with monitor or contextlib.nullcontext():
                     elapsed, result = push(url, token, body)
+                    # The peak covers the writing of a big push's revisions after it answers.
+                    written_after = wait_until_written(url, token, result)
                 elapsed_all.append(elapsed)
                 print(
                     f"{label}: {elapsed:.2f} s, {args.entries / elapsed:,.0f} entries/s, "
                     f"critical entries {result['critical_entries']}, tickets {result['tickets']}"
                     + (f", suppressed {result['suppressed']}" if planned else "")
                 )
+                if written_after is not None:
+                    print(
+                        f"  its {result['revisions_to_write']} revisions written "
+                        f"{written_after:.2f} s after the answer"
+                    )
                 if monitor and idle:
                     print(
                         f"  WM peak RSS {monitor.peak / 2**20:.0f} MiB "

@@ -28,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ticketing_common.clock import Clock
 from ticketing_common.db import session_scope
+from ticketing_common.waits import LoopWorker
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class RetentionPolicy:
         )
 
 
-class RetentionWorker:
+class RetentionWorker(LoopWorker):
     """Runs every step until it is done, every `interval_seconds`, until stopped."""
 
     def __init__(
@@ -88,7 +89,7 @@ class RetentionWorker:
         self._clock = clock
         self._pruned = pruned
         self._service = service
-        self._task: asyncio.Task[None] | None = None
+        self.task_name = f"{service}-retention"
 
     async def prune_once(self, *, max_batches: int | None = None) -> Counter[str]:
         """One pass over every step; rows deleted by table. `max_batches` stops it early
@@ -116,15 +117,6 @@ class RetentionWorker:
                 extra={"horizon": horizon.isoformat(), "pruned": dict(pruned)},
             )
         return pruned
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name=f"{self._service}-retention")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
 
     async def _loop(self) -> None:
         while True:

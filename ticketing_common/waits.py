@@ -1,4 +1,4 @@
-"""Waiting for an event with a time limit, the way every worker loop pauses between passes.
+"""Background loops: how a worker runs one, and how it pauses between passes.
 
 `asyncio.wait_for` on Python 3.11 can lose a cancellation that arrives just as its timeout
 fires: it raises TimeoutError instead, which the loops suppress, so a worker being stopped
@@ -69,3 +69,22 @@ class Bell:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
         return True
+
+
+class LoopWorker:
+    """A worker whose work is one loop (`_loop`), run from start() until stop()."""
+
+    task_name = "worker"
+    _task: asyncio.Task[None] | None = None
+
+    async def _loop(self) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=self.task_name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None

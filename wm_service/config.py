@@ -48,6 +48,13 @@ class WMSettings(BaseSettings):
     clock_skew_seconds: int = Field(
         default=300, ge=0, le=3600, description="How far in the future a timestamp may be."
     )
+    push_chunk_revisions: int = Field(
+        default=2000,
+        ge=1,
+        le=100_000,
+        description="A push that changes more tickets than this answers once it has decided, "
+        "and writes them in chunks of this many afterwards (delivery starts with the first).",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
     log_format: LogFormat = Field(
         default="text", description="text (one readable line) or json (one object per line)."

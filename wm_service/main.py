@@ -41,6 +41,7 @@ from wm_service.routes import aggregations, control, maintenance, tickets, topol
 from wm_service.routes import settings as settings_routes
 from wm_service.services import ingestion
 from wm_service.services import retention as retention_steps
+from wm_service.services.push_plan import PushApplier
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,14 @@ def _background_workers(app: FastAPI) -> list[BackgroundWorker]:
         service="wm",
     )
     app.state.retention = retention
-    return [distribution, retention]
+    # Exposed so that a big push can wake it after its commit.
+    app.state.push_applier = PushApplier(
+        app.state.sessionmaker,
+        targets=distribution.targets,
+        written=distribution.wake,
+        statistics=app.state.statistics,
+    )
+    return [distribution, app.state.push_applier, retention]
 
 
 @asynccontextmanager

@@ -108,6 +108,13 @@ class WMMetrics:
             ["backend"],
             registry=r,
         )
+        self.revisions_to_write = Gauge(
+            "wm_push_revisions_to_write",
+            "Revisions big pushes decided that are still being written, by pushed kind "
+            "(WM_PUSH_CHUNK_REVISIONS; 0 within seconds of such a push).",
+            ["kind"],
+            registry=r,
+        )
         self.last_push = Gauge(
             "wm_last_push_timestamp_seconds",
             "When the latest push of each kind was received.",
@@ -158,13 +165,14 @@ _OUTBOX = text(
     FROM ticket_delivery WHERE status = 'pending' GROUP BY 1
     """
 )
+_TO_WRITE = text("SELECT push_kind, sum(revisions) FROM push_plan GROUP BY push_kind")
 _LAST_PUSH = text(
     "SELECT kind, extract(epoch FROM max(received_at)) FROM aggregation_push GROUP BY kind"
 )
 
 
 async def refresh_stored_state(session: AsyncSession, metrics: WMMetrics) -> None:
-    """Set the gauges that describe what the database holds (three grouped reads)."""
+    """Set the gauges that describe what the database holds (a few grouped reads)."""
     connection = await session.connection()
     tickets = (await connection.execute(_TICKETS)).all()
     set_gauge_family(metrics.tickets, {(kind, state): n for kind, state, n in tickets})
@@ -173,5 +181,7 @@ async def refresh_stored_state(session: AsyncSession, metrics: WMMetrics) -> Non
     set_gauge_family(metrics.outbox_oldest_age, {(b,): float(age) for b, _, age in outbox})
     stages = await count_by_stage(session, state="open")
     set_gauge_family(metrics.tickets_by_stage, {(stage,): n for stage, n in stages.items()})
+    to_write = (await connection.execute(_TO_WRITE)).all()
+    set_gauge_family(metrics.revisions_to_write, {(kind,): n for kind, n in to_write})
     pushes = (await connection.execute(_LAST_PUSH)).all()
     set_gauge_family(metrics.last_push, {(kind,): float(at) for kind, at in pushes})

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -65,6 +66,25 @@ class AggregationPush(WMModel, table=True):
     cleared: int = Field(sa_column=Column(Integer, nullable=False))
     unchanged: int = Field(sa_column=Column(Integer, nullable=False))
     result: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+
+
+class PushPlan(WMModel, table=True):
+    """Revisions a big push decided but has not written yet (services/push_plan.py): one
+    row per chunk, deleted in the transaction that writes its revisions. Rows left by a
+    restart are written by the next start, or by the next push of the kind first."""
+
+    __tablename__ = "push_plan"
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
+    )
+    push_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    # The pushed kind, whose lock (push_plan.lock_kind) a chunk is written under.
+    push_kind: str = Field(sa_column=Column(String(32), nullable=False))
+    revisions: int = Field(sa_column=Column(Integer, nullable=False))
+    # The chunk's msgpack (push_plan.PlanChunk).
+    plan: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = _tz()
 
 
 class CriticalSample(WMModel, table=True):

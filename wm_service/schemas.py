@@ -90,6 +90,13 @@ class PushResult(BaseModel):
     suppressed: int = Field(
         default=0, description="Decisions held back by maintenance windows (see their /suppressed)."
     )
+    revisions_to_write: int = Field(
+        default=0,
+        description="Of this push's ticket revisions, how many are still to be written, as "
+        "of this answer: a push changing more than WM_PUSH_CHUNK_REVISIONS tickets answers "
+        "once it has decided, and writes them right after, in chunks (the counts above are "
+        "final either way). 0 once written.",
+    )
 
 
 class PushPage(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import httpx
 
 from tests.wm.conftest import ADMIN, INGEST
+from wm_service.services.push_decode import Push, decode_push
 
 # Far enough in the past that pushes a day later are still not in the future.
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
@@ -27,6 +29,18 @@ def sample(value: float, at: datetime, severity: str | None = None) -> dict[str,
 
 def entry(entity_id: str, *samples: dict[str, Any], **fields: Any) -> dict[str, Any]:
     return {"entity_id": entity_id, **fields, "samples": list(samples)}
+
+
+def decoded(body: dict[str, Any]) -> Push:
+    """`body` decoded and checked as the push route does (JSON, 5 minutes of clock skew)."""
+    return decode_push(
+        json.dumps(body).encode(),
+        media_type="application/json",
+        aggregation_id=None,
+        generated_at=None,
+        now=datetime.now(UTC),
+        skew=timedelta(minutes=5),
+    )
 
 
 def push_body(

@@ -13,6 +13,7 @@ from ticketing_common.web import BoundaryRoute, wake_after_response
 from wm_service.deps import SessionDep, media_type, read_body, require_admin, require_ingest
 from wm_service.kinds import Kind
 from wm_service.schemas import PushPage, PushResult
+from wm_service.services import push_plan
 from wm_service.services import pushes as pushes_service
 from wm_service.services.ingestion import process_push, written
 from wm_service.services.push_decode import CSV_COLUMNS, Push, decode_push
@@ -77,7 +78,12 @@ async def push_aggregation(
         del body
         targets = [] if distribution is None else await distribution.targets(session)
         result, replayed = await process_push(
-            session, kind=kind, push=push, received_at=received_at, targets=targets
+            session,
+            kind=kind,
+            push=push,
+            received_at=received_at,
+            targets=targets,
+            chunk_size=config.push_chunk_revisions,
         )
         observation.result = result
         if replayed:
@@ -85,13 +91,21 @@ async def push_aggregation(
     if replayed:
         response.headers["Idempotent-Replay"] = "true"
     else:
-        statistics = request.app.state.statistics
-        if statistics.due(written(result)):
-            background.add_task(statistics.refresh)
-        if distribution is not None:
-            # Background tasks run after the response, hence after the commit: the new
-            # outbox rows are visible to the distribution worker when it wakes.
-            wake_after_response(background, distribution.wake)
+        revisions = written(result)
+        applier = getattr(request.app.state, "push_applier", None)
+        if push_plan.written_later(revisions, config.push_chunk_revisions):
+            # Stored to be written after this answer: the applier wakes the distribution
+            # and refreshes the statistics as it writes them.
+            if applier is not None:
+                wake_after_response(background, applier.wake)
+        else:
+            statistics = request.app.state.statistics
+            if statistics.due(revisions):
+                background.add_task(statistics.refresh)
+            if distribution is not None:
+                # Background tasks run after the response, hence after the commit: the new
+                # outbox rows are visible to the distribution worker when it wakes.
+                wake_after_response(background, distribution.wake)
     return result
 
 

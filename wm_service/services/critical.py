@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import msgspec
+
 from wm_service.kinds import KindSpec
 from wm_service.schemas import RuleSettings
 from wm_service.services.push_decode import Push
@@ -24,8 +26,7 @@ class CriticalColumns:
     values: list[float] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class WindowStats:
+class WindowStats(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """What the stored critical samples of one entity say at T."""
 
     count: int

@@ -11,11 +11,8 @@ processing costs more than the statements themselves. Keep that for this bulk pa
 
 from __future__ import annotations
 
-import os
-import uuid
-import zlib
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -25,10 +22,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ticketing_common.errors import Conflict, ErrorDetail
 from wm_service import kinds
-from wm_service.distribution.assignment import choose_for_push
 from wm_service.kinds import KindSpec
 from wm_service.schemas import PushResult, RuleSettings
-from wm_service.services import correlation, lifecycle, maintenance
+from wm_service.services import correlation, lifecycle, maintenance, push_plan
 from wm_service.services import settings as settings_service
 from wm_service.services.bulk import driver_connection
 from wm_service.services.correlation import Correlated, GroupTicket
@@ -36,7 +32,7 @@ from wm_service.services.coverage import Coverage, Window, covering, stats_outsi
 from wm_service.services.critical import WindowStats, critical_samples, window_start
 from wm_service.services.lifecycle import Decision, EntityFacts, Maintenance, OpenTicket
 from wm_service.services.push_decode import Push
-from wm_service.services.ticket_document import Place, build_document, dedup_key
+from wm_service.services.ticket_document import Place
 from wm_service.services.topology import locate
 
 _INSERT_PUSH = """
@@ -91,66 +87,6 @@ _INSERT_SUPPRESSED = """
     FROM unnest($4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[],
                 $10::float8[]) AS s(window_id, entity_id, action, reason, priority, samples, worst)
 """
-_UPSERT_TICKETS = """
-    INSERT INTO ticket AS t (id, kind, entity_id, dedup_key, open_key, state, category,
-        revision, priority, subscribers, market, hub, opened_at, updated_at, cleared_at,
-        maintenance_window_id)
-    SELECT r.id, $2, r.entity_id, r.dedup_key,
-           CASE WHEN r.action = 'clear' THEN NULL ELSE r.dedup_key END,
-           CASE WHEN r.action = 'clear' THEN 'cleared' ELSE 'open' END,
-           $3, r.revision, r.priority, r.subscribers, r.market, r.hub, $1::timestamptz,
-           $1::timestamptz, CASE WHEN r.action = 'clear' THEN $1::timestamptz END, r.held_by
-    FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::int[], $9::text[],
-                $10::int[], $11::text[], $12::text[], $13::bigint[])
-         AS r(id, entity_id, dedup_key, action, revision, priority, subscribers, market, hub,
-              held_by)
-    ON CONFLICT (id) DO UPDATE SET
-        open_key = EXCLUDED.open_key, state = EXCLUDED.state, revision = EXCLUDED.revision,
-        priority = EXCLUDED.priority, subscribers = EXCLUDED.subscribers,
-        market = EXCLUDED.market, hub = EXCLUDED.hub, updated_at = EXCLUDED.updated_at,
-        cleared_at = EXCLUDED.cleared_at, maintenance_window_id = EXCLUDED.maintenance_window_id
-"""
-_INSERT_REVISIONS_AND_OUTBOX = """
-    WITH input AS (
-        SELECT * FROM unnest($3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[],
-                             $8::text[], $9::text[])
-            AS r(ticket_id, revision, action, priority, payload, dedup_key, backend_name)
-    ), revision AS (
-        INSERT INTO ticket_revision (ticket_id, revision, action, priority, push_id,
-                                     payload, created_at)
-        SELECT ticket_id, revision, action, priority, $2::bigint, payload::json,
-               $1::timestamptz
-        FROM input
-        -- Only the keys: returning the documents would spill them to disk (33 MB at 20 000).
-        RETURNING id, ticket_id, revision
-    )
-    INSERT INTO ticket_delivery (revision_id, ticket_id, dedup_key, revision, status,
-                                 attempts, created_at, backend_name, assigned_at)
-    SELECT revision.id, revision.ticket_id, input.dedup_key, revision.revision, 'pending', 0,
-           $1::timestamptz, input.backend_name,
-           CASE WHEN input.backend_name IS NOT NULL THEN now() END
-    FROM revision JOIN input USING (ticket_id, revision)
-"""
-_ANY_UNASSIGNED = (
-    "SELECT EXISTS (SELECT 1 FROM ticket_delivery WHERE status = 'pending' "
-    "AND backend_name IS NULL)"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Revision:
-    """A decision that changes a ticket, with the ticket id and revision it is written as."""
-
-    ticket_id: uuid.UUID
-    revision: int
-    decision: Decision
-
-
-def _ticket_ids(count: int) -> Iterator[uuid.UUID]:
-    """Random (version 4) UUIDs from one urandom call: uuid4() per ticket is a syscall each."""
-    pool = os.urandom(16 * count)
-    for i in range(count):
-        yield uuid.UUID(bytes=pool[16 * i : 16 * i + 16], version=4)
 
 
 def _note(reason: str, windows: dict[int, Window]) -> tuple[str, str] | None:
@@ -170,10 +106,6 @@ def written(result: PushResult) -> int:
     return counts.opened + counts.updated + counts.cleared
 
 
-def push_lock_key(kind: str) -> int:
-    return zlib.crc32(f"wm-push:{kind}".encode())
-
-
 async def process_push(
     session: AsyncSession,
     *,
@@ -181,12 +113,14 @@ async def process_push(
     push: Push,
     received_at: datetime,
     targets: Sequence[str] = (),
+    chunk_size: int = 2000,
 ) -> tuple[PushResult, bool]:
     """Apply a validated push; returns its result and whether it was a replay of a known one.
 
     Each outbox row is written with its backend, chosen among the available `targets`
     (assignment.choose_for_push); without targets, or while older rows wait unassigned, the
-    distribution assigns them.
+    distribution assigns them. More than `chunk_size` revisions are stored to be written
+    after the commit (services/push_plan.py); what an earlier push stored is written first.
 
     A push whose aggregation_id was already processed for this kind changes nothing and
     returns the stored result of the first time. A new push generated before the latest
@@ -194,10 +128,12 @@ async def process_push(
     entities by an older window and could reopen tickets that have since cleared.
     """
     db = await driver_connection(session)
-    await db.execute("SELECT pg_advisory_xact_lock($1)", push_lock_key(kind))
+    await push_plan.lock_kind(db, kind)
     replayed = await _earlier_result(db, kind=kind, push=push)
     if replayed is not None:
         return replayed, True
+    # The decisions below read the tickets: a big push's revisions still stored come first.
+    await push_plan.write_stored(session, db, push_kind=kind, targets=targets)
     spec = kinds.get(kind)
     rules = await settings_service.get_rules(session)
     push_id: int = await db.fetchval(
@@ -224,9 +160,28 @@ async def process_push(
     batches = [(spec, correlated.channels, {e.entity_id: e.place for e in entities})]
     if group_spec is not None:
         batches.append((group_spec, correlated.groups, correlated.places))
-    for batch_spec, batch, places in batches:
-        writing = _Written(batch_spec, places, rules, push, push_id, received_at, windows)
-        await _write_revisions(session, db, _revisions(batch), writing, targets)
+    plans = [
+        push_plan.plan(
+            batch,
+            kind=batch_spec.name,
+            places=places,
+            # A grouped kind is judged by its members' thresholds.
+            threshold=rules.thresholds[batch_spec.grouped_from or batch_spec.name].critical,
+            window_hours=rules.window_hours,
+            aggregation_id=push.aggregation_id,
+            built_at=received_at,
+            note=lambda reason: _note(reason, windows),
+        )
+        for batch_spec, batch, places in batches
+    ]
+    to_write = sum(len(p.revisions) for p in plans)
+    if push_plan.written_later(to_write, chunk_size):
+        chunks = [chunk for p in plans for chunk in p.split(chunk_size)]
+        await push_plan.store(db, chunks, push_id=push_id, push_kind=kind, at=received_at)
+    else:
+        to_write = 0
+        for planned in plans:
+            await push_plan.write(session, db, planned, push_id=push_id, targets=targets)
     decisions = correlated.channels + correlated.groups
     suppressed = await _write_suppressed(
         db, spec=spec, decisions=decisions, push_id=push_id, at=received_at
@@ -241,6 +196,7 @@ async def process_push(
         critical_entries=critical_entries,
         tickets=counts,
         suppressed=suppressed,
+        revisions_to_write=to_write,
     )
     await _record_result(db, push_id=push_id, result=result)
     return result, False
@@ -256,7 +212,8 @@ async def _record_result(db: asyncpg.Connection[Any], *, push_id: int, result: P
         counts.updated,
         counts.cleared,
         counts.unchanged,
-        result.model_dump_json(),
+        # What is still to be written is read live (push_plan.to_write), never stored.
+        result.model_dump_json(exclude={"revisions_to_write"}),
     )
 
 
@@ -264,13 +221,15 @@ async def _earlier_result(
     db: asyncpg.Connection[Any], *, kind: str, push: Push
 ) -> PushResult | None:
     """The stored result of this very push, if known; a conflict if a later one was applied."""
-    stored = await db.fetchval(
-        "SELECT result::text FROM aggregation_push WHERE kind = $1 AND aggregation_id = $2",
+    stored = await db.fetchrow(
+        "SELECT id, result::text FROM aggregation_push WHERE kind = $1 AND aggregation_id = $2",
         kind,
         push.aggregation_id,
     )
     if stored is not None:
-        return PushResult.model_validate_json(stored)
+        result = PushResult.model_validate_json(stored["result"])
+        pending = await push_plan.to_write(db, [stored["id"]])
+        return result.model_copy(update={"revisions_to_write": pending.get(stored["id"], 0)})
     latest = await db.fetchval(
         "SELECT max(generated_at) FROM aggregation_push WHERE kind = $1", kind
     )
@@ -443,114 +402,3 @@ def _group_ticket(row: asyncpg.Record) -> GroupTicket:
     channels = {c["entity_id"]: c["worst_value"] for c in payload.get("channels", [])}
     ticket = OpenTicket(row["id"], row["revision"], row["priority"], row["maintenance_window_id"])
     return GroupTicket(ticket, channels, place)
-
-
-def _revisions(decisions: list[Decision]) -> list[Revision]:
-    """The decisions that change a ticket: a new ticket at 1, or the open one's next revision."""
-    new_ids = _ticket_ids(sum(1 for d in decisions if d.action == "open"))
-    return [
-        Revision(next(new_ids), 1, d)
-        if d.ticket is None
-        else Revision(d.ticket.id, d.ticket.revision + 1, d)
-        for d in decisions
-        if d.action not in ("unchanged", "suppressed")
-    ]
-
-
-@dataclass(frozen=True, slots=True)
-class _Written:
-    """What every revision of one kind in one push is written with."""
-
-    spec: KindSpec
-    places: dict[str, Place]
-    rules: RuleSettings
-    push: Push
-    push_id: int
-    built_at: datetime
-    windows: dict[int, Window]
-
-
-async def _write_revisions(
-    session: AsyncSession,
-    db: asyncpg.Connection[Any],
-    revisions: list[Revision],
-    w: _Written,
-    targets: Sequence[str],
-) -> None:
-    """Tickets, their revisions and one outbox row per revision, in two statements."""
-    if not revisions:
-        return
-    payloads = [msgspec.json.encode(d).decode() for d in _documents(revisions, w)]
-    spec, places = w.spec, w.places
-    decisions = [r.decision for r in revisions]
-    ticket_ids = [r.ticket_id for r in revisions]
-    numbers = [r.revision for r in revisions]
-    actions = [d.action for d in decisions]
-    priorities = [d.priority for d in decisions]
-    keys = [dedup_key(spec.name, d.entity_id) for d in decisions]
-    backends = await _backends(session, db, keys, targets)
-    await db.execute(
-        _UPSERT_TICKETS,
-        w.built_at,
-        spec.name,
-        spec.category,
-        ticket_ids,
-        [d.entity_id for d in decisions],
-        keys,
-        actions,
-        numbers,
-        priorities,
-        [places[d.entity_id].subscribers for d in decisions],
-        [places[d.entity_id].market for d in decisions],
-        [places[d.entity_id].hub for d in decisions],
-        [d.held_by for d in decisions],
-    )
-    await db.execute(
-        _INSERT_REVISIONS_AND_OUTBOX,
-        w.built_at,
-        w.push_id,
-        ticket_ids,
-        numbers,
-        actions,
-        priorities,
-        payloads,
-        keys,
-        [backends.get(key) for key in keys],
-    )
-
-
-async def _backends(
-    session: AsyncSession, db: asyncpg.Connection[Any], keys: list[str], targets: Sequence[str]
-) -> dict[str, str]:
-    """Each key's backend, chosen as the distribution would (one update of every new outbox
-    row saved). Not while any older row waits unassigned (no backend was available, or it
-    was taken back): it may be of the same key and is assigned later, by the distribution,
-    perhaps elsewhere; the new rows wait with it so a key's revisions stay together."""
-    if not targets or await db.fetchval(_ANY_UNASSIGNED):
-        return {}
-    return await choose_for_push(session, keys, targets)
-
-
-def _documents(revisions: list[Revision], w: _Written) -> Iterator[dict[str, Any]]:
-    spec, rules = w.spec, w.rules
-    # A grouped kind is judged by its members' thresholds.
-    threshold = rules.thresholds[spec.grouped_from or spec.name].critical
-    for r in revisions:
-        decision = r.decision
-        yield build_document(
-            ticket_id=r.ticket_id,
-            spec=spec,
-            entity_id=decision.entity_id,
-            revision=r.revision,
-            action=decision.action,
-            reason=decision.reason,
-            ticket_priority=decision.priority,
-            place=w.places[decision.entity_id],
-            stats=decision.stats,
-            threshold=threshold,
-            window_hours=rules.window_hours,
-            aggregation_id=w.push.aggregation_id,
-            generated_at=w.built_at,
-            note=_note(decision.reason, w.windows),
-            channels=decision.channels,
-        )

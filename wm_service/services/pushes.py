@@ -8,6 +8,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ticketing_common.cursor import KeysetCursor
 from wm_service.models import AggregationPush
 from wm_service.schemas import PushPage, PushResult
+from wm_service.services import push_plan
+from wm_service.services.bulk import driver_connection
 
 PUSH_CURSOR = KeysetCursor(int)  # the push id
 
@@ -25,6 +27,11 @@ async def list_pushes(
     rows = list((await session.exec(query)).all())
     page = rows[:limit]
     next_cursor = PUSH_CURSOR.encode(page[-1].id) if len(rows) > limit else None
-    return PushPage(
-        items=[PushResult.model_validate(row.result) for row in page], next_cursor=next_cursor
+    pending = await push_plan.to_write(
+        await driver_connection(session), [row.id for row in page if row.id is not None]
     )
+    items = [
+        PushResult.model_validate({**row.result, "revisions_to_write": pending.get(row.id or 0, 0)})
+        for row in page
+    ]
+    return PushPage(items=items, next_cursor=next_cursor)

@@ -4,7 +4,7 @@ Pruned once older than the horizon: critical samples (a push already drops those
 rule window: this catches kinds no longer pushed), cleared tickets with every revision and
 delivery (only when each delivery is completed on the platforms), pushes with their results
 and suppressions (never the latest push of a kind: the late-push rule needs it; never one a
-critical sample still points at), and operators' control actions.
+critical sample or a chunk still to be written points at), and operators' control actions.
 
 Never: an open ticket or any of its revisions, a revision not yet completed, one in error.
 """
@@ -61,6 +61,7 @@ _PUSHES = text(
           AND p.generated_at < (SELECT max(l.generated_at) FROM aggregation_push l
                                 WHERE l.kind = p.kind)
           AND NOT EXISTS (SELECT 1 FROM critical_sample s WHERE s.push_id = p.id)
+          AND NOT EXISTS (SELECT 1 FROM push_plan c WHERE c.push_id = p.id)
         ORDER BY p.generated_at
         LIMIT :limit
         FOR UPDATE SKIP LOCKED

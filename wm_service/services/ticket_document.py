@@ -12,14 +12,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from ticketing_common.contract import SCHEMA_VERSION, SUBJECT_MAX, TITLE_MAX
 from wm_service.kinds import KindSpec
 from wm_service.services.critical import WindowStats
 
 
-@dataclass(frozen=True)
-class Place:
-    """Where an entity is, after merging the push's fields over the inventory."""
+class Place(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """Where an entity is, after merging the push's fields over the inventory (a struct:
+    a big push stores it with its planned revisions, services/push_plan.py)."""
 
     market: str | None
     hub: str | None

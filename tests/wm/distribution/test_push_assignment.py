@@ -3,7 +3,6 @@ leaves to the distribution every key it cannot place safely."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,12 +10,11 @@ from pydantic import SecretStr
 from sqlmodel import col, select
 
 from tests.wm.distribution.conftest import Sessions, scope
-from tests.wm.support import T0, entry, push_body, sample
+from tests.wm.support import T0, decoded, entry, push_body, sample
 from wm_service.distribution import registry, rendezvous
 from wm_service.distribution.schemas import BackendRegistration
 from wm_service.models import TicketDelivery
 from wm_service.services.ingestion import process_push
-from wm_service.services.push_decode import decode_push
 
 BOTH = ["be-1", "be-2"]
 
@@ -45,14 +43,7 @@ async def apply_push(
     body = push_body(
         *(entry(e, sample(21.0, at - timedelta(minutes=5))) for e in entity_ids), at=at
     )
-    push = decode_push(
-        json.dumps(body).encode(),
-        media_type="application/json",
-        aggregation_id=None,
-        generated_at=None,
-        now=datetime.now(UTC),
-        skew=timedelta(minutes=5),
-    )
+    push = decoded(body)
     async with scope(sessionmaker) as session:
         await process_push(session, kind="snr-upstream", push=push, received_at=at, targets=targets)
 
