@@ -1,7 +1,8 @@
 """Chaos benchmark: the chaos suite's scenario (tests/chaos) at full size, 2 000 elements.
 
 Real processes on a temporary Postgres of their own: 30 % 503s and lost answers from both
-platforms, a Postgres restart, a BE SIGKILLed mid-delivery, the WM SIGKILLed mid-push. Prints
+platforms, the WM SIGKILLed right after a big push answered, a Postgres restart, a BE
+SIGKILLed mid-delivery, the WM SIGKILLed mid-push. Prints
 lost / duplicated / unlinked / out-of-order / Error counts (all must be 0) and the duration;
 stops everything it started.
 

@@ -32,6 +32,8 @@ CHAOS_WM = {
     # A WM or database outage must not pause the BEs for the whole run: a longer lease.
     "WM_BACKEND_LEASE_SECONDS": "15",
     "WM_BACKEND_MAX_CALL_SECONDS": "30",
+    # Every open and update push is a big one: answered once decided, written after.
+    "WM_PUSH_CHUNK_REVISIONS": "40",
 }
 CHAOS_BE = {**FAST_BE, "BE_CIRCUIT_PROBE_INTERVAL_SECONDS": "1", "BE_MAX_RETRIES": "3"}
 NOTE = re.compile(r"^\[(open|update|clear) r(\d+)\]")
@@ -109,11 +111,14 @@ def run_scenario(system: ChaosSystem, *, elements: int, now: datetime) -> Tally:
     opened_at = now - timedelta(hours=23, minutes=59)
     updated_at = now - timedelta(hours=23, minutes=57)
     cleared_at = now + timedelta(minutes=4)
-    # 1. Opens under 30 % 503s and lost answers from both platforms.
+    # 1. Opens under 30 % 503s and lost answers from both platforms. The push answers once
+    #    decided and the WM is SIGKILLed right after: its restart writes what is left.
     system.emulator.set_faults(
         platform="all", error_rate=0.3, status=503, retry_after=1, lose_response_next=10
     )
-    system.push_snr(snr_entries(ids, at=opened_at), at=opened_at)
+    answer = system.push_snr(snr_entries(ids, at=opened_at), at=opened_at)
+    assert answer["revisions_to_write"] == elements, answer
+    system.restart_wm()
     time.sleep(2)
     # 2. The database goes away for two seconds while the BEs work.
     system.restart_database()

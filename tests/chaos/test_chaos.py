@@ -1,7 +1,8 @@
 """Chaos: one run of the whole system through every fault we know, then exactly-once checks.
 
 Real processes over real HTTP (emulators, WM, two BEs) on a Postgres of the test's own, so
-that it can be restarted. In turn: 30 % 503s and lost answers from both platforms, a
+that it can be restarted. In turn: 30 % 503s and lost answers from both platforms, the WM
+SIGKILLed right after a big push answered (its revisions written after the answer), a
 Postgres restart, a BE SIGKILLed mid-delivery (back before failover), and the WM SIGKILLed
 mid-push (the aggregator then resends). Then every element has exactly one incident and one
 work order, linked; its notes follow its revisions in order; nothing is lost, nothing is in
