@@ -100,13 +100,17 @@ def _fail(details: list[ErrorDetail]) -> ValidationFailed:
     return ValidationFailed(f"invalid push: {summary}{more}", details=details[:MAX_ERRORS])
 
 
-def _decoded(decoder: msgspec.json.Decoder[T], text: bytes | bytearray, at: str = "") -> T:
-    """`text` decoded; the first type error is reported with its field path (`at` + path)."""
+def _decoded(
+    decoder: msgspec.json.Decoder[T], text: bytes | bytearray, entry: int | None = None
+) -> T:
+    """`text` (the push, or its entry number `entry`) decoded; the first type error is
+    reported with its field path."""
     try:
         return decoder.decode(text)
     except msgspec.ValidationError as exc:
         match = _MSGSPEC_PATH.match(str(exc))
         message, path = (match["message"], match["path"] or "") if match else (str(exc), "")
+        at = "" if entry is None else f"entries[{entry}]"
         field = f"{at}{path}".lstrip(".")
         missing = _MISSING_FIELD.search(message)
         if missing:
@@ -126,12 +130,12 @@ def decode_json(body: bytes | bytearray, *, now: datetime, skew: timedelta) -> P
     # A JSON string can hold a NUL only escaped: without one, no string needs a look.
     checks = _Checks(head.aggregation_id, head.generated_at, now, skew, _ESCAPED_NUL in body)
     raw_entries, head.entries = head.entries, []
-    entries = []
+    entries, errors = [], checks.errors
     for i, raw in enumerate(raw_entries):
-        if checks.full:
+        if len(errors) >= MAX_ERRORS:
             break
         raw_entries[i] = _DECODED  # each undecoded entry is let go as soon as it is decoded
-        entries.append(checks.entry(i, _decoded(_ENTRY_DECODER, raw, f"entries[{i}]")))
+        entries.append(checks.entry(i, _decoded(_ENTRY_DECODER, raw, i)))
     checks.raise_if_any()
     return Push(aggregation_id=head.aggregation_id, generated_at=head.generated_at, entries=entries)
 
@@ -364,33 +368,42 @@ class _Checks:
                     f"duplicate entity {entity_id!r} (also entries[{first}])",
                 )
             )
+        latest, kept, bad = self.latest, [], False
+        for sample in entry.samples:
+            bad = bad or sample.at > latest or not math.isfinite(sample.value)
+            if sample.severity not in _NEVER_CRITICAL:
+                kept.append(sample)
+        if bad:
+            self._bad_samples(i, entry)
+        entry.samples = tuple(kept) if kept else ()
+        share = self.texts.setdefault
+        if (market := entry.market) is not None:
+            entry.market = share(market, market)
+        if (hub := entry.hub) is not None:
+            entry.hub = share(hub, hub)
+        if (ccap := entry.ccap) is not None:
+            entry.ccap = share(ccap, ccap)
+        if (group := entry.service_group) is not None:
+            entry.service_group = share(group, group)
+        return entry
+
+    def _bad_samples(self, i: int, entry: Entry) -> None:
         for k, sample in enumerate(entry.samples):
             if sample.at > self.latest:
-                errors.append(
+                self.errors.append(
                     ErrorDetail(
                         f"entries[{i}].samples[{k}].at",
-                        f"entity {entity_id!r}: {sample.at.isoformat()} is more than "
+                        f"entity {entry.entity_id!r}: {sample.at.isoformat()} is more than "
                         f"{self.skew} after generated_at",
                     )
                 )
             if not math.isfinite(sample.value):
-                errors.append(
+                self.errors.append(
                     ErrorDetail(
                         f"entries[{i}].samples[{k}].value",
-                        f"entity {entity_id!r}: not a finite number",
+                        f"entity {entry.entity_id!r}: not a finite number",
                     )
                 )
-        entry.samples = tuple(s for s in entry.samples if s.severity not in _NEVER_CRITICAL)
-        texts = self.texts
-        if entry.market is not None:
-            entry.market = texts.setdefault(entry.market, entry.market)
-        if entry.hub is not None:
-            entry.hub = texts.setdefault(entry.hub, entry.hub)
-        if entry.ccap is not None:
-            entry.ccap = texts.setdefault(entry.ccap, entry.ccap)
-        if entry.service_group is not None:
-            entry.service_group = texts.setdefault(entry.service_group, entry.service_group)
-        return entry
 
     def raise_if_any(self) -> None:
         if self.errors:
