@@ -56,7 +56,7 @@ def success_conforms(ctx: Any, response: Any, case: Any) -> bool | None:
 
 EMULATOR_CHECKS = [not_a_server_error, content_type_conformance, success_conforms]
 FUZZ = settings(
-    max_examples=30,
+    max_examples=20,
     derandomize=True,
     database=None,
     deadline=None,
