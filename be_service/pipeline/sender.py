@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
+import msgspec
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -171,7 +172,8 @@ class BatchSender:
             item = self.items[outcome.revision_id]
             if outcome.ok:
                 item = with_ids(item, outcome.ids)
-                self.items[item.id] = replace(item, step=next_position(self.ctx.steps, index, item))
+                step = next_position(self.ctx.steps, index, item)
+                self.items[item.id] = msgspec.structs.replace(item, step=step)
             else:
                 self.stopped.add(item.id)
         self.pending.extend(outcomes)
@@ -181,7 +183,7 @@ class BatchSender:
         (an incident that exists already needs no create)."""
         step = self.ctx.steps[index]
         for item in [i for i in self._live() if i.step == step.name and not step.wants(i)]:
-            moved = replace(item, step=next_position(self.ctx.steps, index, item))
+            moved = msgspec.structs.replace(item, step=next_position(self.ctx.steps, index, item))
             self.items[item.id] = moved
             if moved.step == DONE:
                 # Completed by an attempt row that says why, like every other completion.

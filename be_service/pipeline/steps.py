@@ -10,10 +10,12 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
+
+import msgspec
 
 from be_service.models import DONE, FIRST_STEP, STEP_NAME_MAX
 
@@ -76,9 +78,11 @@ def truncate(text: str | None, limit: int = RESPONSE_KEEP_CHARS) -> str | None:
 PlatformIds = Mapping[str, Mapping[str, Any]]
 
 
-@dataclass(frozen=True)
-class Item:
-    """A claimed revision as the steps see it: the ticket's fields and what earlier steps got."""
+class Item(msgspec.Struct, frozen=True):
+    """A claimed revision as the steps see it: the ticket's fields and what earlier steps got.
+
+    A struct, not a dataclass: the sender derives a new one per revision and step (with its
+    new ids and position), ~8 µs each with dataclasses.replace."""
 
     # Which revision, and how far it has got.
     id: int
@@ -95,7 +99,7 @@ class Item:
     description: str
     work_order_subject: str
     work_order_description: str
-    ids: PlatformIds = field(default_factory=dict)
+    ids: PlatformIds = msgspec.field(default_factory=dict)
     # The WM's ownership generation it was delivered under (pipeline/fence.py).
     generation: int | None = None
 
@@ -181,7 +185,7 @@ def rejected(step: Step, item: Item, *, response: str | None, error: str | None)
 
 def with_ids(item: Item, ids: PlatformIds) -> Item:
     """`item` with the platform entries of an outcome, each replacing that platform's whole."""
-    return replace(item, ids={**item.ids, **ids})
+    return msgspec.structs.replace(item, ids={**item.ids, **ids})
 
 
 def next_position(steps: Sequence[Step], after: int, item: Item) -> str:

@@ -57,7 +57,7 @@ async def work_once(ctx: SenderContext, *, worker: str, bell: Bell | None = None
     """Claim and send one batch; False when there was nothing to do (or processing is off).
     A full batch rings `bell`: there is likely more, for another idle worker."""
     async for session in session_scope(ctx.sessionmaker):
-        current = await settings_service.get(session)
+        current = await settings_service.for_batch(session)
         if not current.processing_enabled:
             return False
         limits = BatchLimits(

@@ -7,6 +7,7 @@ them before every batch, so a change applies to the next batch and survives rest
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -37,6 +38,24 @@ async def ensure(session: AsyncSession, *, seed: BESettings) -> None:
             "max_tickets_per_request": seed.max_tickets_per_request,
         },
     )
+
+
+class BatchSettings(NamedTuple):
+    processing_enabled: bool
+    max_retries: int
+    max_tickets_per_request: int
+
+
+_FOR_BATCH = text(
+    "SELECT processing_enabled, max_retries, max_tickets_per_request FROM be_setting WHERE id = 1"
+)
+
+
+async def for_batch(session: AsyncSession) -> BatchSettings:
+    """What a worker reads before each batch: the row's values, without loading it into
+    the session as get() does (identity map, refresh), which every batch and idle look paid."""
+    row = (await (await session.connection()).execute(_FOR_BATCH)).one()
+    return BatchSettings(*row)
 
 
 async def get(session: AsyncSession) -> BESetting:
