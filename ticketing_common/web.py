@@ -4,12 +4,12 @@ boundary (authenticate, then read the body strictly; 405 answers that list every
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any
 
 import fastapi_swagger
+import msgspec
 from fastapi import BackgroundTasks, Depends, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -89,14 +89,12 @@ async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
 
 def _strict_json(body: bytes) -> Any:
     """The JSON document in `body`; a 422 naming `body` for what is not plain JSON
-    (NaN/Infinity, invalid UTF-8, nesting deep enough to exhaust the parser's stack)."""
-
-    def refuse(constant: str) -> Any:
-        raise ValueError(f"{constant} is not JSON")
-
+    (NaN/Infinity, a number out of range, invalid UTF-8, nesting deep enough to exhaust the
+    parser's stack). msgspec parses it: the BEs' intake batches and reports are the busiest
+    bodies, and it builds the same objects as json.loads in about half the time."""
     try:
-        return json.loads(body, parse_constant=refuse)
-    except (ValueError, RecursionError) as exc:
+        return msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError) as exc:
         message = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise ValidationFailed(
             f"invalid JSON body: {message}", details=[ErrorDetail("body", message)]
