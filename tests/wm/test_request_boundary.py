@@ -68,3 +68,29 @@ async def test_405_lists_every_method_of_the_path(client: httpx.AsyncClient) -> 
         response = await client.request(method, "/api/v1/settings", headers=ADMIN)
         assert response.status_code == 405
         assert set(response.headers["allow"].split(", ")) >= {"GET", "PATCH"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"window_hours": "\xff"}', b'{"window_hours": NaN}', b'{"window_hours": 1e400}'],
+    ids=["bad-utf8", "nan", "overflow"],
+)
+async def test_a_body_that_is_not_plain_json_is_422_on_body(
+    client: httpx.AsyncClient, body: bytes
+) -> None:
+    """Invalid UTF-8, NaN and a number no float holds are refused before the model."""
+    response = await client.patch(
+        "/api/v1/settings", content=body, headers={**ADMIN, "content-type": "application/json"}
+    )
+    assert fields(response) == ["body"]
+
+
+async def test_a_utf8_byte_order_mark_is_tolerated(client: httpx.AsyncClient) -> None:
+    """Some clients (Windows) start a UTF-8 body with a byte order mark."""
+    response = await client.patch(
+        "/api/v1/settings",
+        content=b"\xef\xbb\xbf" + b'{"window_hours": 12}',
+        headers={**ADMIN, "content-type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["window_hours"] == 12
