@@ -23,7 +23,7 @@ from wm_service.schemas import PushResult
 from wm_service.services import push_plan
 from wm_service.services.bulk import driver_connection
 from wm_service.services.ingestion import BULK_TABLES, process_push
-from wm_service.services.push_plan import PushApplier
+from wm_service.services.push_plan import PlanChunk, PushApplier
 
 Sessions = async_sessionmaker[AsyncSession]
 scope = contextlib.asynccontextmanager(session_scope)
@@ -42,7 +42,12 @@ async def sessions(wm_database_url: str) -> AsyncIterator[tuple[Sessions, Statis
 
 
 async def decide(
-    sessionmaker: Sessions, *, at: datetime, chunk_size: int = CHUNK, value: float = 21.0
+    sessionmaker: Sessions,
+    *,
+    at: datetime,
+    chunk_size: int = CHUNK,
+    value: float = 21.0,
+    kind: str = "snr-upstream",
 ) -> PushResult:
     """A push of one critical sample per entity at `at - 1 min`, as the push route runs it
     (without an applier: what it stores stays stored, as after a crash)."""
@@ -51,7 +56,7 @@ async def decide(
     async with scope(sessionmaker) as session:
         result, _ = await process_push(
             session,
-            kind="snr-upstream",
+            kind=kind,
             push=checked,
             received_at=at,
             targets=[],
@@ -170,8 +175,7 @@ async def test_a_chunk_interrupted_while_written_is_written_whole_once_later(
             raise ConnectionError("database gone mid-chunk")
 
     monkeypatch.setattr(push_plan, "write", failing_second)
-    with pytest.raises(ConnectionError):
-        await applier(sessionmaker, statistics).apply_stored()
+    assert await applier(sessionmaker, statistics).apply_stored() == 3
     assert await stored_chunks(sessionmaker) == [3, 3, 1]
     assert sum(len(v) for v in (await written(sessionmaker)).values()) == 3
 
@@ -192,3 +196,22 @@ async def test_the_next_push_of_the_kind_writes_what_is_left_before_it_decides(
     assert later.revisions_to_write == 0
     assert await stored_chunks(sessionmaker) == []
     assert await written(sessionmaker) == {e: [(1, 1), (2, 1)] for e in ENTITIES}
+
+
+async def test_a_kind_whose_chunks_keep_failing_holds_no_other_kind_back(
+    sessions: tuple[Sessions, StatisticsRefresher], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessionmaker, statistics = sessions
+    await decide(sessionmaker, at=T0)
+    await decide(sessionmaker, at=T0, kind="ds-service-group", value=95.0)
+    assert await stored_chunks(sessionmaker) == [3, 3, 3, 1] * 2
+    real_write = push_plan.write
+
+    async def failing_snr(session: AsyncSession, db: Any, chunk: PlanChunk, **kw: Any) -> None:
+        if chunk.kind == "snr-upstream":
+            raise RuntimeError("this kind's chunks cannot be written")
+        await real_write(session, db, chunk, **kw)
+
+    monkeypatch.setattr(push_plan, "write", failing_snr)
+    assert await applier(sessionmaker, statistics).apply_stored() == len(ENTITIES)
+    assert await stored_chunks(sessionmaker) == [3, 3, 3, 1]

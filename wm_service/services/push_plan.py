@@ -356,22 +356,37 @@ class PushApplier(LoopWorker):
         self._bell.ring()
 
     async def apply_stored(self) -> int:
-        """Write every stored chunk, a transaction each; the revisions written."""
+        """Write every stored chunk, a transaction each; the revisions written. A kind whose
+        chunk fails is left for the next pass (logged) while the other kinds go on: one
+        kind's trouble must not hold every other kind's tickets back."""
+        async with _scope(self._sessionmaker) as session:
+            db = await driver_connection(session)
+            rows = await db.fetch("SELECT DISTINCT push_kind FROM push_plan ORDER BY push_kind")
+        return sum([await self._apply_kind(row["push_kind"]) for row in rows])
+
+    async def _apply_kind(self, push_kind: str) -> int:
+        """Write `push_kind`'s stored chunks until none is left or one fails (logged: it is
+        tried again next pass); the revisions written."""
         total = 0
         while True:
-            async with _scope(self._sessionmaker) as session:
-                db = await driver_connection(session)
-                push_kind = await db.fetchval("SELECT push_kind FROM push_plan ORDER BY id LIMIT 1")
-                if push_kind is None:
-                    return total
-                await lock_kind(db, push_kind)
-                targets = await self._targets(session)
-                written = await write_stored(
-                    session, db, push_kind=push_kind, targets=targets, limit=1
+            try:
+                async with _scope(self._sessionmaker) as session:
+                    db = await driver_connection(session)
+                    await lock_kind(db, push_kind)
+                    targets = await self._targets(session)
+                    written = await write_stored(
+                        session, db, push_kind=push_kind, targets=targets, limit=1
+                    )
+            except Exception:
+                log.exception(
+                    "writing a big push's planned revisions failed; retrying",
+                    extra={"kind": push_kind},
                 )
+                return total
+            if not written:
+                return total
             total += written
-            if written:
-                self._written()
+            self._written()
 
     async def _loop(self) -> None:
         while True:
@@ -382,5 +397,6 @@ class PushApplier(LoopWorker):
                     if self._statistics.due(written):
                         await self._statistics.refresh()
             except Exception:
+                # The database itself (listing the kinds); each kind's failures are logged above.
                 log.exception("writing a big push's planned revisions failed; retrying")
             await self._bell.wait(self._poll_seconds)
