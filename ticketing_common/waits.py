@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from abc import ABC, abstractmethod
 
 
 async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:
@@ -71,14 +72,15 @@ class Bell:
         return True
 
 
-class LoopWorker:
+class LoopWorker(ABC):
     """A worker whose work is one loop (`_loop`), run from start() until stop()."""
 
     task_name = "worker"
     _task: asyncio.Task[None] | None = None
 
+    @abstractmethod
     async def _loop(self) -> None:
-        raise NotImplementedError
+        """The worker's work, until it is cancelled."""
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name=self.task_name)

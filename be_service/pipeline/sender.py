@@ -35,6 +35,7 @@ from be_service.pipeline.steps import (
     truncate,
     with_ids,
 )
+from be_service.services.settings import BatchLimits
 from ticketing_common.backoff import Backoff
 from ticketing_common.db import session_scope
 
@@ -64,14 +65,6 @@ class SenderContext:
 
     def __post_init__(self) -> None:
         check_step_list(self.steps)
-
-
-@dataclass(frozen=True)
-class BatchLimits:
-    """The run-time settings in effect for this batch."""
-
-    max_retries: int
-    max_tickets_per_request: int
 
 
 class BatchSender:

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 
 from be_service.pipeline import store
-from be_service.pipeline.sender import BatchLimits, BatchSender, SenderContext
+from be_service.pipeline.sender import BatchSender, SenderContext
 from be_service.services import settings as settings_service
 from ticketing_common.db import session_scope
 from ticketing_common.lease import keep_lease
@@ -57,13 +57,9 @@ async def work_once(ctx: SenderContext, *, worker: str, bell: Bell | None = None
     """Claim and send one batch; False when there was nothing to do (or processing is off).
     A full batch rings `bell`: there is likely more, for another idle worker."""
     async for session in session_scope(ctx.sessionmaker):
-        current = await settings_service.for_batch(session)
-        if not current.processing_enabled:
+        limits = await settings_service.for_batch(session)
+        if limits is None:
             return False
-        limits = BatchLimits(
-            max_retries=current.max_retries,
-            max_tickets_per_request=current.max_tickets_per_request,
-        )
         claimed = await store.claim_batch(
             session,
             worker=worker,
@@ -71,7 +67,7 @@ async def work_once(ctx: SenderContext, *, worker: str, bell: Bell | None = None
             lease_seconds=ctx.lease_seconds,
             fence=ctx.fence,
         )
-    if not claimed:
+    if limits is None or not claimed:  # (None returned above; mypy cannot see it here)
         return False
     if bell is not None and len(claimed) >= limits.max_tickets_per_request:
         bell.ring()

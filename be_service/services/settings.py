@@ -6,8 +6,8 @@ them before every batch, so a change applies to the next batch and survives rest
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import NamedTuple
 
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -40,8 +40,10 @@ async def ensure(session: AsyncSession, *, seed: BESettings) -> None:
     )
 
 
-class BatchSettings(NamedTuple):
-    processing_enabled: bool
+@dataclass(frozen=True)
+class BatchLimits:
+    """The run-time settings in effect for one batch."""
+
     max_retries: int
     max_tickets_per_request: int
 
@@ -51,11 +53,14 @@ _FOR_BATCH = text(
 )
 
 
-async def for_batch(session: AsyncSession) -> BatchSettings:
-    """What a worker reads before each batch: the row's values, without loading it into
-    the session as get() does (identity map, refresh), which every batch and idle look paid."""
-    row = (await (await session.connection()).execute(_FOR_BATCH)).one()
-    return BatchSettings(*row)
+async def for_batch(session: AsyncSession) -> BatchLimits | None:
+    """What a worker reads before each batch; None while processing is off. The row's values
+    only, without loading it into the session as get() does (identity map, refresh), which
+    every batch and idle look paid."""
+    enabled, max_retries, max_tickets = (
+        await (await session.connection()).execute(_FOR_BATCH)
+    ).one()
+    return BatchLimits(max_retries, max_tickets) if enabled else None
 
 
 async def get(session: AsyncSession) -> BESetting:

@@ -32,6 +32,7 @@ from ticketing_common.db import StatisticsRefresher, session_scope
 from ticketing_common.waits import Bell, LoopWorker
 from wm_service import kinds
 from wm_service.distribution.assignment import choose_for_push
+from wm_service.kinds import KindSpec
 from wm_service.services.bulk import driver_connection
 from wm_service.services.critical import WindowStats
 from wm_service.services.lifecycle import Decision
@@ -207,7 +208,7 @@ async def write(
     if not revisions:
         return
     spec = kinds.get(chunk.kind)
-    payloads = [_ENCODER.encode(_document(r, chunk)).decode() for r in revisions]
+    payloads = [_ENCODER.encode(_document(r, chunk, spec)).decode() for r in revisions]
     ticket_ids = [r.ticket_id for r in revisions]
     numbers = [r.revision for r in revisions]
     actions = [r.action for r in revisions]
@@ -244,10 +245,10 @@ async def write(
     )
 
 
-def _document(r: PlannedRevision, chunk: PlanChunk) -> dict[str, Any]:
+def _document(r: PlannedRevision, chunk: PlanChunk, spec: KindSpec) -> dict[str, Any]:
     return build_document(
         ticket_id=r.ticket_id,
-        spec=kinds.get(chunk.kind),
+        spec=spec,
         entity_id=r.entity_id,
         revision=r.revision,
         action=r.action,
