@@ -49,7 +49,7 @@ from ticketing_common.db import (
 from ticketing_common.lease import worker_name
 from ticketing_common.logging import configure_logging
 from ticketing_common.metrics import install_metrics_route, set_gauge_family
-from ticketing_common.migrate import readiness_problems, upgrade_to_head
+from ticketing_common.migrate import ensure_at_head, head_revision, readiness_problems
 from ticketing_common.retention import RetentionPolicy, RetentionWorker
 from ticketing_common.web import add_health_routes, create_base_app
 
@@ -103,9 +103,10 @@ async def _database(settings: BESettings, app: FastAPI) -> AsyncIterator[None]:
     log.info("BE %s on database %s", settings.name, redact_url(url))
     engine = None
     try:
-        await upgrade_to_head("be", url)
         engine = create_engine(url, pool_size=settings.db_pool_size)
         app.state.engine = engine
+        if await ensure_at_head("be", url, engine):
+            log.info("BE database migrated to %s", head_revision("be"))
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.statistics = StatisticsRefresher(
             engine, ("ticket_revision",), min_rows=500, min_interval=10.0

@@ -26,7 +26,7 @@ from ticketing_common.db import (
 )
 from ticketing_common.logging import configure_logging
 from ticketing_common.metrics import install_metrics_route, set_gauge_family
-from ticketing_common.migrate import readiness_problems, upgrade_to_head
+from ticketing_common.migrate import ensure_at_head, head_revision, readiness_problems
 from ticketing_common.retention import RetentionPolicy, RetentionWorker
 from ticketing_common.web import add_health_routes, create_base_app
 from wm_service.config import WMSettings
@@ -91,22 +91,24 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configured, data_dir=config.data_dir, database=config.database_name
     )
     try:
-        log.info("WM database %s: migrating to head", redact_url(url))
-        await upgrade_to_head("wm", url)
         engine = create_engine(url)
         app.state.engine = engine
-        app.state.sessionmaker = make_sessionmaker(engine)
-        app.state.statistics = StatisticsRefresher(
-            engine, ingestion.BULK_TABLES, min_rows=500, min_interval=10.0
-        )
-        workers = _background_workers(app)
         try:
-            for worker in workers:
-                await worker.start()
-            yield
+            if await ensure_at_head("wm", url, engine):
+                log.info("WM database %s migrated to %s", redact_url(url), head_revision("wm"))
+            app.state.sessionmaker = make_sessionmaker(engine)
+            app.state.statistics = StatisticsRefresher(
+                engine, ingestion.BULK_TABLES, min_rows=500, min_interval=10.0
+            )
+            workers = _background_workers(app)
+            try:
+                for worker in workers:
+                    await worker.start()
+                yield
+            finally:
+                for worker in reversed(workers):
+                    await worker.stop()
         finally:
-            for worker in reversed(workers):
-                await worker.stop()
             await engine.dispose()
     finally:
         if started_server is not None:

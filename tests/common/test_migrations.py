@@ -1,15 +1,30 @@
-"""Both services' migrations: reversible, and in step with the models (no autogenerate drift)."""
+"""Both services' migrations: reversible, in step with the models (no autogenerate drift),
+and run by a serving process without importing Alembic into it."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
+import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import SERVICES, DatabaseFactory
-from ticketing_common.migrate import downgrade_to, head_revision, upgrade_to_head
+from ticketing_common.db import asyncpg_dsn, create_engine
+from ticketing_common.migrate import (
+    alembic_config,
+    current_revision,
+    downgrade_to,
+    ensure_at_head,
+    head_revision,
+    upgrade_to_head,
+)
 
 
 def _metadata(service: str) -> MetaData:
@@ -72,6 +87,65 @@ async def test_models_and_migrations_do_not_drift(
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_each_service_has_a_single_migration_head(service: str) -> None:
-    """One linear history per service: a second head would make `upgrade head` ambiguous."""
-    assert head_revision(service) is not None
+def test_the_head_read_from_the_migration_files_is_alembics(service: str) -> None:
+    """One linear history per service (a second head would make `upgrade head` ambiguous),
+    and the files' own reading of its head agrees with Alembic's."""
+    script = ScriptDirectory.from_config(alembic_config(service, "postgresql://unused/x"))
+    assert script.get_heads() == [head_revision(service)]
+
+
+_SERVING_PROCESS = """
+import asyncio, os, sys
+from ticketing_common.db import create_engine
+from ticketing_common.migrate import current_revision, ensure_at_head
+
+async def main(service, url):
+    engine = create_engine(url)
+    try:
+        migrated = await ensure_at_head(service, url, engine)
+        again = await ensure_at_head(service, url, engine)
+        print(migrated, again, await current_revision(engine), "alembic" in sys.modules)
+    finally:
+        await engine.dispose()
+
+asyncio.run(main(sys.argv[1], os.environ["TEST_DATABASE_URL"]))
+"""
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_serving_process_migrates_in_a_child_and_never_imports_alembic(
+    service: str, database_factory: DatabaseFactory
+) -> None:
+    """An empty database is brought to head by a child process; the next start finds it at
+    head and runs nothing; Alembic's modules never enter the serving process."""
+    url = database_factory.empty()
+    try:
+        finished = subprocess.run(
+            [sys.executable, "-c", _SERVING_PROCESS, service],
+            env={**os.environ, "TEST_DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        database_factory.drop(url)
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.split() == ["True", "False", head_revision(service), "False"]
+
+
+async def test_a_failing_migration_stops_the_start_with_its_error_and_changes_nothing(
+    database_factory: DatabaseFactory,
+) -> None:
+    url = database_factory.empty()
+    # The WM's first migration creates this table: here it exists already, so it fails.
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    await connection.execute("CREATE TABLE aggregation_push (squatter int)")
+    await connection.close()
+    engine = create_engine(url)
+    try:
+        with pytest.raises(RuntimeError, match=r"wm migrations failed: .*aggregation_push"):
+            await ensure_at_head("wm", url, engine)
+        assert await current_revision(engine) is None
+    finally:
+        await engine.dispose()
+        database_factory.drop(url)
