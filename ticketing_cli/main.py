@@ -29,7 +29,7 @@ from ticketing_cli.common import DATA_DIR
 from ticketing_cli.common import console as _console
 from ticketing_cli.common import dev_tokens as _dev_tokens
 from ticketing_cli.common import one_line_errors as _one_line_errors
-from ticketing_common.runtime import settle_garbage_collector
+from ticketing_common.runtime import settle_allocator, settle_garbage_collector
 from wm_service import kinds
 
 app = typer.Typer(
@@ -50,6 +50,7 @@ HOST = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 in contai
 def _serve(service: FastAPI, host: str, port: int) -> None:
     """Serve one of our services (WM or BE) until it is told to stop."""
     settle_garbage_collector()
+    settle_allocator()
     uvicorn.run(service, host=host, port=port, log_config=None, timeout_graceful_shutdown=10)
 
 

@@ -204,8 +204,16 @@ async def test_a_sample_that_can_never_count_is_still_checked(client: httpx.Asyn
 
 def test_decoding_keeps_the_samples_that_may_count_and_shares_repeated_places() -> None:
     """What a decoded push holds: samples marked critical or without severity (judged by the
-    threshold later), none marked otherwise; one copy of a market's or hub's name."""
-    place = {"market": "Monterrey", "hub": "HUB1", "ccap": "CCAP1", "service_group": "N1"}
+    threshold later), none marked otherwise; one copy of a repeated place name, channel or
+    subscriber count (above 256, which Python would not share by itself)."""
+    place = {
+        "market": "Monterrey",
+        "hub": "HUB1",
+        "ccap": "CCAP1",
+        "service_group": "N1",
+        "channel": "US-N1/0/1",
+        "subscribers": 1200,
+    }
     body = push_body(
         entry(
             "E0",

@@ -130,14 +130,15 @@ def decode_json(body: bytes | bytearray, *, now: datetime, skew: timedelta) -> P
     # A JSON string can hold a NUL only escaped: without one, no string needs a look.
     checks = _Checks(head.aggregation_id, head.generated_at, now, skew, _ESCAPED_NUL in body)
     raw_entries, head.entries = head.entries, []
-    entries, errors = [], checks.errors
     for i, raw in enumerate(raw_entries):
-        if len(errors) >= MAX_ERRORS:
+        if checks.full:
             break
         raw_entries[i] = _DECODED  # each undecoded entry is let go as soon as it is decoded
-        entries.append(checks.entry(i, _decoded(_ENTRY_DECODER, raw, i)))
+        checks.entry(i, _decoded(_ENTRY_DECODER, raw, i))
     checks.raise_if_any()
-    return Push(aggregation_id=head.aggregation_id, generated_at=head.generated_at, entries=entries)
+    return Push(
+        aggregation_id=head.aggregation_id, generated_at=head.generated_at, entries=checks.checked
+    )
 
 
 CSV_COLUMNS = (
@@ -328,9 +329,14 @@ class _Checks:
         self.nul_possible = nul_possible
         self.skew = skew
         self.latest = generated_at + skew
-        self.seen: dict[str, int] = {}
-        # Location texts repeat across entries (a hub's channels): kept once each.
+        # The entities seen so far (a set: a dict to their positions held 2 MB more per
+        # 100 000 entries, for an error message; `checked` has the positions).
+        self.seen: set[str] = set()
+        self.checked: list[Entry] = []
+        # Location texts and subscriber counts repeat across entries (a hub's channels, a
+        # service group's subscribers): kept once each.
         self.texts: dict[str, str] = {}
+        self.counts: dict[int, int] = {}
         if nul_possible and NUL in aggregation_id:
             self.errors.append(ErrorDetail("aggregation_id", NUL_MESSAGE))
         if generated_at > now + skew:
@@ -345,10 +351,10 @@ class _Checks:
     def full(self) -> bool:
         return len(self.errors) >= MAX_ERRORS
 
-    def entry(self, i: int, entry: Entry) -> Entry:
-        """`entry` checked, as kept: only its samples that may count as critical (a sample
-        with another severity is checked, then dropped: nothing reads it again), its
-        location texts shared with earlier entries'."""
+    def entry(self, i: int, entry: Entry) -> None:
+        """`entry` checked and added to `checked` as kept: only its samples that may count
+        as critical (a sample with another severity is checked, then dropped: nothing reads
+        it again), its location texts and subscriber count shared with earlier entries'."""
         errors, entity_id = self.errors, entry.entity_id
         if self.nul_possible and NUL in entity_id:
             errors.append(ErrorDetail(f"entries[{i}].entity_id", NUL_MESSAGE))
@@ -360,14 +366,15 @@ class _Checks:
                 for name in _LOCATION_COLUMNS
                 if NUL in (getattr(entry, name) or "")
             )
-        first = self.seen.setdefault(entity_id, i)
-        if first != i:
+        if entity_id in self.seen:
+            first = next(n for n, e in enumerate(self.checked) if e.entity_id == entity_id)
             errors.append(
                 ErrorDetail(
                     f"entries[{i}].entity_id",
                     f"duplicate entity {entity_id!r} (also entries[{first}])",
                 )
             )
+        self.seen.add(entity_id)
         latest, kept, bad = self.latest, [], False
         for sample in entry.samples:
             bad = bad or sample.at > latest or not math.isfinite(sample.value)
@@ -385,7 +392,11 @@ class _Checks:
             entry.ccap = share(ccap, ccap)
         if (group := entry.service_group) is not None:
             entry.service_group = share(group, group)
-        return entry
+        if (channel := entry.channel) is not None:
+            entry.channel = share(channel, channel)
+        if (subscribers := entry.subscribers) is not None:
+            entry.subscribers = self.counts.setdefault(subscribers, subscribers)
+        self.checked.append(entry)
 
     def _bad_samples(self, i: int, entry: Entry) -> None:
         for k, sample in enumerate(entry.samples):
@@ -416,8 +427,9 @@ def check_push(push: Push, *, now: datetime, skew: timedelta, nul_possible: bool
     for i, entry in enumerate(push.entries):
         if checks.full:
             break
-        push.entries[i] = checks.entry(i, entry)
+        checks.entry(i, entry)
     checks.raise_if_any()
+    push.entries = checks.checked
 
 
 def decode_push(
