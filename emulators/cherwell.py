@@ -49,13 +49,21 @@ _STATUS_NAMES = {
 
 
 def lower_keys(value: Any) -> Any:
-    """JSON with every object key lower-cased: Json.NET binds property names case-insensitively."""
+    """JSON with every object key lower-cased: Json.NET binds property names case-insensitively.
+
+    (Scalars are passed over without a call each: a 100-incident save holds 4 000 of them.)"""
     kind = type(value)
     if kind is dict:
-        return {str(k).lower(): lower_keys(v) for k, v in value.items()}
+        return {
+            str(k).lower(): v if type(v) not in _CONTAINERS else lower_keys(v)
+            for k, v in value.items()
+        }
     if kind is list:
-        return [lower_keys(v) for v in value]
+        return [v if type(v) not in _CONTAINERS else lower_keys(v) for v in value]
     return value
+
+
+_CONTAINERS = (dict, list)
 
 
 def _as_text(value: Any) -> Any:

@@ -27,6 +27,7 @@ PRIORITIES = ("Low", "Medium", "High", "Critical")
 STATUSES = ("New", "In Progress", "On Hold", "Completed", "Closed", "Cannot Complete", "Canceled")
 PICKLISTS = {"Priority": PRIORITIES, "Status": STATUSES}
 MAX_LENGTH = {"Subject": 255, "Street": 255, "City": 40, "State": 80, "Description": 32_000}
+_KNOWN_FIELDS = {name.casefold(): name for name in (*SYSTEM_FIELDS, *STANDARD_FIELDS)}
 _CHECKSUM_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -34,8 +35,11 @@ _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 def id18(id15: str) -> str:
     """Salesforce's case-safe 18-char id: three checksum chars encode the upper-case letters."""
     suffix = ""
-    for chunk in range(3):
-        bits = sum(1 << i for i, ch in enumerate(id15[chunk * 5 : chunk * 5 + 5]) if ch.isupper())
+    for chunk in range(0, 15, 5):
+        bits = 0
+        for i, ch in enumerate(id15[chunk : chunk + 5]):
+            if ch.isupper():
+                bits |= 1 << i
         suffix += _CHECKSUM_CHARS[bits]
     return id15 + suffix
 
@@ -135,9 +139,8 @@ class SfycStore:
     def canonical(self, name: str) -> str | None:
         """The API name of a WorkOrder field (names are case-insensitive); None if unknown."""
         folded = name.casefold()
-        for known in (*SYSTEM_FIELDS, *STANDARD_FIELDS):
-            if known.casefold() == folded:
-                return known
+        if known := _KNOWN_FIELDS.get(folded):
+            return known
         if folded.endswith("__c") and len(folded) > 3:
             return self._custom_names.setdefault(folded, name)
         return None
@@ -181,6 +184,7 @@ class SfycStore:
                 )
             plans.append(planned)
         any_failed = any(isinstance(p, RecordError) for p in plans)
+        stamp = sf_datetime(now)  # one request, one moment: formatted once
         results: list[dict[str, Any]] = []
         for plan in plans:
             if isinstance(plan, RecordError):
@@ -188,7 +192,7 @@ class SfycStore:
             elif all_or_none and any_failed:
                 results.append(_failure(ROLLED_BACK))
             else:
-                record_id, created = self._apply(external_field, plan, now)
+                record_id, created = self._apply(external_field, plan, stamp)
                 results.append({"id": record_id, "success": True, "errors": [], "created": created})
         return results
 
@@ -234,10 +238,9 @@ class SfycStore:
             values[api_name] = value
         return _Planned(key, values)
 
-    def _apply(self, external_field: str, plan: _Planned, now: datetime) -> tuple[str, bool]:
+    def _apply(self, external_field: str, plan: _Planned, stamp: str) -> tuple[str, bool]:
         index = self._by_external[external_field.casefold()]
         record_id = index.get(plan.key)
-        stamp = sf_datetime(now)
         if record_id is not None:
             record = self.records[record_id]
             record.update(plan.values)
