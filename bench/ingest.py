@@ -3,15 +3,17 @@
 By default it starts `ticketing wm` on a free 127.0.0.1 port with a throw-away embedded
 Postgres, pushes a generated snr-upstream aggregation (100 000 entries x 4 samples, about 5 %
 critical) and then the same samples again under a new aggregation_id (a "full" push: nothing
-new, every ticket unchanged), prints the figures and stops the WM. `--url` and `--token`
-target a WM that is already running instead (its RSS is then not measured).
+new, every ticket unchanged), prints the figures and stops the WM. `--repeats N` sends N
+such full pushes (the WM's peak after many pushes: the allocator keeps some of what earlier
+ones freed). `--url` and `--token` target a WM that is already running instead (its RSS is
+then not measured).
 
 `--planned-work` runs it twice on fresh WMs, without and then with 200 maintenance windows
 (100 covering a service group at push time, 100 daily ones that do not) and service-group
 correlation on (group_min_channels 3), and prints how much slower the second run is.
 
     .venv/bin/python bench/ingest.py [--entries 100000] [--samples 4] [--critical 0.05]
-                                     [--planned-work]
+                                     [--repeats 1] [--planned-work]
 """
 
 from __future__ import annotations
@@ -194,7 +196,7 @@ def planned_work(url: str, token: str, generated_at: datetime, windows: int = 20
 def run(
     args: argparse.Namespace, bodies: list[bytes], generated_at: datetime, planned: bool
 ) -> list[float]:
-    """Both pushes against one WM (started here unless --url); their durations."""
+    """The pushes against one WM (started here unless --url); their durations."""
     elapsed_all = []
     with tempfile.TemporaryDirectory(prefix="wm-bench-") as data_dir:
         process = None
@@ -206,11 +208,8 @@ def run(
         try:
             if planned:
                 planned_work(url, token, generated_at)
-            idle = psutil.Process(process.pid).memory_info().rss if process else None
-            for label, body in (
-                ("first push (opens tickets)", bodies[0]),
-                ("repeated full push (unchanged)", bodies[1]),
-            ):
+            for label, body in zip(_labels(len(bodies)), bodies, strict=True):
+                before = psutil.Process(process.pid).memory_info().rss if process else None
                 monitor = PeakRss(process.pid) if process else None
                 with monitor or contextlib.nullcontext():
                     elapsed, result = push(url, token, body)
@@ -227,11 +226,11 @@ def run(
                         f"  its {result['revisions_to_write']} revisions written "
                         f"{written_after:.2f} s after the answer"
                     )
-                if monitor and idle:
+                if monitor and before:
                     print(
                         f"  WM peak RSS (VmHWM{', since start' if monitor.since_start else ''})"
                         f" {monitor.peak / 2**20:.0f} MiB = {monitor.peak / 1e6:.0f} MB, "
-                        f"target <= 180 MB (idle before the pushes {idle / 2**20:.0f} MiB)"
+                        f"target <= 180 MB (RSS before this push {before / 2**20:.0f} MiB)"
                     )
         finally:
             if process is not None:
@@ -241,6 +240,13 @@ def run(
                 except subprocess.TimeoutExpired:
                     process.kill()
     return elapsed_all
+
+
+def _labels(pushes: int) -> list[str]:
+    repeated = ["repeated full push (unchanged)"] * (pushes - 1)
+    if pushes > 2:
+        repeated = [f"repeated full push {n} (unchanged)" for n in range(1, pushes)]
+    return ["first push (opens tickets)", *repeated]
 
 
 def main() -> None:
@@ -255,16 +261,26 @@ def main() -> None:
         action="store_true",
         help="compare with 200 maintenance windows and correlation on (starts its own WMs)",
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="full pushes after the first (each measured alone: the peak after many pushes)",
+    )
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     if args.planned_work and args.url:
         parser.error("--planned-work starts its own WMs: drop --url")
 
     run_id = secrets.token_hex(4)
-    # Both pushes carry the same samples, so the second one finds nothing new.
+    # Every push carries the same samples, so the ones after the first find nothing new.
     generated_at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
-    bodies = [
-        generate(args.entries, args.samples, args.critical, f"bench-{run_id}-{n}", generated_at)
-        for n in (1, 2)
+    first_id = f"bench-{run_id}-0"
+    first = generate(args.entries, args.samples, args.critical, first_id, generated_at)
+    bodies = [first] + [
+        first.replace(first_id.encode(), f"bench-{run_id}-{n}".encode(), 1)
+        for n in range(1, args.repeats + 1)
     ]
     print(
         f"push body: {args.entries} entries x {args.samples} samples, "
@@ -277,7 +293,7 @@ def main() -> None:
     plain = run(args, bodies, generated_at, planned=False)
     print("-- 200 maintenance windows, correlation on (group_min_channels 3)")
     planned = run(args, bodies, generated_at, planned=True)
-    for label, before, after in zip(("first push", "repeated push"), plain, planned, strict=True):
+    for label, before, after in zip(_labels(len(bodies)), plain, planned, strict=True):
         print(f"{label}: {before:.2f} s → {after:.2f} s ({(after / before - 1) * 100:+.1f} %)")
 
 
