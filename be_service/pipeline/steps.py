@@ -10,7 +10,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -107,9 +107,11 @@ class Item(msgspec.Struct, frozen=True):
         return (self.ids.get(platform) or {}).get(key)
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """One try of one step on one revision: becomes an attempt row and the revision's move."""
+class Outcome(msgspec.Struct, frozen=True):
+    """One try of one step on one revision: becomes an attempt row and the revision's move.
+
+    A struct like Item: a batch makes one per revision and step (2 µs each as a frozen
+    dataclass, 0.1 µs as a struct)."""
 
     revision_id: int
     operation: str  # the step's name
@@ -119,7 +121,7 @@ class Outcome:
     response: str | None = None
     error: str | None = None
     # On success: the platform entries it learnt, each whole ({"sfyc": {"id", "number"}}).
-    ids: PlatformIds = field(default_factory=dict)
+    ids: PlatformIds = msgspec.field(default_factory=dict)
     # On failure: whom it is about, may it be tried again, how long the platform asked us to
     # wait, and the least wait before the revision is taken again.
     cause: Cause = Cause.ticket
