@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ticketing_common.db import normalize_url
+from ticketing_common.db import normalize_url, redact_url
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -138,7 +138,8 @@ async def ensure_at_head(service: str, url: str, engine: AsyncEngine) -> bool:
         raise
     if child.returncode != 0:
         tail = errors.decode(errors="replace").strip().splitlines()[-5:]
-        raise RuntimeError(f"{service} migrations failed: " + " | ".join(tail))
+        # The error goes to the log: a connection URL in it loses its password.
+        raise RuntimeError(f"{service} migrations failed: " + redact_url(" | ".join(tail)))
     return True
 
 
