@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
+import logging
 import os
 import sys
+import traceback
 import zlib
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,6 +33,8 @@ from ticketing_common.db import normalize_url, redact_url
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_ROOT = Path(__file__).resolve().parent.parent / "migrations"
 # How the child process of `ensure_at_head` gets its database URL: an environment variable,
@@ -51,41 +57,58 @@ def advisory_lock_key(service: str) -> int:
     return zlib.crc32(f"ticketing-migrations:{service}".encode())
 
 
-@cache
-def head_revision(service: str) -> str:
-    """The newest revision in `migrations/<service>/versions/`, read from the files.
+@dataclass(frozen=True)
+class History:
+    """A service's migrations as their files declare them."""
 
-    Each file names its `revision` and the `down_revision` it follows; the head is the one
-    revision no other file follows. Alembic would find the same (a test checks), but
-    importing it is what a serving process avoids.
+    revisions: frozenset[str]
+    head: str
+
+
+@cache
+def history(service: str) -> History:
+    return read_history(MIGRATIONS_ROOT / service / "versions")
+
+
+def head_revision(service: str) -> str:
+    return history(service).head
+
+
+def read_history(versions: Path) -> History:
+    """The revisions in a versions folder and their head, read from the files.
+
+    Each file names its `revision` and the `down_revision` it follows (a merge names
+    several); the head is the one revision no other file follows. Alembic would find the
+    same (a test checks), but importing it is what a serving process avoids.
     """
     revisions: set[str] = set()
     followed: set[str] = set()
-    for path in (MIGRATIONS_ROOT / service / "versions").glob("*.py"):
+    for path in sorted(versions.glob("*.py")):
+        if path.name.startswith(("_", ".")):
+            continue
         declared = _declared(path)
-        revisions.add(declared["revision"])
-        if declared.get("down_revision"):
-            followed.add(declared["down_revision"])
+        revision, down = declared.get("revision"), declared.get("down_revision")
+        if not isinstance(revision, str):
+            raise RuntimeError(f"{path} declares no revision")
+        revisions.add(revision)
+        followed.update([down] if isinstance(down, str) else down or ())
     heads = revisions - followed
     if len(heads) != 1:
-        raise RuntimeError(f"{service} migrations have {len(heads)} heads: {sorted(heads)}")
-    return heads.pop()
+        raise RuntimeError(f"{versions} has {len(heads)} heads: {sorted(heads)}")
+    return History(frozenset(revisions), heads.pop())
 
 
-def _declared(path: Path) -> dict[str, str]:
-    """The module-level string assignments of a migration file (revision, down_revision)."""
-    names: dict[str, str] = {}
+def _declared(path: Path) -> dict[str, Any]:
+    """A migration file's module-level constants (revision, down_revision, ...)."""
+    names: dict[str, Any] = {}
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
         target: ast.expr | None = node.target if isinstance(node, ast.AnnAssign) else None
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target = node.targets[0]
         value = getattr(node, "value", None)
-        if (
-            isinstance(target, ast.Name)
-            and isinstance(value, ast.Constant)
-            and isinstance(value.value, str)
-        ):
-            names[target.id] = value.value
+        if isinstance(target, ast.Name) and value is not None:
+            with contextlib.suppress(ValueError, TypeError, SyntaxError, RecursionError):
+                names[target.id] = ast.literal_eval(value)
     return names
 
 
@@ -115,12 +138,24 @@ async def ensure_at_head(service: str, url: str, engine: AsyncEngine) -> bool:
     """Bring the database to the head without importing Alembic here; True if it migrated.
 
     At head already (every restart) this is one query. Behind, a child process
-    (`python -m ticketing_common.migrate <service>`) migrates and this waits for it; its
-    error output is raised if it fails. A cancelled start stops the child: each migration
-    runs in one transaction, so a stopped one is rolled back whole.
+    (`python -m ticketing_common.migrate <service>`) migrates and this waits for it; if it
+    fails, its output is logged and its error raised. A database at a revision these files
+    do not know (newer code migrated it) is refused before anything runs. A cancelled start
+    kills the child: all pending migrations run in one transaction, so Postgres rolls the
+    run back whole (and frees the advisory lock) once it sees the connection gone.
     """
-    if await current_revision(engine) == head_revision(service):
+    known = history(service)
+    current = await current_revision(engine)
+    if current == known.head:
         return False
+    if current is not None and current not in known.revisions:
+        raise RuntimeError(
+            f"{service} database is at revision {current}, which this code does not know "
+            f"(its head is {known.head}): newer code has migrated it"
+        )
+    log.info(
+        "%s database at %s, code at %s: migrating", service, current or "no schema", known.head
+    )
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -132,14 +167,21 @@ async def ensure_at_head(service: str, url: str, engine: AsyncEngine) -> bool:
     )
     try:
         _, errors = await child.communicate()
-    except asyncio.CancelledError:
-        child.kill()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):  # it may have ended on its own
+            child.kill()
         await child.wait()
         raise
     if child.returncode != 0:
-        tail = errors.decode(errors="replace").strip().splitlines()[-5:]
-        # The error goes to the log: a connection URL in it loses its password.
-        raise RuntimeError(f"{service} migrations failed: " + redact_url(" | ".join(tail)))
+        # Logged and raised: a connection URL in them loses its password.
+        output = redact_url(errors.decode(errors="replace").strip())
+        log.error("%s migrations failed; their output:\n%s", service, output)
+        lines = output.splitlines()
+        summary = next((line for line in reversed(lines) if line.startswith(_SUMMARY)), "")
+        raise RuntimeError(
+            f"{service} migrations failed: "
+            + (summary.removeprefix(_SUMMARY) or " | ".join(lines[-5:]))
+        )
     return True
 
 
@@ -164,10 +206,21 @@ async def readiness_problems(engine: AsyncEngine, service: str) -> dict[str, str
     return {}
 
 
+# The child's last line when it fails: the error in one line (a SQLAlchemy error's text
+# starts with what went wrong, then quotes the statement over many lines).
+_SUMMARY = "migration failed: "
+
+
 def _main() -> None:
     """The child process of ensure_at_head: `python -m ticketing_common.migrate wm|be`."""
     service = sys.argv[1]
-    _upgrade(service, os.environ[URL_VARIABLE], "head")
+    try:
+        _upgrade(service, os.environ[URL_VARIABLE], "head")
+    except Exception as exc:
+        traceback.print_exc()
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        print(f"{_SUMMARY}{type(exc).__name__}: {first_line}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -90,12 +90,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     url, started_server = await resolve_database_url(
         configured, data_dir=config.data_dir, database=config.database_name
     )
+    log.info("WM on database %s", redact_url(url))
     try:
         engine = create_engine(url)
         app.state.engine = engine
         try:
             if await ensure_at_head("wm", url, engine):
-                log.info("WM database %s migrated to %s", redact_url(url), head_revision("wm"))
+                log.info("WM database migrated to %s", head_revision("wm"))
             app.state.sessionmaker = make_sessionmaker(engine)
             app.state.statistics = StatisticsRefresher(
                 engine, ingestion.BULK_TABLES, min_rows=500, min_interval=10.0
