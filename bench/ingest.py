@@ -105,7 +105,10 @@ class PeakRss:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.peak = self._status("VmHWM")
+        try:
+            self.peak = self._status("VmHWM")
+        except OSError:  # the WM is gone: the push itself failed and says why
+            self.peak = 0
 
 
 def _free_port() -> int:
@@ -226,7 +229,7 @@ def run(
                         f"  its {result['revisions_to_write']} revisions written "
                         f"{written_after:.2f} s after the answer"
                     )
-                if monitor and before:
+                if monitor and monitor.peak and before:
                     print(
                         f"  WM peak RSS (VmHWM{', since start' if monitor.since_start else ''})"
                         f" {monitor.peak / 2**20:.0f} MiB = {monitor.peak / 1e6:.0f} MB, "

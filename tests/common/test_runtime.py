@@ -24,9 +24,9 @@ def test_settling_freezes_what_exists_and_collects_the_young_generation_less_oft
     assert out == ["700", str(YOUNG_COLLECTION_EVERY), "True", "True"]
 
 
-_ALLOCATION_AFTER_A_BIG_ONE = """
+_ALLOCATIONS = """
 import ctypes, sys
-from ticketing_common.runtime import settle_allocator
+from ticketing_common.runtime import MMAP_THRESHOLD, settle_allocator
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in (
@@ -37,25 +37,31 @@ libc = ctypes.CDLL("libc.so.6")
 libc.mallinfo2.restype = MallInfo2
 if sys.argv[1] == "settled":
     assert settle_allocator()
+elif sys.argv[1] == "mmap threshold only":
+    libc.mallopt(-3, MMAP_THRESHOLD)
 big = bytearray(16 * 2**20)
 del big
 before = libc.mallinfo2().hblkhd
 second = bytearray(8 * 2**20)
-print(libc.mallinfo2().hblkhd - before >= 8 * 2**20)
+mapped = libc.mallinfo2().hblkhd - before >= 8 * 2**20
+del second
+medium = bytearray(750_000)
+del medium
+kept = libc.mallinfo2().keepcost >= 750_000
+print(mapped, kept)
 """
 
 
-def test_settling_keeps_big_buffers_mapped_after_a_bigger_one_was_freed() -> None:
-    """glibc alone serves the 8 MB buffer from its heap once a 16 MB one was freed (and
-    keeps that heap); settled, it maps it and unmaps it when freed."""
+def _allocations(mode: str) -> list[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _ALLOCATIONS, mode], capture_output=True, text=True, check=True
+    ).stdout.split()
 
-    def mapped(mode: str) -> str:
-        return subprocess.run(
-            [sys.executable, "-c", _ALLOCATION_AFTER_A_BIG_ONE, mode],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
 
-    assert mapped("settled") == "True"
-    assert mapped("default") == "False"
+def test_settling_maps_big_buffers_and_keeps_freed_medium_ones_for_the_next() -> None:
+    """glibc alone serves the 8 MB buffer from its heap once a 16 MB one was freed (and keeps
+    that heap); settled, it maps it and unmaps it when freed. A freed 750 KB block at the top
+    of the heap stays for the next one, which a fixed mmap threshold alone would give back."""
+    assert _allocations("settled") == ["True", "True"]
+    assert _allocations("default") == ["False", "True"]
+    assert _allocations("mmap threshold only") == ["True", "False"]
