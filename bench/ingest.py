@@ -246,9 +246,9 @@ def run(
 
 
 def _labels(pushes: int) -> list[str]:
-    repeated = ["repeated full push (unchanged)"] * (pushes - 1)
-    if pushes > 2:
-        repeated = [f"repeated full push {n} (unchanged)" for n in range(1, pushes)]
+    if pushes == 2:
+        return ["first push (opens tickets)", "repeated full push (unchanged)"]
+    repeated = (f"repeated full push {n} (unchanged)" for n in range(1, pushes))
     return ["first push (opens tickets)", *repeated]
 
 

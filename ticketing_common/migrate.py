@@ -40,6 +40,9 @@ MIGRATIONS_ROOT = Path(__file__).resolve().parent.parent / "migrations"
 # How the child process of `ensure_at_head` gets its database URL: an environment variable,
 # never an argument (another user's `ps` would show an argument, password and all).
 URL_VARIABLE = "TICKETING_MIGRATE_URL"
+# The child's last line when it fails: the error in one line (a SQLAlchemy error's text
+# starts with what went wrong, then quotes the statement over many lines).
+_SUMMARY = "migration failed: "
 
 
 def alembic_config(service: str, url: str) -> Config:
@@ -204,11 +207,6 @@ async def readiness_problems(engine: AsyncEngine, service: str) -> dict[str, str
     if current != head:
         return {"migrations": f"database at {current}, code expects {head}"}
     return {}
-
-
-# The child's last line when it fails: the error in one line (a SQLAlchemy error's text
-# starts with what went wrong, then quotes the statement over many lines).
-_SUMMARY = "migration failed: "
 
 
 def _main() -> None:
