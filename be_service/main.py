@@ -36,6 +36,7 @@ from be_service.routes import settings as settings_routes
 from be_service.routes import tickets as ticket_routes
 from be_service.services import settings as settings_service
 from ticketing_common import embedded_pg
+from ticketing_common.aiohttp_transport import async_client
 from ticketing_common.backoff import Backoff
 from ticketing_common.clock import Clock, system_clock
 from ticketing_common.db import (
@@ -64,7 +65,7 @@ def _http_client(
     settings: BESettings,
     limits: httpx.Limits = httpx.Limits(max_connections=100, max_keepalive_connections=20),
 ) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
+    return async_client(
         timeout=httpx.Timeout(
             settings.request_timeout_seconds, connect=settings.connect_timeout_seconds
         ),
