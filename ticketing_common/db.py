@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import registry
 from sqlmodel import SQLModel
@@ -62,15 +63,73 @@ def create_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngin
     # force_custom_plan: asyncpg prepares every statement, and Postgres would otherwise
     # settle on a generic plan made while a queue table was nearly empty; the claim queries
     # then crawl for seconds once thousands of rows arrive (measured: 10 s+ per claim).
-    return create_async_engine(
+    engine = create_async_engine(
         normalize_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         hide_parameters=True,
         connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
         **kwargs,
     )
+    event.listen(engine.sync_engine, "connect", _learn_array_types)
+    event.listen(engine.sync_engine, "checkin", _note_checkin)
+    event.listen(engine.sync_engine, "checkout", _ping_if_idle)
+    return engine
+
+
+# A pooled connection that sat idle this long is pinged before it is handed out, so one
+# that died meanwhile (a Postgres restart, a dropped TCP session) is replaced instead of
+# failing the caller's first statement. SQLAlchemy's pool_pre_ping pinged every checkout
+# with three round trips (BEGIN, the ping, ROLLBACK): 3-5 % of a busy WM's or BE's CPU, for
+# connections handed back a few milliseconds earlier. A connection that dies while in use
+# fails that transaction either way; the callers retry (the pipeline) or answer 503.
+PING_IF_IDLE_SECONDS = 1.0
+
+
+def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+    record.info["checked_in_at"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    checked_in_at = record.info.get("checked_in_at")
+    if checked_in_at is None or time.monotonic() - checked_in_at < PING_IF_IDLE_SECONDS:
+        return  # new, or just handed back
+    try:
+        dbapi_connection.run_async(ping)
+    except Exception as exc:
+        # The pool discards this connection and hands out another (a new one if need be).
+        raise DisconnectionError(f"pooled connection is gone: {exc}") from exc
+
+
+async def ping(raw: asyncpg.Connection) -> None:
+    await raw.fetchrow(";")  # an empty statement: one round trip, nothing parsed
+
+
+# The array types the services bind (`unnest(CAST(:ids AS bigint[]), …)` and `= ANY(…)`).
+# asyncpg has no built-in codec for them: it looks each one up in pg_type the first time a
+# connection prepares a statement that uses it, a recursive catalog query of 4-20 ms on a
+# fresh backend. Statements met them one or two at a time, so every connection ran that
+# query five to eight times during its first minutes of load (the e2e run: 29 times per BE
+# database, ~1.7 s of Postgres statement time); this names them all once, as it connects.
+ARRAY_TYPES = (
+    "bigint[]",
+    "integer[]",
+    "double precision[]",
+    "boolean[]",
+    "text[]",
+    "varchar[]",
+    "uuid[]",
+    "timestamptz[]",
+    "bytea[]",
+)
+_ARRAY_TYPES_PROBE = "SELECT " + ", ".join(
+    f"CAST(${n} AS {name})" for n, name in enumerate(ARRAY_TYPES, start=1)
+)
+
+
+def _learn_array_types(dbapi_connection: Any, _record: Any) -> None:
+    """Prepare one statement that uses every array type: one catalog lookup per connection."""
+    dbapi_connection.run_async(lambda raw: raw.prepare(_ARRAY_TYPES_PROBE))
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

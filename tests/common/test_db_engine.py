@@ -1,0 +1,123 @@
+"""The services' engine: it learns every array type it binds once per connection, as it
+connects (not one catalog query per type the first time a statement meets it), and pings a
+pooled connection only when it sat idle, replacing one that died meanwhile."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from tests.conftest import DatabaseFactory
+from ticketing_common import db
+from ticketing_common.db import ARRAY_TYPES, create_engine, normalize_url
+
+# Every array type a statement of the services binds, one statement apiece, as a worker
+# meets them over its first batches.
+STATEMENTS = [
+    (f"SELECT cardinality(CAST(:values AS {name}))", value)
+    for name, value in zip(
+        ARRAY_TYPES,
+        [[1], [1], [1.5], [True], ["a"], ["b"], [None], [None], [b"x"]],
+        strict=True,
+    )
+]
+
+
+@pytest.fixture
+def lookups(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
+    """Every catalog lookup of unknown types that asyncpg makes (its one place for them)."""
+    seen: list[object] = []
+    original = asyncpg.Connection._introspect_types
+
+    async def counted(self: asyncpg.Connection, typeoids: object, *rest: object) -> object:
+        seen.append(typeoids)
+        return await original(self, typeoids, *rest)
+
+    monkeypatch.setattr(asyncpg.Connection, "_introspect_types", counted)
+    yield seen
+
+
+async def _run_each(engine: AsyncEngine) -> None:
+    try:
+        async with engine.connect() as connection:
+            for sql, value in STATEMENTS:
+                assert (await connection.execute(text(sql), {"values": value})).scalar() == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_one_lookup_per_connection_covers_every_array_type(
+    database_factory: DatabaseFactory, lookups: list[object]
+) -> None:
+    await _run_each(create_engine(database_factory.empty()))
+    assert len(lookups) == 1, lookups
+
+
+async def test_without_it_each_array_type_costs_a_lookup(
+    database_factory: DatabaseFactory, lookups: list[object]
+) -> None:
+    """The same statements on a plain engine: what the connect hook saves (and proof that
+    the count above can fail)."""
+    await _run_each(create_async_engine(normalize_url(database_factory.empty())))
+    assert len(lookups) >= len(ARRAY_TYPES) - 1, lookups
+
+
+async def _terminate(database_factory: DatabaseFactory, pid: int) -> None:
+    admin = await asyncpg.connect(database_factory.server.sync_dsn("postgres"))
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+
+
+async def _backend_pid(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        return int((await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+async def test_a_connection_back_in_the_pool_a_moment_ago_is_not_pinged(
+    database_factory: DatabaseFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pings: list[object] = []
+    original = db.ping
+
+    async def counted(raw: asyncpg.Connection) -> None:
+        pings.append(raw)
+        await original(raw)
+
+    monkeypatch.setattr(db, "ping", counted)
+    engine = create_engine(database_factory.empty(), pool_size=1)
+    try:
+        first = await _backend_pid(engine)
+        assert await _backend_pid(engine) == first
+        assert pings == []
+        monkeypatch.setattr(db, "PING_IF_IDLE_SECONDS", 0.0)
+        assert await _backend_pid(engine) == first
+        assert len(pings) == 1
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("pinged", [True, False])
+async def test_a_pooled_connection_that_died_while_idle_is_replaced(
+    database_factory: DatabaseFactory, monkeypatch: pytest.MonkeyPatch, pinged: bool
+) -> None:
+    """Postgres ends the pooled connection's session (as a restart does); the next caller
+    gets a working connection when idle connections are pinged, and the error without."""
+    monkeypatch.setattr(db, "PING_IF_IDLE_SECONDS", 0.0 if pinged else float("inf"))
+    engine = create_engine(database_factory.empty(), pool_size=1)
+    try:
+        first = await _backend_pid(engine)
+        await _terminate(database_factory, first)
+        if pinged:
+            assert await _backend_pid(engine) != first
+        else:
+            with pytest.raises(DBAPIError):
+                await _backend_pid(engine)
+    finally:
+        await engine.dispose()
