@@ -4,6 +4,7 @@ pooled connection only when it sat idle, replacing one that died meanwhile."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import asyncpg
@@ -119,5 +120,22 @@ async def test_a_pooled_connection_that_died_while_idle_is_replaced(
         else:
             with pytest.raises(DBAPIError):
                 await _backend_pid(engine)
+    finally:
+        await engine.dispose()
+
+
+async def test_json_results_decode_to_the_values_stored(database_factory: DatabaseFactory) -> None:
+    """json and jsonb columns come back as the values written, whatever decodes them."""
+    value = {
+        "cherwell": {"rec_id": "9a8b", "existing": True, "public_id": "100175"},
+        "ñandú": [1, 2.5, -3, 12345678901234567890, None, "línea\nnueva", {"": []}],
+    }
+    engine = create_engine(database_factory.empty())
+    try:
+        async with engine.connect() as connection:
+            for cast in ("jsonb", "json"):
+                sql = f"SELECT CAST(:doc AS {cast})"
+                got = (await connection.execute(text(sql), {"doc": json.dumps(value)})).scalar()
+                assert got == value, cast
     finally:
         await engine.dispose()
