@@ -38,7 +38,16 @@ class RunningServer:
 @contextlib.contextmanager
 def serve_in_thread(app: FastAPI, *, port: int | None = None) -> Iterator[RunningServer]:
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # A request still running when the test ends (a stand-in told to answer slowly) is
+    # cancelled after a second instead of holding the teardown until it finishes.
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
