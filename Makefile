@@ -50,6 +50,7 @@ pytest: $(STAMP) system-packages
 # suite waits on processes and sockets), its output shown after; either failing fails.
 test: lint $(STAMP) system-packages
 	@log=$$(mktemp); $(BIN)/mypy $(TYPED) > $$log 2>&1 & typecheck=$$!; \
+	trap 'kill $$typecheck 2>/dev/null; rm -f $$log; exit 130' INT TERM; \
 	$(BIN)/pytest -q; tests=$$?; \
 	wait $$typecheck; types=$$?; echo "mypy: $$(cat $$log)"; rm -f $$log; \
 	[ $$tests -eq 0 ] && [ $$types -eq 0 ]

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 import aiohttp
 import httpx
+import yarl
 
 # Set by aiohttp from the URL and the body, or meaningless across a hop.
 _HOP_HEADERS = frozenset({b"host", b"content-length", b"transfer-encoding", b"connection"})
@@ -27,7 +28,8 @@ def async_client(
     *, timeout: httpx.Timeout, limits: httpx.Limits, trust_env: bool = True
 ) -> httpx.AsyncClient:
     """An httpx client on this transport, or on httpx's own when a proxy is configured."""
-    proxied = trust_env and bool(urllib.request.getproxies())
+    # NO_PROXY alone names no proxy.
+    proxied = trust_env and any(scheme != "no" for scheme in urllib.request.getproxies())
     transport = None if proxied else AiohttpTransport(limits=limits, trust_env=trust_env)
     return httpx.AsyncClient(
         timeout=timeout, limits=limits, trust_env=trust_env, transport=transport
@@ -54,6 +56,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             # as with its own transport.
             self._session = aiohttp.ClientSession(
                 connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps the cookies, if any
                 auto_decompress=False,
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             )
@@ -67,7 +70,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return self._ssl
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = str(request.url)
+        # As httpx encoded it (a SOQL query stays byte for byte), without user:password:
+        # httpx has made those an Authorization header already.
+        url = yarl.URL(str(request.url.copy_with(username=None, password=None)), encoded=True)
         headers = [
             (name.decode("latin-1"), value.decode("latin-1"))
             for name, value in request.headers.raw
@@ -92,8 +97,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except aiohttp.ClientError as exc:
             raise _httpx_error(exc, request) from exc
         except TimeoutError as exc:
-            # The pool wait and the connect share aiohttp's `connect` bound.
-            raise httpx.ConnectTimeout(str(exc) or "timed out", request=request) from exc
+            # The whole-call backstop, or the pool wait and connect (one aiohttp bound).
+            raise httpx.TimeoutException("timed out", request=request) from exc
+        except (ValueError, OSError) as exc:
+            # Whatever else aiohttp refuses or meets on the way: a transport failure, never
+            # blamed on the ticket (no URL in the text: it may carry a query).
+            raise httpx.TransportError(type(exc).__name__, request=request) from exc
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -102,11 +111,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
 
 def _timeout(bounds: Mapping[str, float | None]) -> aiohttp.ClientTimeout:
-    """httpx's four bounds in aiohttp's terms (aiohttp has no write bound; the callers also
-    bound each call as a whole)."""
+    """httpx's four bounds in aiohttp's terms. aiohttp has no write bound (its read timer
+    starts once the body is sent), so the call as a whole is bounded by the four together:
+    a peer that stops reading cannot hold a heartbeat or a report forever."""
+    phases = [bounds.get(name) for name in ("pool", "connect", "write", "read")]
     connect, pool = bounds.get("connect"), bounds.get("pool")
     return aiohttp.ClientTimeout(
-        total=None,
+        total=None if None in phases else sum(p for p in phases if p is not None),
         connect=None if connect is None or pool is None else connect + pool,
         sock_connect=connect,
         sock_read=bounds.get("read"),
@@ -114,17 +125,23 @@ def _timeout(bounds: Mapping[str, float | None]) -> aiohttp.ClientTimeout:
 
 
 def _httpx_error(exc: aiohttp.ClientError, request: httpx.Request) -> httpx.TransportError:
-    """The httpx error the same failure raises on httpx's own transport."""
-    message = str(exc) or type(exc).__name__
+    """The httpx error the same failure raises on httpx's own transport. Its text names the
+    failure, never the URL (aiohttp's does, query string included; these texts are kept on
+    attempt rows and logged)."""
     error: type[httpx.TransportError]
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        error = httpx.ConnectTimeout
+        error, message = httpx.ConnectTimeout, "timed out connecting"
     elif isinstance(exc, aiohttp.ServerTimeoutError):
-        error = httpx.ReadTimeout
+        error, message = httpx.ReadTimeout, "timed out waiting for the answer"
     elif isinstance(exc, aiohttp.ClientConnectorError):
-        error = httpx.ConnectError
-    elif isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientResponseError):
-        error = httpx.RemoteProtocolError
+        error, message = (
+            httpx.ConnectError,
+            f"cannot connect: {exc.os_error.strerror or type(exc.os_error).__name__}",
+        )
+    elif isinstance(exc, aiohttp.ServerDisconnectedError):
+        error, message = httpx.RemoteProtocolError, "server disconnected without an answer"
+    elif isinstance(exc, aiohttp.ClientResponseError):
+        error, message = httpx.RemoteProtocolError, f"invalid answer: {exc.message}"
     else:
-        error = httpx.ReadError
+        error, message = httpx.ReadError, type(exc).__name__
     return error(message, request=request)

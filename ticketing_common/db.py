@@ -109,7 +109,9 @@ def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
 
 
 async def ping(raw: asyncpg.Connection) -> None:
-    await raw.fetchrow(";")  # an empty statement: one round trip, nothing parsed
+    # An empty statement: nothing parsed. Bounded: a half-open TCP session would otherwise
+    # hold the checkout until the kernel gives up on it.
+    await raw.fetchrow(";", timeout=5.0)
 
 
 # The array types the services bind (`unnest(CAST(:ids AS bigint[]), …)` and `= ANY(…)`).

@@ -193,13 +193,75 @@ def _transport_of(http: httpx.AsyncClient) -> httpx.AsyncBaseTransport:
 
 
 def test_a_configured_proxy_keeps_httpx_own_transport(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
+    for scheme in ("http", "https", "all", "no"):
+        monkeypatch.delenv(f"{scheme}_proxy", raising=False)
+        monkeypatch.delenv(f"{scheme.upper()}_PROXY", raising=False)
     limits = httpx.Limits(max_connections=4)
     direct = async_client(timeout=TIMEOUT, limits=limits)
     assert isinstance(_transport_of(direct), AiohttpTransport)
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")  # names no proxy
+    assert isinstance(_transport_of(async_client(timeout=TIMEOUT, limits=limits)), AiohttpTransport)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     proxied = async_client(timeout=TIMEOUT, limits=limits)
     assert isinstance(_transport_of(proxied), httpx.AsyncHTTPTransport)
     bypassed = async_client(timeout=TIMEOUT, limits=limits, trust_env=False)
     assert isinstance(_transport_of(bypassed), AiohttpTransport)
+
+
+async def test_failures_never_quote_the_url(client: httpx.AsyncClient) -> None:
+    """The text of a failed call is kept on attempt rows and logged: no query string in it."""
+
+    async def silent(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(2)
+
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    refused = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    failures: list[httpx.HTTPError] = []
+    with pytest.raises(httpx.ConnectError) as refusal:
+        await client.get(f"http://127.0.0.1:{refused}/q?api_key=SECRET1")
+    failures.append(refusal.value)
+    async with (
+        Server(silent) as url,
+        httpx.AsyncClient(transport=AiohttpTransport(), timeout=httpx.Timeout(0.3)) as http,
+    ):
+        with pytest.raises(httpx.ReadTimeout) as timeout:
+            await http.get(url + "/q?api_key=SECRET2")
+    failures.append(timeout.value)
+    for failure in failures:
+        assert "SECRET" not in str(failure) and "api_key" not in str(failure), failure
+
+
+async def test_a_peer_that_stops_reading_cannot_hold_a_call_forever() -> None:
+    """aiohttp has no write bound: the call as a whole is bounded by httpx's four bounds."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def never_reads(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # holds the connection open, reads nothing
+
+    server = await asyncio.start_server(never_reads, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with httpx.AsyncClient(
+            transport=AiohttpTransport(), timeout=httpx.Timeout(0.3)
+        ) as http:
+            with pytest.raises(httpx.TimeoutException):
+                async with asyncio.timeout(10):  # the test's own bound, far above 4 x 0.3 s
+                    await http.post(f"http://127.0.0.1:{port}/", content=b"x" * 64_000_000)
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
+
+
+async def test_credentials_in_the_url_travel_as_httpx_puts_them(
+    client: httpx.AsyncClient,
+) -> None:
+    server = Server(_ok)
+    async with server as url:
+        answer = await client.get(url.replace("http://", "http://noc:pa55@") + "/x")
+    assert answer.status_code == 201
+    head = server.requests[0][0]
+    assert b"\r\nAuthorization: Basic bm9jOnBhNTU=\r\n" in head  # base64("noc:pa55")
+    assert b"noc:pa55" not in head
