@@ -50,7 +50,7 @@ from ticketing_common.db import (
 from ticketing_common.lease import worker_name
 from ticketing_common.logging import configure_logging
 from ticketing_common.metrics import install_metrics_route, set_gauge_family
-from ticketing_common.migrate import ensure_at_head, head_revision, readiness_problems
+from ticketing_common.migrate import ensure_at_head, readiness_problems
 from ticketing_common.retention import RetentionPolicy, RetentionWorker
 from ticketing_common.web import add_health_routes, create_base_app
 
@@ -106,8 +106,7 @@ async def _database(settings: BESettings, app: FastAPI) -> AsyncIterator[None]:
     try:
         engine = create_engine(url, pool_size=settings.db_pool_size)
         app.state.engine = engine
-        if await ensure_at_head("be", url, engine):
-            log.info("BE database migrated to %s", head_revision("be"))
+        await ensure_at_head("be", url, engine)
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.statistics = StatisticsRefresher(
             engine, ("ticket_revision",), min_rows=500, min_interval=10.0

@@ -71,8 +71,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         # As httpx encoded it (a SOQL query stays byte for byte), without user:password:
-        # httpx has made those an Authorization header already.
-        url = yarl.URL(str(request.url.copy_with(username=None, password=None)), encoded=True)
+        # httpx has made those an Authorization header already. (Only then copied: httpx
+        # parses a URL again to copy it, ~0.3 ms for a query of 50 keys.)
+        target = request.url
+        if target.userinfo:
+            target = target.copy_with(username=None, password=None)
+        url = yarl.URL(str(target), encoded=True)
         headers = [
             (name.decode("latin-1"), value.decode("latin-1"))
             for name, value in request.headers.raw

@@ -185,6 +185,7 @@ async def ensure_at_head(service: str, url: str, engine: AsyncEngine) -> bool:
             f"{service} migrations failed: "
             + (summary.removeprefix(_SUMMARY) or " | ".join(lines[-5:]))
         )
+    log.info("%s database migrated to %s", service, known.head)
     return True
 
 

@@ -26,7 +26,7 @@ from ticketing_common.db import (
 )
 from ticketing_common.logging import configure_logging
 from ticketing_common.metrics import install_metrics_route, set_gauge_family
-from ticketing_common.migrate import ensure_at_head, head_revision, readiness_problems
+from ticketing_common.migrate import ensure_at_head, readiness_problems
 from ticketing_common.retention import RetentionPolicy, RetentionWorker
 from ticketing_common.web import add_health_routes, create_base_app
 from wm_service.config import WMSettings
@@ -95,8 +95,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(url)
         app.state.engine = engine
         try:
-            if await ensure_at_head("wm", url, engine):
-                log.info("WM database migrated to %s", head_revision("wm"))
+            await ensure_at_head("wm", url, engine)
             app.state.sessionmaker = make_sessionmaker(engine)
             app.state.statistics = StatisticsRefresher(
                 engine, ingestion.BULK_TABLES, min_rows=500, min_interval=10.0

@@ -83,6 +83,19 @@ async def _ok(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
     await writer.drain()
 
 
+async def _silent(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+    await asyncio.sleep(5)  # never answers within any timeout these tests set
+
+
+async def _refused_port() -> int:
+    """A loopback port nothing listens on (it did a moment ago)."""
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port: int = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    return port
+
+
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=AiohttpTransport(), timeout=TIMEOUT) as http:
@@ -116,21 +129,14 @@ async def test_a_call_sends_the_request_and_returns_the_decoded_answer(
 
 
 async def test_nothing_listening_is_a_connect_error(client: httpx.AsyncClient) -> None:
-    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    server.close()
-    await server.wait_closed()
     with pytest.raises(httpx.ConnectError):
-        await client.get(f"http://127.0.0.1:{port}/")
+        await client.get(f"http://127.0.0.1:{await _refused_port()}/")
 
 
 async def test_no_answer_within_the_read_timeout_is_a_read_timeout() -> None:
-    async def silent(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(5)
-
     transport = AiohttpTransport()
     async with (
-        Server(silent) as url,
+        Server(_silent) as url,
         httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(0.3)) as http,
     ):
         with pytest.raises(httpx.ReadTimeout):
@@ -211,19 +217,12 @@ def test_a_configured_proxy_keeps_httpx_own_transport(monkeypatch: pytest.Monkey
 async def test_failures_never_quote_the_url(client: httpx.AsyncClient) -> None:
     """The text of a failed call is kept on attempt rows and logged: no query string in it."""
 
-    async def silent(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(2)
-
-    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-    refused = server.sockets[0].getsockname()[1]
-    server.close()
-    await server.wait_closed()
     failures: list[httpx.HTTPError] = []
     with pytest.raises(httpx.ConnectError) as refusal:
-        await client.get(f"http://127.0.0.1:{refused}/q?api_key=SECRET1")
+        await client.get(f"http://127.0.0.1:{await _refused_port()}/q?api_key=SECRET1")
     failures.append(refusal.value)
     async with (
-        Server(silent) as url,
+        Server(_silent) as url,
         httpx.AsyncClient(transport=AiohttpTransport(), timeout=httpx.Timeout(0.3)) as http,
     ):
         with pytest.raises(httpx.ReadTimeout) as timeout:
