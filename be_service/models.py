@@ -129,13 +129,14 @@ class TicketAttempt(BEModel, table=True):
 
     __tablename__ = "ticket_attempt"
 
-    id: int | None = Field(
-        default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
-    )
+    # Keyed by revision first: every lookup is by revision, in id order (migration be_0009).
     # ticket_revision.id. Not a checked foreign key (migration be_0007): the check locked the
     # revision row for every attempt written; attempts are written only for revisions the
     # worker holds, and retention deletes them with their revision.
-    revision_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    revision_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
+    )
     retry_round: int = Field(sa_column=Column(Integer, nullable=False))
     operation: str = Field(sa_column=Column(String(STEP_NAME_MAX), nullable=False))
     at: datetime = _tz()
