@@ -114,7 +114,8 @@ class Ticket(WMModel, table=True):
     id: uuid.UUID = Field(sa_column=Column(Uuid, primary_key=True))
     kind: str = Field(sa_column=Column(String(32), nullable=False, index=True))
     entity_id: str = Field(sa_column=Column(String(200), nullable=False, index=True))
-    dedup_key: str = Field(sa_column=Column(String(240), nullable=False, index=True))
+    # Not indexed (migration wm_0015): tickets are found by open_key, id or entity_id.
+    dedup_key: str = Field(sa_column=Column(String(240), nullable=False))
     # The dedup key while open, NULL once cleared: a plain unique constraint (NULLs are
     # distinct) then allows exactly one open ticket per dedup key.
     open_key: str | None = Field(default=None, sa_column=Column(String(240), unique=True))

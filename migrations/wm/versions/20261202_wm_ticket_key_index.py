@@ -1,0 +1,27 @@
+"""The ticket's index on dedup_key goes: no query looks a ticket up by it.
+
+An open ticket is found by open_key (unique), a ticket's deliveries by ticket_id, and the
+list filters by kind and entity_id; the index only cost an entry on every ticket written
+(issue 11: 20 000 of the e2e run's 1.3 million index entries).
+
+Revision ID: wm_0015
+Revises: wm_0014
+Create Date: 2026-12-02
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "wm_0015"
+down_revision: str | None = "wm_0014"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.drop_index(op.f("ix_ticket_dedup_key"), table_name="ticket")
+
+
+def downgrade() -> None:
+    op.create_index(op.f("ix_ticket_dedup_key"), "ticket", ["dedup_key"], unique=False)
