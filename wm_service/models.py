@@ -161,8 +161,9 @@ class TicketDelivery(WMModel, table=True):
 
     __tablename__ = "ticket_delivery"
     __table_args__ = (
-        # A ticket's latest delivery (the read API) and a report's revision are found by key.
-        Index("ix_ticket_delivery_ticket_revision", "ticket_id", "revision"),
+        # One row per revision: a report's revision, a ticket's latest delivery and its
+        # revisions' deliveries are found by this key (migration wm_0016).
+        Index("uq_ticket_delivery_ticket_revision", "ticket_id", "revision", unique=True),
         # Platform numbers are NULL until a BE reports them: those rows are left out.
         Index(
             "ix_ticket_delivery_incident_public_id",
@@ -182,8 +183,9 @@ class TicketDelivery(WMModel, table=True):
     id: int | None = Field(
         default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
     )
-    # ticket_revision.id, unchecked like critical_sample.push_id.
-    revision_id: int = Field(sa_column=Column(BigInteger, nullable=False, unique=True))
+    # ticket_revision.id, unchecked like critical_sample.push_id; one per revision, which
+    # the unique (ticket_id, revision) above ensures.
+    revision_id: int = Field(sa_column=Column(BigInteger, nullable=False))
     ticket_id: uuid.UUID = Field(sa_column=Column(Uuid, nullable=False))
     dedup_key: str = Field(sa_column=Column(String(240), nullable=False, index=True))
     revision: int = Field(sa_column=Column(Integer, nullable=False))

@@ -248,7 +248,8 @@ async def get_ticket(session: AsyncSession, *, ticket_id: uuid.UUID) -> TicketDe
             select(TicketRevision, TicketDelivery)
             .join(
                 TicketDelivery,
-                col(TicketDelivery.revision_id) == col(TicketRevision.id),
+                (col(TicketDelivery.ticket_id) == col(TicketRevision.ticket_id))
+                & (col(TicketDelivery.revision) == col(TicketRevision.revision)),
                 isouter=True,
             )
             .where(TicketRevision.ticket_id == ticket_id)
