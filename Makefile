@@ -44,8 +44,8 @@ typecheck: $(STAMP)
 	$(BIN)/mypy $(TYPED)
 
 # Much of the suite waits on processes, sockets and timers rather than the CPU: two
-# workers (pytest-xdist; each with its own embedded Postgres) take it from ~9 to ~5 minutes
-# on two cores. Every test already owns its ports, databases and folders.
+# workers (pytest-xdist; each with its own embedded Postgres and its own range of ports,
+# tests/conftest.py) take it from ~9 to ~5 minutes on two cores. 0 runs it in this process.
 PYTEST_WORKERS ?= 2
 
 pytest: $(STAMP) system-packages

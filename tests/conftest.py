@@ -1,4 +1,5 @@
-"""Real-Postgres fixtures: one embedded server per test session, a fresh database per test.
+"""Real-Postgres fixtures: one embedded server per test session (each pytest-xdist worker
+is a session of its own), a fresh database per test.
 
 Each service's schema is built once per session by its real Alembic migrations into a
 template database; every test then gets its own copy (CREATE DATABASE … TEMPLATE), which is
@@ -8,6 +9,7 @@ fast and isolates tests completely, background workers and separate processes in
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +23,17 @@ from ticketing_common import embedded_pg
 from ticketing_common.migrate import upgrade_to_head
 
 SERVICES = ("wm", "be")
+
+# Each worker of `make test` (pytest-xdist names them gw0, gw1, …) draws its free ports from
+# a range of its own, below the kernel's ephemeral ports: a port one test frees for a moment
+# (a service restarted on it) is never another worker's pick (embedded_pg.free_port).
+PORTS_PER_WORKER = 1500
+FIRST_WORKER_PORT = 10_000
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _worker.startswith("gw") and _worker[2:].isdigit():
+    _low = FIRST_WORKER_PORT + int(_worker[2:]) * PORTS_PER_WORKER
+    if _low + PORTS_PER_WORKER <= 32_768:
+        os.environ[embedded_pg.PORT_RANGE_ENV] = f"{_low}-{_low + PORTS_PER_WORKER - 1}"
 
 
 def run_sync(coro: Any) -> Any:

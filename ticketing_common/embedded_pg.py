@@ -17,6 +17,8 @@ import shutil
 import socket
 import stat
 import subprocess
+import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,15 +58,28 @@ def _run_as() -> str | None:
     return _SYSTEM_USER if os.geteuid() == 0 else None
 
 
-def _ensure_system_user() -> None:
+def _user_exists(name: str) -> bool:
     try:
-        pwd.getpwnam(_SYSTEM_USER)
+        pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", _SYSTEM_USER],
-            check=True,
-            capture_output=True,
-        )
+        return False
+    return True
+
+
+def _ensure_system_user(name: str = _SYSTEM_USER) -> None:
+    """Create the unprivileged user the server runs as, once per machine. Processes with
+    different data folders may get here at once (the test suite's workers on a fresh
+    machine): a second useradd fails on the first one's user or on /etc/passwd's lock, so
+    they take turns under a machine-wide lock and look again."""
+    if _user_exists(name):
+        return
+    with fasteners.InterProcessLock(str(Path(tempfile.gettempdir()) / f"{name}.useradd.lock")):
+        if not _user_exists(name):
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", name],
+                check=True,
+                capture_output=True,
+            )
 
 
 def _grant_traversal(path: Path) -> None:
@@ -91,9 +106,37 @@ def _pg(binary: str, *args: str, timeout: float = 60) -> None:
         raise RuntimeError(f"{binary} failed ({result.returncode}): {result.stderr.strip()}")
 
 
+# "low-high": free_port() hands out ports of this range only, in turn. The test suite's
+# workers each set a range of their own (tests/conftest.py): a port one test frees for a
+# moment (a service restarted on the same port) is then never another worker's pick.
+PORT_RANGE_ENV = "TICKETING_FREE_PORTS"
+_port_cursor: dict[str, int] = {}
+_port_lock = threading.Lock()
+
+
 def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now: the kernel's choice, or the next free one of the
+    range in TICKETING_FREE_PORTS (none handed out twice before the range wraps)."""
+    bounds = os.environ.get(PORT_RANGE_ENV)
+    if not bounds:
+        return _bound_port(0)
+    low, high = (int(part) for part in bounds.split("-"))
+    size = high - low + 1
+    with _port_lock:
+        # A child process inheriting the range starts elsewhere in it than its parent.
+        cursor = _port_cursor.setdefault(bounds, (os.getpid() * 7919) % size)
+        for step in range(size):
+            port = low + (cursor + step) % size
+            with contextlib.suppress(OSError):
+                _bound_port(port)
+                _port_cursor[bounds] = (cursor + step + 1) % size
+                return port
+    raise RuntimeError(f"no free port in {PORT_RANGE_ENV}={bounds}")
+
+
+def _bound_port(port: int) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind(("127.0.0.1", port))
         return int(probe.getsockname()[1])
 
 
