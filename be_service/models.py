@@ -19,6 +19,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
@@ -128,15 +129,14 @@ class TicketAttempt(BEModel, table=True):
     """One try of one operation on one revision (or an operator's retry request)."""
 
     __tablename__ = "ticket_attempt"
-
     # Keyed by revision first: every lookup is by revision, in id order (migration be_0009).
+    __table_args__ = (PrimaryKeyConstraint("revision_id", "id"),)
+
     # ticket_revision.id. Not a checked foreign key (migration be_0007): the check locked the
     # revision row for every attempt written; attempts are written only for revisions the
     # worker holds, and retention deletes them with their revision.
-    revision_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    id: int | None = Field(
-        default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
-    )
+    revision_id: int = Field(sa_column=Column(BigInteger, nullable=False, autoincrement=False))
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, autoincrement=True))
     retry_round: int = Field(sa_column=Column(Integer, nullable=False))
     operation: str = Field(sa_column=Column(String(STEP_NAME_MAX), nullable=False))
     at: datetime = _tz()

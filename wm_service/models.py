@@ -114,7 +114,8 @@ class Ticket(WMModel, table=True):
     id: uuid.UUID = Field(sa_column=Column(Uuid, primary_key=True))
     kind: str = Field(sa_column=Column(String(32), nullable=False, index=True))
     entity_id: str = Field(sa_column=Column(String(200), nullable=False, index=True))
-    # Not indexed (migration wm_0015): tickets are found by open_key, id or entity_id.
+    # Not indexed (migration wm_0015): no query looks a ticket up by it (a push finds its
+    # kind's open tickets by kind and state; open_key keeps one open ticket per key).
     dedup_key: str = Field(sa_column=Column(String(240), nullable=False))
     # The dedup key while open, NULL once cleared: a plain unique constraint (NULLs are
     # distinct) then allows exactly one open ticket per dedup key.
@@ -163,7 +164,7 @@ class TicketDelivery(WMModel, table=True):
     __table_args__ = (
         # One row per revision: a report's revision, a ticket's latest delivery and its
         # revisions' deliveries are found by this key (migration wm_0016).
-        Index("uq_ticket_delivery_ticket_revision", "ticket_id", "revision", unique=True),
+        UniqueConstraint("ticket_id", "revision"),
         # Platform numbers are NULL until a BE reports them: those rows are left out.
         Index(
             "ix_ticket_delivery_incident_public_id",

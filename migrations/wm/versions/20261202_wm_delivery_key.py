@@ -23,11 +23,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_index(
-        "uq_ticket_delivery_ticket_revision",
-        "ticket_delivery",
-        ["ticket_id", "revision"],
-        unique=True,
+    op.create_unique_constraint(
+        op.f("uq_ticket_delivery_ticket_id"), "ticket_delivery", ["ticket_id", "revision"]
     )
     op.drop_index("ix_ticket_delivery_ticket_revision", table_name="ticket_delivery")
     op.drop_constraint(op.f("uq_ticket_delivery_revision_id"), "ticket_delivery", type_="unique")
@@ -40,4 +37,4 @@ def downgrade() -> None:
     op.create_index(
         "ix_ticket_delivery_ticket_revision", "ticket_delivery", ["ticket_id", "revision"]
     )
-    op.drop_index("uq_ticket_delivery_ticket_revision", table_name="ticket_delivery")
+    op.drop_constraint(op.f("uq_ticket_delivery_ticket_id"), "ticket_delivery", type_="unique")

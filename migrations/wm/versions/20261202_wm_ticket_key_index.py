@@ -1,8 +1,9 @@
 """The ticket's index on dedup_key goes: no query looks a ticket up by it.
 
-An open ticket is found by open_key (unique), a ticket's deliveries by ticket_id, and the
-list filters by kind and entity_id; the index only cost an entry on every ticket written
-(issue 11: 20 000 of the e2e run's 1.3 million index entries).
+A push finds the open tickets of its kind by kind and state, the list filters by kind and
+entity_id, a ticket's deliveries are found by ticket_id; the unique open_key keeps one open
+ticket per key. The index only cost an entry on every ticket written (issue 11: 20 000 of
+the e2e run's 1.3 million index entries).
 
 Revision ID: wm_0015
 Revises: wm_0014
