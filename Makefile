@@ -47,16 +47,17 @@ typecheck: $(STAMP)
 # workers (pytest-xdist; each with its own embedded Postgres and its own range of ports,
 # tests/conftest.py) take it from ~9 to ~5 minutes on two cores. 0 runs it in this process.
 PYTEST_WORKERS ?= 2
+PYTEST = $(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
 pytest: $(STAMP) system-packages
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
+	$(PYTEST)
 
 # The type check runs beside the suite (mypy keeps one core busy for ~15 s), its output
 # shown after; either failing fails.
 test: lint $(STAMP) system-packages
 	@log=$$(mktemp); $(BIN)/mypy $(TYPED) > $$log 2>&1 & typecheck=$$!; \
 	trap 'kill $$typecheck 2>/dev/null; rm -f $$log; exit 130' INT TERM; \
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS); tests=$$?; \
+	$(PYTEST); tests=$$?; \
 	wait $$typecheck; types=$$?; echo "mypy: $$(cat $$log)"; rm -f $$log; \
 	[ $$tests -eq 0 ] && [ $$types -eq 0 ]
 

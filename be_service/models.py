@@ -135,7 +135,7 @@ class TicketAttempt(BEModel, table=True):
     # ticket_revision.id. Not a checked foreign key (migration be_0007): the check locked the
     # revision row for every attempt written; attempts are written only for revisions the
     # worker holds, and retention deletes them with their revision.
-    revision_id: int = Field(sa_column=Column(BigInteger, nullable=False, autoincrement=False))
+    revision_id: int = Field(sa_column=Column(BigInteger, nullable=False))
     id: int | None = Field(default=None, sa_column=Column(BigInteger, autoincrement=True))
     retry_round: int = Field(sa_column=Column(Integer, nullable=False))
     operation: str = Field(sa_column=Column(String(STEP_NAME_MAX), nullable=False))

@@ -1,4 +1,5 @@
-"""The embedded server's system user: created once even when several processes ask at once."""
+"""The embedded server's helpers: its system user created once even when several processes ask
+at once, and free ports drawn in turn from a range when one is set (the test workers' ranges)."""
 
 from __future__ import annotations
 
