@@ -1,9 +1,12 @@
 """The yardstick of bench/e2e.py: Prometheus Alertmanager delivering the same N problems.
 
 What an operator would reach for first: one alert per element, grouped by element
-(`group_wait` 1 s), each group delivered to a minimal webhook receiver on loopback. The run
-posts N alerts to Alertmanager's API and times until the receiver has seen all N groups.
-Debian's `prometheus-alertmanager` is installed when it is missing (root only).
+(`group_wait` 1 s), each group delivered to a webhook receiver on loopback. The run posts N
+alerts to Alertmanager's API and times until the receiver has seen all N groups. Two
+receivers: `bare` (the default, the strict yardstick), a minimal asyncio protocol that costs
+next to nothing; `asgi`, built like our platform emulators (bench/webhook_receiver.py), so
+that each side pays for the platform stand-in it talks to. Debian's
+`prometheus-alertmanager` is installed when it is missing (root only).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -27,6 +31,7 @@ from ticketing_common.embedded_pg import free_port
 
 BINARY = "prometheus-alertmanager"
 POST_CHUNK = 1000
+RECEIVERS = ("bare", "asgi")
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,8 @@ class AlertmanagerRun:
     delivered: int
     seconds: float
     cpu_seconds: float
+    # The receiver's own CPU when it is a process of its own (`asgi`), else None.
+    receiver_cpu_seconds: float | None = None
 
 
 def ensure_installed() -> str | None:
@@ -51,7 +58,7 @@ def ensure_installed() -> str | None:
     return shutil.which(BINARY)
 
 
-class _Receiver:
+class _BareReceiver:
     """A minimal webhook receiver: counts the distinct groups the POSTs bring.
 
     A bare asyncio protocol on its own thread, not http.server: at 20 000 webhooks a Python
@@ -79,19 +86,68 @@ class _Receiver:
         self._loop.run_forever()
         server.close()
 
+    @property
+    def pid(self) -> int | None:
+        return None  # a thread of this process
+
     def received(self, body: bytes) -> None:
         self.groups.add(json.loads(body)["groupKey"])
         if len(self.groups) >= self.expected:
             self.done.set()
 
+    def wait(self, timeout: float) -> int:
+        """How many groups arrived, once all have or `timeout` seconds passed."""
+        self.done.wait(timeout)
+        return len(self.groups)
+
     def close(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+class _AsgiReceiver:
+    """bench/webhook_receiver.py in a process of its own, asked for its count every 50 ms."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "bench.webhook_receiver", "--port", str(self.port)]
+        )
+        self._http = httpx.Client(timeout=5)
+        deadline = time.monotonic() + 30
+        while self._count() is None:
+            if time.monotonic() > deadline or self._process.poll() is not None:
+                self.close()
+                raise RuntimeError("the webhook receiver did not start")
+            time.sleep(0.1)
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def _count(self) -> int | None:
+        try:
+            return int(self._http.get(f"{self.url}count").json()["groups"])
+        except httpx.HTTPError:
+            return None
+
+    def wait(self, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while (count := self._count() or 0) < self.expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return count
+
+    def close(self) -> None:
+        self._http.close()
+        self._process.terminate()
+        self._process.wait(timeout=30)
 
 
 class _Webhook(asyncio.Protocol):
     """HTTP/1.1 with keep-alive, just enough of it: Content-Length bodies, 200 with no body."""
 
-    def __init__(self, receiver: _Receiver) -> None:
+    def __init__(self, receiver: _BareReceiver) -> None:
         self.receiver = receiver
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
@@ -147,8 +203,10 @@ def alerts(count: int) -> list[dict[str, object]]:
     ]
 
 
-def run(binary: str, count: int, *, timeout: float = 600) -> AlertmanagerRun:
-    receiver = _Receiver(count)
+def run(
+    binary: str, count: int, *, timeout: float = 600, receiver_kind: str = "bare"
+) -> AlertmanagerRun:
+    receiver = _AsgiReceiver(count) if receiver_kind == "asgi" else _BareReceiver(count)
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="bench-am-") as tmp:
         config = Path(tmp) / "alertmanager.yml"
@@ -169,21 +227,27 @@ def run(binary: str, count: int, *, timeout: float = 600) -> AlertmanagerRun:
             base = f"http://127.0.0.1:{port}"
             _wait_ready(base)
             batch = alerts(count)
-            with CpuMeter({"alertmanager": process.pid}) as cpu, httpx.Client(timeout=60) as http:
+            pids = {"alertmanager": process.pid}
+            if receiver.pid is not None:
+                pids["receiver"] = receiver.pid
+            with CpuMeter(pids) as cpu, httpx.Client(timeout=60) as http:
                 started = time.perf_counter()
                 for start in range(0, count, POST_CHUNK):
                     response = http.post(
                         f"{base}/api/v2/alerts", json=batch[start : start + POST_CHUNK]
                     )
                     response.raise_for_status()
-                receiver.done.wait(timeout)
+                delivered = receiver.wait(timeout)
                 elapsed = time.perf_counter() - started
         finally:
             process.terminate()
             process.wait(timeout=30)
             receiver.close()
     return AlertmanagerRun(
-        delivered=len(receiver.groups), seconds=elapsed, cpu_seconds=cpu.seconds["alertmanager"]
+        delivered=delivered,
+        seconds=elapsed,
+        cpu_seconds=cpu.seconds["alertmanager"],
+        receiver_cpu_seconds=cpu.seconds.get("receiver"),
     )
 
 

@@ -4,11 +4,13 @@ Starts the whole system (embedded Postgres, emulators with 20 ms latency per req
 and two BEs with batch size 100) in a temporary folder on free ports, pushes N critical
 entries (default 20 000), and measures the time until every ticket is Completed on the BEs.
 Interleaved with each of our runs, Prometheus Alertmanager delivers the same N problems
-(bench/alertmanager.py): the machine is noisy, so it runs 3 + 3 and compares medians. Prints
-tickets/s, the push time, CPU seconds per process (Postgres with its finished backends) and
-per ticket, and the peak PSS of every process; stops everything it started.
+(bench/alertmanager.py; `--am-receiver asgi` for a receiver built like our emulators): the
+machine is noisy, so it runs 3 + 3 and compares medians. Prints tickets/s, the push time,
+CPU seconds per process (Postgres with its finished backends) and per ticket, and the peak
+PSS of every process; stops everything it started.
 
     .venv/bin/python -m bench.e2e [--tickets 20000] [--runs 3] [--no-alertmanager]
+                                  [--am-receiver bare|asgi]
 """
 
 from __future__ import annotations
@@ -149,6 +151,12 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--runs", type=int, default=3, help="of each, interleaved")
     parser.add_argument("--no-alertmanager", action="store_true", help="our runs only")
+    parser.add_argument(
+        "--am-receiver",
+        choices=alertmanager.RECEIVERS,
+        default="bare",
+        help="Alertmanager's webhook receiver: bare (strict), or asgi (built like our emulators)",
+    )
     args = parser.parse_args()
     binary = None if args.no_alertmanager else alertmanager.ensure_installed()
     if binary is None and not args.no_alertmanager:
@@ -159,11 +167,21 @@ def main() -> None:
         ours.append(our_run(args))
         report_ours(n + 1, ours[-1])
         if binary is not None:
-            theirs.append(alertmanager.run(binary, args.tickets, timeout=args.timeout))
+            theirs.append(
+                alertmanager.run(
+                    binary, args.tickets, timeout=args.timeout, receiver_kind=args.am_receiver
+                )
+            )
             am = theirs[-1]
+            receiver = (
+                ""
+                if am.receiver_cpu_seconds is None
+                else f" (+ receiver {am.receiver_cpu_seconds:.1f})"
+            )
             print(
-                f"alertmanager run {n + 1}: {am.delivered} groups in {am.seconds:.2f} s = "
-                f"{am.delivered / am.seconds:.0f}/s, {am.cpu_seconds:.1f} CPU-s"
+                f"alertmanager run {n + 1} ({args.am_receiver} receiver): {am.delivered} groups "
+                f"in {am.seconds:.2f} s = {am.delivered / am.seconds:.0f}/s, "
+                f"{am.cpu_seconds:.1f} CPU-s{receiver}"
             )
     ours_rate = median(r.tickets / r.seconds for r in ours)
     print(f"median ours:          {ours_rate:.0f} tickets/s end to end")
