@@ -9,7 +9,7 @@ to the model.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -137,3 +137,33 @@ def test_a_document_of_todays_shape_is_still_accepted() -> None:
     ticket = TicketDocument.model_validate(TODAYS_DOCUMENT)
     assert (ticket.schema_version, ticket.reason) == (1, None)
     assert ticket.location.channel == "US-3/0/1"
+
+
+def test_texts_give_sample_times_in_utc_whatever_zone_they_came_in() -> None:
+    """The texts say "UTC": a window's times pushed with an offset are written in UTC (and a
+    time seen before in another zone is not written with that zone's wall clock)."""
+    place = Place("Monterrey", "MTY-HUB-01", "CCAP01", "N1", None, 10)
+    spec = kinds.specs()[0]
+    local = timezone(timedelta(hours=-6))
+    for first_at in (AT, AT.astimezone(local)):
+        stats = WindowStats(
+            count=2, first_at=first_at, last_at=AT + timedelta(minutes=7), worst_value=0.5
+        )
+        document = build_document(
+            ticket_id=uuid.uuid4(),
+            spec=spec,
+            entity_id="MTY01-CCAP01:US-1/0/0",
+            revision=1,
+            action="open",
+            reason="critical",
+            ticket_priority="P2",
+            place=place,
+            stats=stats,
+            threshold=spec.value_range[1],
+            window_hours=24,
+            aggregation_id="agg-1",
+            generated_at=AT,
+        )
+        assert "desde 2026-11-22 10:00 UTC" in document["description"]
+        assert "(la más reciente 2026-11-22 10:07 UTC)" in document["description"]
+        assert "desde 2026-11-22 10:00 UTC" in document["work_order"]["description"]
