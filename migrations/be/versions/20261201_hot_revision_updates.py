@@ -7,7 +7,7 @@ the table's eight indexes. With half the page free, the updates that change no i
 column (the claim's lease, a step's platform ids) stay on the page; the last one, which
 changes the status, cannot. With the revision's report written by that same update (no
 separate update of report_seq), the BE's statement time per 20 000-ticket run fell from
-about 4.5 s to 2.3 s per BE (README, "Where the time went", 14 and 15). The table takes
+about 4.5 s to 2.3 s per BE (docs/performance.md, items 14 and 15). The table takes
 about 50 % more space.
 
 Revision ID: be_0008
