@@ -12,6 +12,7 @@ that each side pays for the platform stand-in it talks to. Debian's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -208,7 +209,8 @@ def run(
 ) -> AlertmanagerRun:
     receiver = _AsgiReceiver(count) if receiver_kind == "asgi" else _BareReceiver(count)
     port = free_port()
-    with tempfile.TemporaryDirectory(prefix="bench-am-") as tmp:
+    with contextlib.ExitStack() as cleanup, tempfile.TemporaryDirectory(prefix="bench-am-") as tmp:
+        cleanup.callback(receiver.close)  # also when Alertmanager does not start
         config = Path(tmp) / "alertmanager.yml"
         config.write_text(_config(receiver.url))  # JSON is YAML
         process = subprocess.Popen(
@@ -242,7 +244,6 @@ def run(
         finally:
             process.terminate()
             process.wait(timeout=30)
-            receiver.close()
     return AlertmanagerRun(
         delivered=delivered,
         seconds=elapsed,
