@@ -4,7 +4,7 @@ httpx's own transport (httpcore on anyio: a cancel scope per read and write, its
 locks) cost ~700 µs of CPU per call of 30 KB out and 60 KB back on this machine; the same
 `httpx.AsyncClient` on this transport ~320 µs (aiohttp alone ~140 µs). A BE makes four
 such calls per batch and step list, and they were a quarter of its CPU under load
-(docs/performance.md, "Where the time went"). Everything above the transport is httpx's as before:
+(docs/performance.md, item 28). Everything above the transport is httpx's as before:
 timeouts, headers, content decoding, and the errors the callers catch (`httpx.HTTPError`).
 A process whose environment names a proxy keeps httpx's own transport and its handling of
 HTTP(S)_PROXY/NO_PROXY, unchanged.
