@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import psutil
 
+from be_service.config import BESettings
 from bench.support import CpuMeter, PeakMemory
 from ticketing_cli.stack import launch
 from ticketing_common import embedded_pg
@@ -164,7 +165,12 @@ def main() -> None:
     parser.add_argument("--tickets", type=int, default=5000)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--latency-ms", type=int, default=20)
-    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=BESettings.model_fields["workers"].default,
+        help="BE_WORKERS (default: the BE's)",
+    )
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--database-url", default=None, help="default: temporary embedded PG")
     run(parser.parse_args())
