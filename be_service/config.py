@@ -58,7 +58,13 @@ class BESettings(BaseSettings):
     database_url: SecretStr | None = None
     data_dir: Path = Path(".data")
     database_name: str = ""
-    db_pool_size: int = Field(10, ge=1, le=100)
+    # Connections kept open (as many again may open for a burst, each closed after use).
+    # Default: one per worker and four for the rest (intake, reports, heartbeat,
+    # retention). Fewer, and connections opened for a burst were closed and opened again
+    # all the time, each paying asyncpg's type introspection (~14 ms of Postgres time):
+    # with 16 workers on a pool of 10, 28 of them per 5 000 tickets (docs/performance.md,
+    # item 35).
+    db_pool_size: int | None = Field(None, ge=1, le=100)
 
     # Unset tokens are locked, not open: a random value nobody knows (see unset_tokens()).
     # The intake token still reaches the WM through the self-registration.
@@ -131,6 +137,10 @@ class BESettings(BaseSettings):
             for name in ("intake_token", "admin_token", "metrics_token", "control_token")
             if name not in self.model_fields_set
         ]
+
+    @property
+    def effective_db_pool_size(self) -> int:
+        return self.db_pool_size if self.db_pool_size is not None else self.workers + 4
 
     @model_validator(mode="after")
     def _derive(self) -> BESettings:

@@ -104,7 +104,7 @@ async def _database(settings: BESettings, app: FastAPI) -> AsyncIterator[None]:
     log.info("BE %s on database %s", settings.name, redact_url(url))
     engine = None
     try:
-        engine = create_engine(url, pool_size=settings.db_pool_size)
+        engine = create_engine(url, pool_size=settings.effective_db_pool_size)
         app.state.engine = engine
         await ensure_at_head("be", url, engine)
         app.state.sessionmaker = make_sessionmaker(engine)
