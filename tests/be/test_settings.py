@@ -74,3 +74,16 @@ def test_patch_whose_commit_fails_is_not_acknowledged(make_be, be_database_url):
     reject_commits(be_database_url, "be_setting")
     assert be.patch_settings(max_retries=7).status_code == 503
     assert be.client.get("/api/v1/settings").json()["max_retries"] == 3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "kept_open"),
+    [({"workers": 16}, 20), ({"workers": 3}, 7), ({"workers": 16, "db_pool_size": 5}, 5)],
+)
+def test_the_connection_pool_keeps_one_connection_per_worker_and_four_more(
+    make_be, overrides, kept_open
+):
+    """Fewer connections kept than workers, and those opened for a burst are closed and
+    opened again all the time (each costing Postgres asyncpg's type introspection)."""
+    be = make_be(**overrides)
+    assert be.app.state.engine.pool.size() == kept_open
