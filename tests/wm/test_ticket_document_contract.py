@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,27 @@ AT = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 def longest(prefix: str) -> str:
     return (prefix * LONGEST)[:LONGEST]
+
+
+def opening(
+    spec: KindSpec, entity_id: str, place: Place, stats: WindowStats, *, threshold: float
+) -> dict[str, Any]:
+    """The document of a ticket's first revision, opened at AT by a 24 h window."""
+    return build_document(
+        ticket_id=uuid.uuid4(),
+        spec=spec,
+        entity_id=entity_id,
+        revision=1,
+        action="open",
+        reason="critical",
+        ticket_priority="P3",
+        place=place,
+        stats=stats,
+        threshold=threshold,
+        window_hours=24,
+        aggregation_id="agg-1",
+        generated_at=AT,
+    )
 
 
 @pytest.mark.parametrize("action", ["open", "update", "clear"])
@@ -79,21 +101,7 @@ def test_the_issue_example_is_cut_with_an_ellipsis() -> None:
     place = Place("Monterrey", "MTY-HUB-01", "CCAP01", "N1", None, 10)
     stats = WindowStats(count=1, first_at=AT, last_at=AT, worst_value=0.5)
     entity_id = "S" * 180
-    document = build_document(
-        ticket_id=uuid.uuid4(),
-        spec=kinds.US_SERVICE_GROUP,
-        entity_id=entity_id,
-        revision=1,
-        action="open",
-        reason="critical",
-        ticket_priority="P3",
-        place=place,
-        stats=stats,
-        threshold=0.3,
-        window_hours=24,
-        aggregation_id="agg-1",
-        generated_at=AT,
-    )
+    document = opening(kinds.US_SERVICE_GROUP, entity_id, place, stats, threshold=0.3)
     assert len(document["title"]) == 255 and document["title"].endswith("…")
     assert document["title"].startswith(f"{kinds.US_SERVICE_GROUP.label} crítica en SSS")
     assert entity_id in document["description"]  # the full name stays in the description
@@ -149,20 +157,8 @@ def test_texts_give_sample_times_in_utc_whatever_zone_they_came_in() -> None:
         stats = WindowStats(
             count=2, first_at=first_at, last_at=AT + timedelta(minutes=7), worst_value=0.5
         )
-        document = build_document(
-            ticket_id=uuid.uuid4(),
-            spec=spec,
-            entity_id="MTY01-CCAP01:US-1/0/0",
-            revision=1,
-            action="open",
-            reason="critical",
-            ticket_priority="P2",
-            place=place,
-            stats=stats,
-            threshold=spec.value_range[1],
-            window_hours=24,
-            aggregation_id="agg-1",
-            generated_at=AT,
+        document = opening(
+            spec, "MTY01-CCAP01:US-1/0/0", place, stats, threshold=spec.value_range[1]
         )
         assert "desde 2026-11-22 10:00 UTC" in document["description"]
         assert "(la más reciente 2026-11-22 10:07 UTC)" in document["description"]
