@@ -61,7 +61,7 @@ class BESettings(BaseSettings):
     # Connections kept open (as many again may open for a burst, each closed after use).
     # Default: one per worker and four for the rest (intake, reports, heartbeat,
     # retention). Fewer, and connections opened for a burst were closed and opened again
-    # all the time, each paying asyncpg's type introspection (~14 ms of Postgres time):
+    # all the time, each paying asyncpg's type introspection (~10 ms of Postgres time):
     # with 16 workers on a pool of 10, 28 of them per 5 000 tickets (docs/performance.md,
     # item 35).
     db_pool_size: int | None = Field(None, ge=1, le=100)

@@ -32,7 +32,6 @@ from ticketing_common.embedded_pg import free_port
 
 BINARY = "prometheus-alertmanager"
 POST_CHUNK = 1000
-RECEIVERS = ("bare", "asgi")
 
 
 @dataclass(frozen=True)
@@ -145,6 +144,13 @@ class _AsgiReceiver:
         self._process.wait(timeout=30)
 
 
+# The receivers by their --am-receiver name.
+RECEIVERS: dict[str, type[_BareReceiver] | type[_AsgiReceiver]] = {
+    "bare": _BareReceiver,
+    "asgi": _AsgiReceiver,
+}
+
+
 class _Webhook(asyncio.Protocol):
     """HTTP/1.1 with keep-alive, just enough of it: Content-Length bodies, 200 with no body."""
 
@@ -207,7 +213,7 @@ def alerts(count: int) -> list[dict[str, object]]:
 def run(
     binary: str, count: int, *, timeout: float = 600, receiver_kind: str = "bare"
 ) -> AlertmanagerRun:
-    receiver = _AsgiReceiver(count) if receiver_kind == "asgi" else _BareReceiver(count)
+    receiver = RECEIVERS[receiver_kind](count)
     port = free_port()
     with contextlib.ExitStack() as cleanup, tempfile.TemporaryDirectory(prefix="bench-am-") as tmp:
         cleanup.callback(receiver.close)  # also when Alertmanager does not start

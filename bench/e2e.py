@@ -153,7 +153,7 @@ def main() -> None:
     parser.add_argument("--no-alertmanager", action="store_true", help="our runs only")
     parser.add_argument(
         "--am-receiver",
-        choices=alertmanager.RECEIVERS,
+        choices=list(alertmanager.RECEIVERS),
         default="bare",
         help="Alertmanager's webhook receiver: bare (strict), or asgi (built like our emulators)",
     )
