@@ -91,10 +91,16 @@ class BESettings(BaseSettings):
     request_timeout_seconds: float = Field(30.0, gt=0)
     bypass_proxy: bool = False
 
-    # Concurrent batches. Each holds one batch in flight, so a slow platform makes this the
-    # ceiling: at 500 ms a call one BE completes ~190 tickets/s with 8 and ~265/s with 16;
-    # with fast platforms 16 cost no more than 8 (docs/performance.md, item 34).
-    workers: int = Field(16, ge=1, le=64)
+    # Batches in flight at once. Each worker holds one, so with a slow platform their
+    # number bounds the rate (at 500 ms a call one BE completes ~190 tickets/s with 8,
+    # ~265/s with 16); with fast platforms more only cost Postgres time. So the BE starts
+    # with `workers` and, while a backlog lasts, tries more up to `workers_max`, keeping
+    # them only if the completed rate rises (pipeline/slots.py; docs/performance.md, item 36).
+    # workers_max = workers fixes the number.
+    workers: int = Field(16, ge=1, le=256)
+    workers_max: int = Field(64, ge=1, le=256)
+    # How long each try of the number of batches in flight is measured.
+    worker_adjust_seconds: float = Field(5.0, gt=0)
     poll_interval_seconds: float = Field(0.5, gt=0)
     # Renewed every third of itself while a batch is sent; after a crash, the dead worker's
     # revisions become claimable once it lapses.
@@ -142,8 +148,19 @@ class BESettings(BaseSettings):
     def effective_db_pool_size(self) -> int:
         return self.db_pool_size if self.db_pool_size is not None else self.workers + 4
 
+    @property
+    def db_pool_overflow(self) -> int:
+        """Connections opened beyond the pool for a burst (closed after use): room for
+        every worker the slots may admit, and as many again as the pool's own margin."""
+        return max(self.effective_db_pool_size, self.workers_max + 4 - self.effective_db_pool_size)
+
     @model_validator(mode="after")
     def _derive(self) -> BESettings:
+        if self.workers_max < self.workers:
+            raise ValueError(
+                f"BE_WORKERS_MAX ({self.workers_max}) must be at least BE_WORKERS "
+                f"({self.workers}): the batches in flight start at BE_WORKERS"
+            )
         if not self.database_name:
             self.database_name = "be_" + re.sub(r"[^A-Za-z0-9]", "_", self.name).lower()
         base = (self.platform_url or "http://127.0.0.1:8200").rstrip("/")

@@ -26,6 +26,7 @@ from be_service.pipeline import store
 from be_service.pipeline.fence import Fence
 from be_service.pipeline.health import CircuitState
 from be_service.pipeline.sender import SenderContext
+from be_service.pipeline.slots import BatchSlots, SlotsController, SlotsWindow, run_slots_controller
 from be_service.pipeline.worker import WorkerStats, WorkerWakeups, run_worker
 from be_service.platforms.registry import PLATFORMS, build_health, build_steps
 from be_service.registration import health_source, heartbeat
@@ -104,7 +105,11 @@ async def _database(settings: BESettings, app: FastAPI) -> AsyncIterator[None]:
     log.info("BE %s on database %s", settings.name, redact_url(url))
     engine = None
     try:
-        engine = create_engine(url, pool_size=settings.effective_db_pool_size)
+        engine = create_engine(
+            url,
+            pool_size=settings.effective_db_pool_size,
+            max_overflow=settings.db_pool_overflow,
+        )
         app.state.engine = engine
         await ensure_at_head("be", url, engine)
         app.state.sessionmaker = make_sessionmaker(engine)
@@ -128,6 +133,7 @@ async def _background_tasks(
     """The sender workers and the WM heartbeat, stopped (grace, then cancel) on exit."""
     ctx = _sender_context(settings, app, http)
     stop = asyncio.Event()
+    slots, window = app.state.batch_slots, SlotsWindow()
     tasks = [
         asyncio.create_task(
             run_worker(
@@ -137,11 +143,24 @@ async def _background_tasks(
                 stop=stop,
                 stats=app.state.worker_stats,
                 wakeups=app.state.worker_wakeups,
+                slots=slots,
+                window=window,
             ),
             name=f"be-worker-{n}",
         )
-        for n in range(settings.workers)
+        for n in range(settings.workers_max)
     ]
+    app.state.metrics.batches_in_flight_limit.set(slots.limit)
+    if settings.workers_max > settings.workers:
+        controller = run_slots_controller(
+            slots,
+            SlotsController(floor=settings.workers, ceiling=settings.workers_max),
+            window,
+            window_seconds=settings.worker_adjust_seconds,
+            stop=stop,
+            changed=app.state.metrics.batches_in_flight_limit.set,
+        )
+        tasks.append(asyncio.create_task(controller, name="be-batch-slots"))
     if settings.wm_url:
         health = health_source(
             app.state.sessionmaker,
@@ -222,7 +241,7 @@ def _lifespan(settings: BESettings) -> Callable[[FastAPI], AbstractAsyncContextM
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(_database(settings, app))
             # One client per platform, so a slow platform never holds another's connections.
-            limits = httpx.Limits(max_connections=settings.workers * 2 + 4)
+            limits = httpx.Limits(max_connections=settings.workers_max * 2 + 4)
             http = {
                 name: await stack.enter_async_context(_http_client(settings, limits))
                 for name in PLATFORMS
@@ -258,6 +277,7 @@ def create_app(settings: BESettings | None = None, *, clock: Clock = system_cloc
     app.state.settings = settings
     app.state.worker_stats = WorkerStats()
     app.state.worker_wakeups = WorkerWakeups()
+    app.state.batch_slots = BatchSlots(settings.workers)
     app.state.health = build_health(settings)
     app.state.fence = Fence(enabled=bool(settings.wm_url))
     app.state.clock = clock

@@ -78,6 +78,12 @@ class BEMetrics:
             ["operation"],
             registry=r,
         )
+        self.batches_in_flight_limit = Gauge(
+            "be_batches_in_flight_limit",
+            "Batches this process lets its workers hold at once (BE_WORKERS up to "
+            "BE_WORKERS_MAX, raised while that raises the completed rate).",
+            registry=r,
+        )
         # Read from the database at scrape time.
         self.revisions = Gauge(
             "be_revisions",

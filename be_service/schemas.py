@@ -62,6 +62,7 @@ class ConnectionSettings(BaseModel):
     request_timeout_seconds: float
     bypass_proxy: bool
     workers: int
+    workers_max: int
     wm_url: str | None
 
 

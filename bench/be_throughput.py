@@ -32,6 +32,7 @@ from ticketing_common.embedded_pg import free_port
 
 INTAKE_TOKEN = "bench-intake"  # noqa: S105 (a throwaway token for a local benchmark)
 ADMIN_TOKEN = "bench-admin"  # noqa: S105
+METRICS_TOKEN = "bench-metrics"  # noqa: S105
 INTAKE_CHUNK = 1000
 
 
@@ -90,6 +91,8 @@ def run(args: argparse.Namespace) -> None:
             "BE_SFYC_URL": f"{emulator_url}/services",
             "BE_BYPASS_PROXY": "true",
             "BE_WORKERS": str(args.workers),
+            "BE_WORKERS_MAX": str(max(args.workers, args.workers_max)),
+            "BE_METRICS_TOKEN": METRICS_TOKEN,
             "BE_PROCESSING_ENABLED": "false",
             "BE_MAX_TICKETS_PER_REQUEST": str(args.batch),
             "BE_POLL_INTERVAL_SECONDS": "0.05",
@@ -118,7 +121,9 @@ def run(args: argparse.Namespace) -> None:
                     "/api/v1/settings", json={"processing_enabled": True}, headers=admin
                 ).raise_for_status()
                 deadline = time.monotonic() + args.timeout
+                in_flight: list[int] = []
                 while True:
+                    in_flight.append(_batches_in_flight_limit(client))
                     counts = client.get(
                         "/api/v1/tickets", params={"limit": 1}, headers=admin
                     ).json()["counts"]
@@ -126,7 +131,7 @@ def run(args: argparse.Namespace) -> None:
                         break
                     if time.monotonic() > deadline:
                         raise SystemExit(f"not done after {args.timeout} s: {counts}")
-                    time.sleep(0.05)
+                    time.sleep(0.2)
                 delivery_seconds = time.perf_counter() - started
             be_cpu = sum(psutil.Process(be_process.pid).cpu_times()[:2])
         emulator_cpu = sum(psutil.Process(emulator_process.pid).cpu_times()[:2])
@@ -134,7 +139,11 @@ def run(args: argparse.Namespace) -> None:
     requests = sum(stats["requests"].values())
     print(
         f"tickets            {args.tickets} (batch {args.batch}, latency {args.latency_ms} ms,"
-        f" {args.workers} workers)"
+        f" {args.workers} to {max(args.workers, args.workers_max)} workers)"
+    )
+    print(
+        f"batches in flight  {in_flight[0]} at the start, at most {max(in_flight)},"
+        f" {in_flight[-1]} at the end"
     )
     print(f"completed / error  {counts['Completed']} / {counts['Error']}")
     print(f"intake             {args.tickets / intake_seconds:,.0f} tickets/s")
@@ -154,6 +163,14 @@ def run(args: argparse.Namespace) -> None:
         )
 
 
+def _batches_in_flight_limit(client: httpx.Client) -> int:
+    text = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
+    for line in text.splitlines():
+        if line.startswith("be_batches_in_flight_limit "):
+            return int(float(line.split()[1]))
+    raise SystemExit("the BE's /metrics has no be_batches_in_flight_limit")
+
+
 def _postgres_of(data_dir: Path, database_url: str | None) -> dict[str, int]:
     """The embedded server's postmaster, to count its CPU (none for an external database)."""
     running = None if database_url else embedded_pg.read_postmaster(data_dir / "pg")
@@ -170,6 +187,12 @@ def main() -> None:
         type=int,
         default=BESettings.model_fields["workers"].default,
         help="BE_WORKERS (default: the BE's)",
+    )
+    parser.add_argument(
+        "--workers-max",
+        type=int,
+        default=BESettings.model_fields["workers_max"].default,
+        help="BE_WORKERS_MAX (default: the BE's; = --workers fixes the number)",
     )
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--database-url", default=None, help="default: temporary embedded PG")

@@ -61,7 +61,9 @@ def redact_url(url: str) -> str:
 _JSON = msgspec.json.Decoder()
 
 
-def create_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int | None = None, **kwargs: Any
+) -> AsyncEngine:
     # hide_parameters: a failed statement's error text must not quote its bind values,
     # which can be tokens (the backend registry stores intake tokens).
     # force_custom_plan: asyncpg prepares every statement, and Postgres would otherwise
@@ -70,7 +72,7 @@ def create_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngin
     engine = create_async_engine(
         normalize_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
         hide_parameters=True,
         connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
         # json/jsonb results (a BE reads two per revision it moves): 6 us each with

@@ -1,7 +1,8 @@
 """The background worker loop: read the settings, claim a batch, send it, repeat.
 
-Several of these run per BE process (BE_WORKERS); the claim's SKIP LOCKED and lease keep
-them, and other processes on the same database, from ever taking the same revision.
+Several of these run per BE process (BE_WORKERS_MAX), as many at once as the batch slots
+allow (pipeline/slots.py); the claim's SKIP LOCKED and lease keep them, and other processes
+on the same database, from ever taking the same revision.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 
 from be_service.pipeline import store
 from be_service.pipeline.sender import BatchSender, SenderContext
+from be_service.pipeline.slots import BatchSlots, SlotsWindow
 from be_service.services import settings as settings_service
 from ticketing_common.db import session_scope
 from ticketing_common.lease import keep_lease
@@ -53,9 +55,16 @@ class WorkerWakeups:
         return 0.0
 
 
-async def work_once(ctx: SenderContext, *, worker: str, bell: Bell | None = None) -> bool:
+async def work_once(
+    ctx: SenderContext,
+    *,
+    worker: str,
+    bell: Bell | None = None,
+    window: SlotsWindow | None = None,
+) -> bool:
     """Claim and send one batch; False when there was nothing to do (or processing is off).
-    A full batch rings `bell`: there is likely more, for another idle worker."""
+    A full batch rings `bell`: there is likely more, for another idle worker. `window`
+    counts the batch for the slots controller (pipeline/slots.py)."""
     async for session in session_scope(ctx.sessionmaker):
         limits = await settings_service.for_batch(session)
         if limits is None:
@@ -67,15 +76,23 @@ async def work_once(ctx: SenderContext, *, worker: str, bell: Bell | None = None
             lease_seconds=ctx.lease_seconds,
             fence=ctx.fence,
         )
-    if limits is None or not claimed:  # (None returned above; mypy cannot see it here)
+    if limits is None:  # (returned above; mypy cannot see it here)
         return False
-    if bell is not None and len(claimed) >= limits.max_tickets_per_request:
+    full = len(claimed) >= limits.max_tickets_per_request
+    if window is not None and not full:
+        window.short_claims += 1
+    if not claimed:
+        return False
+    if bell is not None and full:
         bell.ring()
     # A slow platform (latency, Retry-After, long timeouts) must not let the lease lapse
     # while this worker still sends the batch, or another worker would take it too.
     renew = functools.partial(_extend, ctx, worker=worker, ids=[c.id for c in claimed])
     async with keep_lease(renew, lease_seconds=ctx.lease_seconds, name=worker):
         await BatchSender(ctx, worker=worker, limits=limits, items=claimed).run()
+    if window is not None:
+        window.batches += 1
+        window.completed += len(claimed)
     return True
 
 
@@ -92,12 +109,18 @@ async def run_worker(
     stop: asyncio.Event,
     stats: WorkerStats,
     wakeups: WorkerWakeups,
+    slots: BatchSlots | None = None,
+    window: SlotsWindow | None = None,
 ) -> None:
-    """Loop until `stop` is set, claiming while there is work; idle, wait for the bell or
-    for this worker's turn to look (WorkerWakeups)."""
+    """Loop until `stop` is set, claiming while there is work (each batch in one of the
+    `slots`); idle, wait for the bell or for this worker's turn to look (WorkerWakeups)."""
+    slots = slots or BatchSlots(1)  # none shared: this worker's own, never waited for
     while not stop.is_set():
         try:
-            busy = await work_once(ctx, worker=worker, bell=wakeups.bell)
+            async with slots:
+                if stop.is_set():
+                    break
+                busy = await work_once(ctx, worker=worker, bell=wakeups.bell, window=window)
         except Exception:
             # The claimed revisions keep their lease and are taken again when it expires.
             log.exception("worker %s: batch failed", worker)

@@ -108,6 +108,7 @@ def public(row: BESetting, *, env: BESettings) -> SettingsPublic:
             request_timeout_seconds=env.request_timeout_seconds,
             bypass_proxy=env.bypass_proxy,
             workers=env.workers,
+            workers_max=env.workers_max,
             wm_url=redact_url(env.wm_url) if env.wm_url else None,
         ),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from tests.be.conftest import ADMIN_TOKEN, INTAKE_TOKEN, be_settings, reject_commits, running_be
 
@@ -87,3 +88,16 @@ def test_the_connection_pool_keeps_one_connection_per_worker_and_four_more(
     opened again all the time (each costing Postgres asyncpg's type introspection)."""
     be = make_be(**overrides)
     assert be.app.state.engine.pool.size() == kept_open
+
+
+def test_the_pool_has_room_for_every_worker_the_slots_may_admit(make_be):
+    """The batches in flight grow up to BE_WORKERS_MAX: the pool's burst must let each of
+    those workers have a connection, or they would queue for one (and time out)."""
+    be = make_be(workers=2, workers_max=40)
+    pool = be.app.state.engine.pool
+    assert pool.size() + pool._max_overflow >= 40 + 4
+
+
+def test_a_ceiling_below_the_starting_number_of_batches_in_flight_is_refused(emulator):
+    with pytest.raises(ValidationError, match=r"BE_WORKERS_MAX \(4\) must be at least BE_WORKERS"):
+        be_settings("postgresql://unused", emulator, workers=8, workers_max=4)

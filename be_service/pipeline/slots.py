@@ -1,0 +1,172 @@
+"""How many of a BE's workers may hold a batch at once, found by trying.
+
+Each worker holds one batch in flight, so with slow platforms the number of batches in
+flight bounds the rate (at 500 ms a call: ~190 tickets/s with 8, ~265/s with 16, ~440/s
+with 32), while with fast platforms the two cores are the bound and more batches in flight
+only cost Postgres time (each claim steps over the revisions the others hold). Batch time
+cannot tell the two apart: when the cores are saturated a batch takes longer too. So the
+count is found the way a hill climber finds a top: while there is a backlog, try more
+batches in flight for one window, keep them if the completed rate rose by `gain`, go back
+and hold a while if it did not. Without a backlog the count returns to its floor
+(BE_WORKERS); it never exceeds its ceiling (BE_WORKERS_MAX).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ticketing_common.waits import wait_for_event
+
+log = logging.getLogger(__name__)
+
+
+class BatchSlots:
+    """An asyncio semaphore whose size can change: `async with slots:` holds one of `limit`
+    slots, first come first served. Lowering the limit takes nothing from holders; it
+    admits no one until fewer than the new limit hold a slot."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._held = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @property
+    def held(self) -> int:
+        return self._held
+
+    def resize(self, limit: int) -> None:
+        self._limit = max(1, limit)
+        self._hand_over()
+
+    async def __aenter__(self) -> None:
+        if self._held < self._limit and not self._waiters:
+            self._held += 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter  # resolved once a slot is handed over: counted as held already
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._held -= 1  # handed over, but this task was cancelled meanwhile
+                self._hand_over()
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    async def __aexit__(self, *_: object) -> None:
+        self._held -= 1
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        # Only as many waiters as there are free slots wake (64 workers waking on every
+        # release cost a BE a tenth of its CPU), each with its slot already counted, so no
+        # task arriving meanwhile can take it first.
+        while self._waiters and self._held < self._limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._held += 1
+                waiter.set_result(None)
+
+
+@dataclass
+class SlotsController:
+    """The hill climber: fed one window's completed revisions, it answers the next limit."""
+
+    floor: int
+    ceiling: int
+    # A try counts as better only if the rate rose by this factor: the machine's own noise
+    # must not ratchet the count up.
+    gain: float = 1.10
+    # After a try that did not pay, windows to wait before trying again (the platforms'
+    # latency, and so the best count, change over hours).
+    hold_windows: int = 6
+    limit: int = field(init=False)
+    _tried_from: tuple[int, float] | None = field(default=None, init=False)
+    _hold: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.limit = self.floor
+
+    def observe(self, *, completed: int, seconds: float, backlog: bool) -> int:
+        """The limit for the next window, given the revisions completed in this one and
+        whether claimable revisions were left over throughout it."""
+        if not backlog:
+            self.limit, self._tried_from, self._hold = self.floor, None, 0
+            return self.limit
+        rate = completed / seconds if seconds > 0 else 0.0
+        if self._tried_from is not None:
+            previous_limit, previous_rate = self._tried_from
+            self._tried_from = None
+            if rate < previous_rate * self.gain:
+                self.limit, self._hold = previous_limit, self.hold_windows
+                return self.limit
+        if self._hold > 0:
+            self._hold -= 1
+            return self.limit
+        if self.limit < self.ceiling:
+            self._tried_from = (self.limit, rate)
+            self.limit = min(self.ceiling, math.ceil(self.limit * 1.5))
+        return self.limit
+
+
+@dataclass
+class SlotsWindow:
+    """What the workers tell the controller between two of its looks."""
+
+    completed: int = 0
+    batches: int = 0
+    # Claims that came back with less than a full batch: the backlog ran out at least once.
+    short_claims: int = 0
+
+    def take(self) -> SlotsWindow:
+        taken = SlotsWindow(self.completed, self.batches, self.short_claims)
+        self.completed = self.batches = self.short_claims = 0
+        return taken
+
+
+async def run_slots_controller(
+    slots: BatchSlots,
+    controller: SlotsController,
+    window: SlotsWindow,
+    *,
+    window_seconds: float,
+    stop: asyncio.Event,
+    changed: Callable[[int], None],
+    clock: Callable[[], float] | None = None,
+) -> None:
+    """Every window (longer when fewer batches than slots finished in it, so that one slow
+    batch is not a rate), hand the controller what the workers did and apply its limit."""
+    clock = clock or asyncio.get_running_loop().time
+    started = clock()
+    while not await wait_for_event(stop, window_seconds):
+        # A window ends once it has seen as many batches as slots, or four windows passed.
+        if window.batches < slots.limit and clock() - started < 4 * window_seconds:
+            continue
+        seen, now = window.take(), clock()
+        seconds, started = now - started, now
+        limit = controller.observe(
+            completed=seen.completed,
+            seconds=seconds,
+            backlog=seen.batches > 0 and seen.short_claims == 0,
+        )
+        if limit != slots.limit:
+            log.info(
+                "batches in flight %d -> %d (%d revisions completed in %d batches, %.0f/s)",
+                slots.limit,
+                limit,
+                seen.completed,
+                seen.batches,
+                seen.completed / seconds,
+            )
+            slots.resize(limit)
+            changed(limit)
