@@ -144,13 +144,21 @@ async def run_slots_controller(
     changed: Callable[[int], None],
     clock: Callable[[], float] | None = None,
 ) -> None:
-    """Every window (longer when fewer batches than slots finished in it, so that one slow
-    batch is not a rate), hand the controller what the workers did and apply its limit."""
+    """Every window, hand the controller what the workers did and apply its limit.
+
+    A window is judged once it has seen as many batches finish as there are slots (one slow
+    batch is not a rate), or at least one in four windows' time; one in which the backlog
+    ran out is judged at once. A window in which nothing finished and nothing ran out
+    (every slot holds a batch slower than the window) goes on."""
     clock = clock or asyncio.get_running_loop().time
     started = clock()
     while not await wait_for_event(stop, window_seconds):
-        # A window ends once it has seen as many batches as slots, or four windows passed.
-        if window.batches < slots.limit and clock() - started < 4 * window_seconds:
+        elapsed = clock() - started
+        if not (
+            window.short_claims
+            or window.batches >= slots.limit
+            or (window.batches and elapsed >= 4 * window_seconds)
+        ):
             continue
         seen, now = window.take(), clock()
         seconds, started = now - started, now

@@ -68,6 +68,8 @@ async def work_once(
     async for session in session_scope(ctx.sessionmaker):
         limits = await settings_service.for_batch(session)
         if limits is None:
+            if window is not None:
+                window.short_claims += 1  # processing is off: no backlog to size for
             return False
         claimed = await store.claim_batch(
             session,

@@ -116,3 +116,27 @@ def test_a_be_killed_mid_batch_completes_every_ticket_exactly_once(make_database
     finally:
         restarted.stop()
     _assert_exactly_once(emulator, tickets)
+
+
+def test_with_a_slow_platform_more_batches_go_in_flight_and_each_ticket_still_once(
+    make_be, emulator
+):
+    """300 ms a call: one batch in flight at a time completes ~3 tickets/s, so the BE tries
+    more (up to BE_WORKERS_MAX), keeps them because the rate rises, and every ticket still
+    reaches each platform exactly once."""
+    emulator.faults(platform="all", latency_ms=300)
+    tickets = [make_ticket() for _ in range(120)]
+    be = make_be(workers=1, workers_max=4, worker_adjust_seconds=0.3, processing_enabled=False)
+    be.intake(tickets)
+    be.patch_settings(processing_enabled=True, max_tickets_per_request=5)
+    slots = be.app.state.batch_slots
+    most = 1
+
+    def done() -> bool:
+        nonlocal most
+        most = max(most, slots.limit)
+        return be.counts()["Completed"] >= len(tickets)
+
+    wait_until(done, timeout=90, what="120 tickets Completed")
+    assert most > 1
+    _assert_exactly_once(emulator, tickets)
