@@ -87,6 +87,11 @@ class BatchSender:
             lease_seconds=ctx.lease_seconds,
         )
 
+    @property
+    def done(self) -> int:
+        """Revisions that went through every step they wanted in this batch."""
+        return sum(1 for item in self.items.values() if item.step == DONE)
+
     async def run(self) -> None:
         """Each step, in list order, takes the revisions waiting for it; a success moves a
         revision to the next step that it still wants, a failure leaves it where it was

@@ -91,10 +91,13 @@ async def work_once(
     # while this worker still sends the batch, or another worker would take it too.
     renew = functools.partial(_extend, ctx, worker=worker, ids=[c.id for c in claimed])
     async with keep_lease(renew, lease_seconds=ctx.lease_seconds, name=worker):
-        await BatchSender(ctx, worker=worker, limits=limits, items=claimed).run()
+        sender = BatchSender(ctx, worker=worker, limits=limits, items=claimed)
+        await sender.run()
     if window is not None:
+        # Done, not claimed: a batch parked behind an open circuit ends at once, having
+        # completed nothing, and must not read as a rate.
         window.batches += 1
-        window.completed += len(claimed)
+        window.completed += sender.done
     return True
 
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
+from be_service.pipeline.health import PlatformHealth
 from be_service.pipeline.slots import (
     BatchSlots,
     SlotsController,
     SlotsWindow,
     run_slots_controller,
 )
+from be_service.pipeline.worker import work_once
+from tests.be.conftest import make_ticket
+from tests.be.pipeline.conftest import InProcessPipeline
 
 
 async def _holders(slots: BatchSlots, count: int, release: asyncio.Event) -> list[asyncio.Task]:
@@ -140,3 +145,23 @@ async def test_the_controller_task_applies_its_limit_from_what_the_workers_count
     stop.set()
     await asyncio.wait_for(task, 1)
     assert changes == [3, 2]
+
+
+async def test_a_batch_counts_what_it_completed_not_what_it_claimed(
+    pipeline: InProcessPipeline,
+):
+    """A batch parked behind an open circuit ends at once having completed nothing: it must
+    not read as a rate to the controller (which would add batches in flight for it)."""
+    await pipeline.intake(*(make_ticket() for _ in range(3)))
+    cherwell = PlatformHealth("cherwell", failure_threshold=1, probe_interval=60)
+    cherwell.failed("down")
+    parked = dataclasses.replace(pipeline.context(), health={"cherwell": cherwell})
+    window = SlotsWindow()
+    assert await work_once(parked, worker="test-worker", window=window)
+    assert (window.batches, window.completed) == (1, 0)
+
+    window = SlotsWindow()
+    await pipeline.intake(*(make_ticket() for _ in range(2)))
+    assert await work_once(pipeline.context(), worker="test-worker", window=window)
+    # The two new tickets; the parked three wait out the circuit's probe interval.
+    assert (window.batches, window.completed) == (1, 2)
