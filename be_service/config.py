@@ -100,7 +100,7 @@ class BESettings(BaseSettings):
     workers: int = Field(16, ge=1, le=256)
     workers_max: int = Field(64, ge=1, le=256)
     # How long each try of the number of batches in flight is measured.
-    worker_adjust_seconds: float = Field(5.0, gt=0)
+    worker_adjust_seconds: float = Field(2.0, gt=0)
     poll_interval_seconds: float = Field(0.5, gt=0)
     # Renewed every third of itself while a batch is sent; after a crash, the dead worker's
     # revisions become claimable once it lapses.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import math
 from collections.abc import Callable
@@ -80,7 +81,7 @@ class BatchSlots:
 
 @dataclass
 class SlotsController:
-    """The hill climber: fed one window's completed revisions, it answers the next limit."""
+    """The hill climber: fed one window's rate, it answers the next limit."""
 
     floor: int
     ceiling: int
@@ -97,13 +98,12 @@ class SlotsController:
     def __post_init__(self) -> None:
         self.limit = self.floor
 
-    def observe(self, *, completed: int, seconds: float, backlog: bool) -> int:
-        """The limit for the next window, given the revisions completed in this one and
-        whether claimable revisions were left over throughout it."""
+    def observe(self, *, rate: float, backlog: bool) -> int:
+        """The limit for the next window, given the rate (revisions completed a second) at
+        the current limit and whether claimable revisions were left over throughout."""
         if not backlog:
             self.limit, self._tried_from, self._hold = self.floor, None, 0
             return self.limit
-        rate = completed / seconds if seconds > 0 else 0.0
         if self._tried_from is not None:
             previous_limit, previous_rate = self._tried_from
             self._tried_from = None
@@ -123,14 +123,24 @@ class SlotsController:
 class SlotsWindow:
     """What the workers tell the controller between two of its looks."""
 
-    completed: int = 0
     batches: int = 0
+    completed: int = 0
+    # Each batch's revisions completed per second of its own duration, summed: with every
+    # slot busy (a backlog), the slots' rate is limit x their mean. Counting completions
+    # in a time window instead read the workers' rounds, which start together and end
+    # together, as the rate (one round more or less in a window: +-50 %).
+    batch_rates: float = 0.0
     # Claims that came back with less than a full batch: the backlog ran out at least once.
     short_claims: int = 0
 
+    def finished(self, *, completed: int, seconds: float) -> None:
+        self.batches += 1
+        self.completed += completed
+        self.batch_rates += completed / max(seconds, 1e-3)
+
     def take(self) -> SlotsWindow:
-        taken = SlotsWindow(self.completed, self.batches, self.short_claims)
-        self.completed = self.batches = self.short_claims = 0
+        taken = dataclasses.replace(self)
+        self.batches, self.completed, self.batch_rates, self.short_claims = 0, 0, 0.0, 0
         return taken
 
 
@@ -142,39 +152,33 @@ async def run_slots_controller(
     window_seconds: float,
     stop: asyncio.Event,
     changed: Callable[[int], None],
-    clock: Callable[[], float] | None = None,
 ) -> None:
-    """Every window, hand the controller what the workers did and apply its limit.
+    """Every window, hand the controller the slots' rate and apply the limit it answers.
 
-    A window is judged once it has seen as many batches finish as there are slots (one slow
-    batch is not a rate), or at least one in four windows' time; one in which the backlog
-    ran out is judged at once. A window in which nothing finished and nothing ran out
-    (every slot holds a batch slower than the window) goes on."""
-    clock = clock or asyncio.get_running_loop().time
-    started = clock()
+    A window is judged once as many batches finished in it as there are slots (one slow
+    batch is not a rate); one in which the backlog ran out, at once. One in which nothing
+    finished and nothing ran out (every slot holds a batch slower than the window) goes on.
+    The window right after a change is let go unjudged: its batches began under the old
+    limit."""
+    settling = False
     while not await wait_for_event(stop, window_seconds):
-        elapsed = clock() - started
-        if not (
-            window.short_claims
-            or window.batches >= slots.limit
-            or (window.batches and elapsed >= 4 * window_seconds)
-        ):
+        if not (window.short_claims or window.batches >= slots.limit):
             continue
-        seen, now = window.take(), clock()
-        seconds, started = now - started, now
-        limit = controller.observe(
-            completed=seen.completed,
-            seconds=seconds,
-            backlog=seen.batches > 0 and seen.short_claims == 0,
-        )
+        seen = window.take()
+        if settling and not seen.short_claims:
+            settling = False
+            continue
+        rate = slots.limit * seen.batch_rates / seen.batches if seen.batches else 0.0
+        limit = controller.observe(rate=rate, backlog=seen.batches > 0 and not seen.short_claims)
         if limit != slots.limit:
             log.info(
-                "batches in flight %d -> %d (%d revisions completed in %d batches, %.0f/s)",
+                "batches in flight %d -> %d (at %d: %.0f revisions/s, %d batches seen)",
                 slots.limit,
                 limit,
-                seen.completed,
+                slots.limit,
+                rate,
                 seen.batches,
-                seen.completed / seconds,
             )
             slots.resize(limit)
             changed(limit)
+            settling = True

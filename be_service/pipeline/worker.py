@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from dataclasses import dataclass, field
 
 from be_service.pipeline import store
@@ -65,6 +66,7 @@ async def work_once(
     """Claim and send one batch; False when there was nothing to do (or processing is off).
     A full batch rings `bell`: there is likely more, for another idle worker. `window`
     counts the batch for the slots controller (pipeline/slots.py)."""
+    started = time.monotonic()
     async for session in session_scope(ctx.sessionmaker):
         limits = await settings_service.for_batch(session)
         if limits is None:
@@ -96,8 +98,7 @@ async def work_once(
     if window is not None:
         # Done, not claimed: a batch parked behind an open circuit ends at once, having
         # completed nothing, and must not read as a rate.
-        window.batches += 1
-        window.completed += sender.done
+        window.finished(completed=sender.done, seconds=time.monotonic() - started)
     return True
 
 

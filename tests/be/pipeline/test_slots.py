@@ -85,36 +85,34 @@ async def test_a_slot_goes_to_the_longest_waiting_task_and_a_cancelled_waiter_gi
 
 def test_the_controller_keeps_climbing_while_each_step_raises_the_rate():
     controller = SlotsController(floor=4, ceiling=20)
-    limits = [
-        controller.observe(completed=completed, seconds=1, backlog=True)
-        for completed in (100, 150, 220, 330)
-    ]
+    limits = [controller.observe(rate=rate, backlog=True) for rate in (100, 150, 220, 330)]
     assert limits == [6, 9, 14, 20]
-    assert controller.observe(completed=400, seconds=1, backlog=True) == 20  # the ceiling
+    assert controller.observe(rate=400, backlog=True) == 20  # the ceiling
 
 
 def test_a_step_that_does_not_pay_is_undone_and_not_tried_again_for_a_while():
     controller = SlotsController(floor=4, ceiling=20, hold_windows=2)
-    assert controller.observe(completed=100, seconds=1, backlog=True) == 6
+    assert controller.observe(rate=100, backlog=True) == 6
     # 6 batches in flight completed no more than 4 did (the cores are the limit).
-    assert controller.observe(completed=104, seconds=1, backlog=True) == 4
-    assert controller.observe(completed=100, seconds=1, backlog=True) == 4
-    assert controller.observe(completed=100, seconds=1, backlog=True) == 4
-    assert controller.observe(completed=100, seconds=1, backlog=True) == 6  # tried again
+    assert controller.observe(rate=104, backlog=True) == 4
+    assert controller.observe(rate=100, backlog=True) == 4
+    assert controller.observe(rate=100, backlog=True) == 4
+    assert controller.observe(rate=100, backlog=True) == 6  # tried again
 
 
 def test_without_a_backlog_the_count_returns_to_its_floor():
     controller = SlotsController(floor=4, ceiling=20)
-    controller.observe(completed=100, seconds=1, backlog=True)
-    assert controller.observe(completed=200, seconds=1, backlog=True) == 9
-    assert controller.observe(completed=50, seconds=1, backlog=False) == 4
-    assert controller.observe(completed=0, seconds=1, backlog=False) == 4
+    controller.observe(rate=100, backlog=True)
+    assert controller.observe(rate=200, backlog=True) == 9
+    assert controller.observe(rate=50, backlog=False) == 4
+    assert controller.observe(rate=0, backlog=False) == 4
 
 
-async def test_the_controller_task_applies_its_limit_from_what_the_workers_counted():
-    """A window with full claims only and a rising rate raises the slots; windows in which
-    no batch finished (all slower than the window) are not judged; a window with a short
-    claim (the backlog ran out) brings them back to the floor."""
+async def test_the_controller_task_judges_the_slots_rate_and_lets_the_first_window_settle():
+    """Full claims and a rate that rises raise the slots; the window right after a change
+    is not judged (its batches began under the old limit); windows in which no batch
+    finished (all slower than the window) are not judged either; a try that did not pay is
+    undone; a short claim (the backlog ran out) brings the slots back to the floor."""
     slots, window, stop = BatchSlots(2), SlotsWindow(), asyncio.Event()
     changes: list[int] = []
     changed = asyncio.Event()
@@ -122,6 +120,10 @@ async def test_the_controller_task_applies_its_limit_from_what_the_workers_count
     def note(limit: int) -> None:
         changes.append(limit)
         changed.set()
+
+    async def next_change() -> None:
+        await asyncio.wait_for(changed.wait(), 5)
+        changed.clear()
 
     task = asyncio.create_task(
         run_slots_controller(
@@ -133,18 +135,43 @@ async def test_the_controller_task_applies_its_limit_from_what_the_workers_count
             changed=note,
         )
     )
-    window.batches, window.completed = 4, 400
-    await asyncio.wait_for(changed.wait(), 5)
+    for _ in range(2):  # two slots, each batch 100 revisions in 1 s: 200/s
+        window.finished(completed=100, seconds=1.0)
+    await next_change()
     assert slots.limit == 3
-    changed.clear()
-    await asyncio.sleep(0.5)  # ten windows: nothing finished, nothing ran out
+    for _ in range(3):  # the settling window: not judged, whatever it says
+        window.finished(completed=10, seconds=1.0)
+    await asyncio.sleep(0.5)  # and ten windows in which nothing finished
     assert not changed.is_set() and slots.limit == 3
-    window.batches, window.completed, window.short_claims = 4, 100, 1
-    await asyncio.wait_for(changed.wait(), 5)
+    for _ in range(3):  # three slots at 60/s each: 180/s, no better than 200/s
+        window.finished(completed=60, seconds=1.0)
+    await next_change()
     assert slots.limit == 2
+    window.short_claims = 1
+    window.finished(completed=100, seconds=1.0)
+    await asyncio.sleep(0.3)
     stop.set()
     await asyncio.wait_for(task, 1)
-    assert changes == [3, 2]
+    assert changes == [3, 2] and slots.limit == 2
+
+
+async def test_a_short_claim_sends_the_slots_back_to_their_floor():
+    slots, window, stop = BatchSlots(2), SlotsWindow(), asyncio.Event()
+    controller = SlotsController(floor=2, ceiling=8)
+    controller.observe(rate=100, backlog=True)  # tried 3
+    controller.observe(rate=200, backlog=True)  # kept, trying 5
+    slots.resize(controller.limit)
+    changes: list[int] = []
+    task = asyncio.create_task(
+        run_slots_controller(
+            slots, controller, window, window_seconds=0.02, stop=stop, changed=changes.append
+        )
+    )
+    window.short_claims = 1
+    await asyncio.sleep(0.2)
+    stop.set()
+    await asyncio.wait_for(task, 1)
+    assert changes == [2] and slots.limit == 2
 
 
 async def test_a_batch_counts_what_it_completed_not_what_it_claimed(
@@ -158,7 +185,7 @@ async def test_a_batch_counts_what_it_completed_not_what_it_claimed(
     parked = dataclasses.replace(pipeline.context(), health={"cherwell": cherwell})
     window = SlotsWindow()
     assert await work_once(parked, worker="test-worker", window=window)
-    assert (window.batches, window.completed) == (1, 0)
+    assert (window.batches, window.completed, window.batch_rates) == (1, 0, 0.0)
 
     window = SlotsWindow()
     await pipeline.intake(*(make_ticket() for _ in range(2)))
