@@ -222,11 +222,6 @@ class StatisticsRefresher:
         """Run in the background, after the commit; a failure leaves it to autovacuum."""
         try:
             async with self._engine.begin() as connection:
-                # A tenth of the default sample (3 000 rows a table): what the plans need
-                # from it is the row counts and the few common values of the queue
-                # columns, and autovacuum's own ANALYZE, with the full sample, follows
-                # within minutes. 50-90 ms a table at 20 000 rows became 13-27 ms.
-                await connection.exec_driver_sql("SET LOCAL default_statistics_target = 10")
                 for table in self._tables:
                     await connection.exec_driver_sql(f"ANALYZE {table}")
         except Exception:
