@@ -146,16 +146,21 @@ class BESettings(BaseSettings):
 
     @property
     def effective_db_pool_size(self) -> int:
-        return self.db_pool_size if self.db_pool_size is not None else self.workers + 4
+        # One connection per batch that may be in flight, and four more (the reporter,
+        # lease renewals, the API): opened only when that many are wanted at once, then
+        # kept, since each new connection costs Postgres a type introspection (item 35).
+        return self.db_pool_size if self.db_pool_size is not None else self.workers_max + 4
 
     @property
     def db_pool_overflow(self) -> int:
-        """Connections opened beyond the pool for a burst (closed after use): room for
-        every worker the slots may admit, and as many again as the pool's own margin."""
-        return max(self.effective_db_pool_size, self.workers_max + 4 - self.effective_db_pool_size)
+        """Connections opened beyond the pool for a burst (closed after use): enough for
+        every batch that may be in flight and four more, whatever the pool keeps."""
+        return max(4, self.workers_max + 4 - self.effective_db_pool_size)
 
     @model_validator(mode="after")
     def _derive(self) -> BESettings:
+        if self.workers_max < self.workers and "workers_max" not in self.model_fields_set:
+            self.workers_max = self.workers  # BE_WORKERS alone above the default ceiling
         if self.workers_max < self.workers:
             raise ValueError(
                 f"BE_WORKERS_MAX ({self.workers_max}) must be at least BE_WORKERS "

@@ -5,9 +5,9 @@ flight bounds the rate (at 500 ms a call: ~190 tickets/s with 8, ~265/s with 16,
 with 32), while with fast platforms the two cores are the bound and more batches in flight
 only cost Postgres time (each claim steps over the revisions the others hold). Batch time
 cannot tell the two apart: when the cores are saturated a batch takes longer too. So the
-count is found the way a hill climber finds a top: while there is a backlog, try more
-batches in flight for one window, keep them if the completed rate rose by `gain`, go back
-and hold a while if it did not. Without a backlog the count returns to its floor
+count is found the way a hill climber finds a top: while there is a backlog, try a step
+(more, or fewer after a step up that did not pay), keep it if the completed rate says so,
+go back and hold a while if not. Without a backlog the count returns to its floor
 (BE_WORKERS); it never exceeds its ceiling (BE_WORKERS_MAX).
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import logging
 import math
@@ -61,7 +62,9 @@ class BatchSlots:
                 self._held -= 1  # handed over, but this task was cancelled meanwhile
                 self._hand_over()
             else:
-                self._waiters.remove(waiter)
+                # Gone already if a release passed over it (cancelled, hence done).
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
             raise
 
     async def __aexit__(self, *_: object) -> None:
@@ -81,19 +84,26 @@ class BatchSlots:
 
 @dataclass
 class SlotsController:
-    """The hill climber: fed one window's rate, it answers the next limit."""
+    """The hill climber: fed one window's rate, it answers the next limit.
+
+    It tries a step (half as many again, or a third fewer) and keeps it if the rate says
+    so: a step up only if the rate rose by `gain` (the machine's own noise must not ratchet
+    the count up), a step down unless the rate fell by more than `loss` (fewer batches in
+    flight for the same rate spare Postgres). A kept step is followed by another the same
+    way; an undone one, or the ceiling reached, by `hold_windows` looks without a try, then
+    a try the other way.
+    """
 
     floor: int
     ceiling: int
-    # A try counts as better only if the rate rose by this factor: the machine's own noise
-    # must not ratchet the count up.
     gain: float = 1.10
-    # After a try that did not pay, windows to wait before trying again (the platforms'
-    # latency, and so the best count, change over hours).
+    loss: float = 0.95
+    # The platforms' latency, and so the best count, change over hours.
     hold_windows: int = 6
     limit: int = field(init=False)
-    _tried_from: tuple[int, float] | None = field(default=None, init=False)
+    _tried: tuple[bool, int, float] | None = field(default=None, init=False)  # up?, from, rate
     _hold: int = field(default=0, init=False)
+    _up_next: bool = field(default=True, init=False)
 
     def __post_init__(self) -> None:
         self.limit = self.floor
@@ -102,21 +112,41 @@ class SlotsController:
         """The limit for the next window, given the rate (revisions completed a second) at
         the current limit and whether claimable revisions were left over throughout."""
         if not backlog:
-            self.limit, self._tried_from, self._hold = self.floor, None, 0
+            self.limit, self._tried, self._hold, self._up_next = self.floor, None, 0, True
             return self.limit
-        if self._tried_from is not None:
-            previous_limit, previous_rate = self._tried_from
-            self._tried_from = None
-            if rate < previous_rate * self.gain:
-                self.limit, self._hold = previous_limit, self.hold_windows
+        if self._tried is not None:
+            up, previous_limit, previous_rate = self._tried
+            self._tried = None
+            threshold = previous_rate * (self.gain if up else self.loss)
+            # Nothing completed says nothing about the count (a platform down, say).
+            if rate <= 0 or rate < threshold:
+                self.limit, self._hold, self._up_next = previous_limit, self.hold_windows, not up
                 return self.limit
+            self._up_next = up
+        elif rate <= 0:
+            return self.limit
         if self._hold > 0:
             self._hold -= 1
             return self.limit
-        if self.limit < self.ceiling:
-            self._tried_from = (self.limit, rate)
-            self.limit = min(self.ceiling, math.ceil(self.limit * 1.5))
+        step = self._step(up=self._up_next)
+        if step is None and not self._up_next:  # at the floor: the only way is up
+            self._up_next, step = True, self._step(up=True)
+        if step is None:  # at the ceiling: stay a while, then see whether fewer do as well
+            self._up_next, self._hold = False, self.hold_windows
+        else:
+            self._tried = (step > self.limit, self.limit, rate)
+            self.limit = step
         return self.limit
+
+    def _step(self, *, up: bool) -> int | None:
+        """The next limit that way, None at the ceiling (up) or the floor (down)."""
+        if up:
+            return (
+                min(self.ceiling, math.ceil(self.limit * 1.5))
+                if self.limit < self.ceiling
+                else None
+            )
+        return max(self.floor, self.limit * 2 // 3) if self.limit > self.floor else None
 
 
 @dataclass
@@ -125,22 +155,25 @@ class SlotsWindow:
 
     batches: int = 0
     completed: int = 0
-    # Each batch's revisions completed per second of its own duration, summed: with every
-    # slot busy (a backlog), the slots' rate is limit x their mean. Counting completions
-    # in a time window instead read the workers' rounds, which start together and end
-    # together, as the rate (one round more or less in a window: +-50 %).
-    batch_rates: float = 0.0
+    # The finished batches' durations, summed. With every slot busy (a backlog) the slots'
+    # rate is limit x completed / busy_seconds. Counting completions in a time window
+    # instead read the workers' rounds, which start together and end together, as the rate
+    # (one round more or less in a window: +-50 %).
+    busy_seconds: float = 0.0
     # Claims that came back with less than a full batch: the backlog ran out at least once.
     short_claims: int = 0
 
     def finished(self, *, completed: int, seconds: float) -> None:
         self.batches += 1
         self.completed += completed
-        self.batch_rates += completed / max(seconds, 1e-3)
+        self.busy_seconds += seconds
+
+    def rate(self, slots: int) -> float:
+        return slots * self.completed / self.busy_seconds if self.busy_seconds > 0 else 0.0
 
     def take(self) -> SlotsWindow:
         taken = dataclasses.replace(self)
-        self.batches, self.completed, self.batch_rates, self.short_claims = 0, 0, 0.0, 0
+        self.batches, self.completed, self.busy_seconds, self.short_claims = 0, 0, 0.0, 0
         return taken
 
 
@@ -165,10 +198,11 @@ async def run_slots_controller(
         if not (window.short_claims or window.batches >= slots.limit):
             continue
         seen = window.take()
-        if settling and not seen.short_claims:
+        if settling:
             settling = False
-            continue
-        rate = slots.limit * seen.batch_rates / seen.batches if seen.batches else 0.0
+            if not seen.short_claims:
+                continue
+        rate = seen.rate(slots.limit)
         limit = controller.observe(rate=rate, backlog=seen.batches > 0 and not seen.short_claims)
         if limit != slots.limit:
             log.info(

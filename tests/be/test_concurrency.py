@@ -138,5 +138,5 @@ def test_with_a_slow_platform_more_batches_go_in_flight_and_each_ticket_still_on
         return be.counts()["Completed"] >= len(tickets)
 
     wait_until(done, timeout=90, what="120 tickets Completed")
-    assert most > 1
+    assert most >= 3  # 2 was kept, since 3 was tried
     _assert_exactly_once(emulator, tickets)

@@ -79,13 +79,18 @@ def test_patch_whose_commit_fails_is_not_acknowledged(make_be, be_database_url):
 
 @pytest.mark.parametrize(
     ("overrides", "kept_open"),
-    [({"workers": 16}, 20), ({"workers": 3}, 7), ({"workers": 16, "db_pool_size": 5}, 5)],
+    [
+        ({"workers": 16}, 68),
+        ({"workers": 3, "workers_max": 3}, 7),
+        ({"workers": 16, "db_pool_size": 5}, 5),
+    ],
 )
-def test_the_connection_pool_keeps_one_connection_per_worker_and_four_more(
+def test_the_connection_pool_keeps_one_connection_per_batch_in_flight_and_four_more(
     make_be, overrides, kept_open
 ):
-    """Fewer connections kept than workers, and those opened for a burst are closed and
-    opened again all the time (each costing Postgres asyncpg's type introspection)."""
+    """Fewer connections kept than batches in flight, and those opened for a burst are
+    closed and opened again all the time (each costing Postgres asyncpg's type
+    introspection). Kept means at most: a connection opens only when wanted."""
     be = make_be(**overrides)
     assert be.app.state.engine.pool.size() == kept_open
 
@@ -101,3 +106,8 @@ def test_the_pool_has_room_for_every_worker_the_slots_may_admit(make_be):
 def test_a_ceiling_below_the_starting_number_of_batches_in_flight_is_refused(emulator):
     with pytest.raises(ValidationError, match=r"BE_WORKERS_MAX \(4\) must be at least BE_WORKERS"):
         be_settings("postgresql://unused", emulator, workers=8, workers_max=4)
+
+
+def test_a_starting_number_above_the_default_ceiling_raises_the_ceiling_with_it(emulator):
+    settings = be_settings("postgresql://unused", emulator, workers=100)
+    assert (settings.workers, settings.workers_max) == (100, 100)
