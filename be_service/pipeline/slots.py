@@ -114,6 +114,7 @@ class SlotsController:
         if not backlog:
             self.limit, self._tried, self._hold, self._up_next = self.floor, None, 0, True
             return self.limit
+        climbed = False
         if self._tried is not None:
             up, previous_limit, previous_rate = self._tried
             self._tried = None
@@ -122,18 +123,20 @@ class SlotsController:
             if rate <= 0 or rate < threshold:
                 self.limit, self._hold, self._up_next = previous_limit, self.hold_windows, not up
                 return self.limit
-            self._up_next = up
+            self._up_next, climbed = up, up
         elif rate <= 0:
             return self.limit
         if self._hold > 0:
             self._hold -= 1
             return self.limit
         step = self._step(up=self._up_next)
-        if step is None and not self._up_next:  # at the floor: the only way is up
-            self._up_next, step = True, self._step(up=True)
-        if step is None:  # at the ceiling: stay a while, then see whether fewer do as well
+        if step is None and climbed:  # the ceiling, just reached: stay a while
             self._up_next, self._hold = False, self.hold_windows
-        else:
+            return self.limit
+        if step is None:  # the floor or the ceiling: the other way
+            self._up_next = not self._up_next
+            step = self._step(up=self._up_next)
+        if step is not None:
             self._tried = (step > self.limit, self.limit, rate)
             self.limit = step
         return self.limit

@@ -19,45 +19,51 @@ from tests.be.conftest import make_ticket
 from tests.be.pipeline.conftest import InProcessPipeline
 
 
-async def _holders(slots: BatchSlots, count: int, release: asyncio.Event) -> list[asyncio.Task]:
-    async def hold() -> None:
+async def test_slots_admit_at_most_their_limit_and_more_once_raised():
+    slots, release, inside = BatchSlots(2), asyncio.Event(), []
+
+    async def hold(n: int) -> None:
         async with slots:
+            inside.append(n)
             await release.wait()
 
-    tasks = [asyncio.create_task(hold()) for _ in range(count)]
+    tasks = [asyncio.create_task(hold(n)) for n in range(5)]
     await asyncio.sleep(0.01)
-    return tasks
-
-
-async def test_slots_admit_at_most_their_limit_and_more_once_raised():
-    slots, release = BatchSlots(2), asyncio.Event()
-    tasks = await _holders(slots, 5, release)
-    assert slots.held == 2
+    assert inside == [0, 1]
     slots.resize(4)
     await asyncio.sleep(0.01)
-    assert slots.held == 4
+    assert inside == [0, 1, 2, 3]  # in the order they came
     release.set()
-    await asyncio.gather(*tasks)
-    assert slots.held == 0
+    await asyncio.wait_for(asyncio.gather(*tasks), 1)
+    assert inside == [0, 1, 2, 3, 4] and slots.held == 0
 
 
 async def test_lowering_the_limit_takes_nothing_from_holders_and_admits_no_one_above_it():
-    slots, release = BatchSlots(3), asyncio.Event()
-    tasks = await _holders(slots, 3, release)
-    slots.resize(1)
-    assert slots.held == 3  # nobody is interrupted
-    waiting = asyncio.Event()
+    slots, inside = BatchSlots(3), []
+    releases = [asyncio.Event() for _ in range(3)]
+
+    async def hold(n: int) -> None:
+        async with slots:
+            inside.append(n)
+            await releases[n].wait()
 
     async def late() -> None:
         async with slots:
-            waiting.set()
+            inside.append("late")
 
-    latecomer = asyncio.create_task(late())
+    holders = [asyncio.create_task(hold(n)) for n in range(3)]
     await asyncio.sleep(0.01)
-    assert not waiting.is_set()
-    release.set()
-    await asyncio.gather(*tasks, latecomer)
-    assert waiting.is_set() and slots.held == 0
+    slots.resize(1)
+    latecomer = asyncio.create_task(late())
+    for n in range(2):  # 3 and then 2 holding: at or above the new limit of 1
+        await asyncio.sleep(0.01)
+        assert "late" not in inside
+        releases[n].set()
+    await asyncio.sleep(0.01)
+    assert "late" not in inside  # one still holds: the limit is 1
+    releases[2].set()
+    await asyncio.wait_for(asyncio.gather(*holders, latecomer), 1)
+    assert inside == [0, 1, 2, "late"] and slots.held == 0
 
 
 async def test_a_slot_goes_to_the_longest_waiting_task_and_a_cancelled_waiter_gives_it_back():
@@ -76,7 +82,7 @@ async def test_a_slot_goes_to_the_longest_waiting_task_and_a_cancelled_waiter_gi
     await asyncio.sleep(0.01)
     cancelled.cancel()
     gate.set()
-    await asyncio.gather(first, second)
+    await asyncio.wait_for(asyncio.gather(first, second), 1)
     with pytest.raises(asyncio.CancelledError):
         await cancelled
     assert order == ["first", "second"]
@@ -149,6 +155,16 @@ def test_after_a_step_up_that_did_not_pay_the_next_try_is_a_step_down():
     assert controller.observe(rate=150, backlog=True) == 4  # then a try down
     # 4 kept the rate within 5 %: kept, and at the floor the next try is up again.
     assert controller.observe(rate=146, backlog=True) == 6
+
+
+def test_at_the_ceiling_a_try_down_that_did_not_pay_waits_one_hold_before_the_next():
+    controller = SlotsController(floor=4, ceiling=9, hold_windows=2)
+    assert [controller.observe(rate=r, backlog=True) for r in (100, 150, 230)] == [6, 9, 9]
+    assert [controller.observe(rate=230, backlog=True) for _ in range(2)] == [9, 9]  # hold
+    assert controller.observe(rate=230, backlog=True) == 6  # fewer?
+    assert controller.observe(rate=150, backlog=True) == 9  # no: back
+    assert [controller.observe(rate=230, backlog=True) for _ in range(2)] == [9, 9]  # hold
+    assert controller.observe(rate=230, backlog=True) == 6  # and again, not a second hold
 
 
 def test_a_step_down_that_costs_rate_is_undone():
