@@ -58,12 +58,10 @@ class BESettings(BaseSettings):
     database_url: SecretStr | None = None
     data_dir: Path = Path(".data")
     database_name: str = ""
-    # Connections kept open (as many again may open for a burst, each closed after use).
-    # Default: one per worker and four for the rest (intake, reports, heartbeat,
-    # retention). Fewer, and connections opened for a burst were closed and opened again
-    # all the time, each paying asyncpg's type introspection (~10 ms of Postgres time):
-    # with 16 workers on a pool of 10, 28 of them per 5 000 tickets (docs/performance.md,
-    # item 35).
+    # Connections kept once opened; None: effective_db_pool_size. Fewer than the batches
+    # in flight, and connections opened for a burst were closed and opened again all the
+    # time, each paying asyncpg's type introspection (~10 ms of Postgres time): with 16
+    # workers on a pool of 10, 28 of them per 5 000 tickets (docs/performance.md, item 35).
     db_pool_size: int | None = Field(None, ge=1, le=100)
 
     # Unset tokens are locked, not open: a random value nobody knows (see unset_tokens()).
@@ -99,7 +97,7 @@ class BESettings(BaseSettings):
     # workers_max = workers fixes the number.
     workers: int = Field(16, ge=1, le=256)
     workers_max: int = Field(64, ge=1, le=256)
-    # How long each try of the number of batches in flight is measured.
+    # How often the number of batches in flight is looked at (pipeline/slots.py).
     worker_adjust_seconds: float = Field(2.0, gt=0)
     poll_interval_seconds: float = Field(0.5, gt=0)
     # Renewed every third of itself while a batch is sent; after a crash, the dead worker's

@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> None:
                 delivery_seconds = time.perf_counter() - started
             be_cpu = sum(psutil.Process(be_process.pid).cpu_times()[:2])
         emulator_cpu = sum(psutil.Process(emulator_process.pid).cpu_times()[:2])
-        stats = httpx.get(f"{emulator_url}/_emulator/stats").json()
+        stats = _emulator_stats(emulator_url)
     requests = sum(stats["requests"].values())
     print(
         f"tickets            {args.tickets} (batch {args.batch}, latency {args.latency_ms} ms,"
@@ -171,8 +171,12 @@ def run(args: argparse.Namespace) -> None:
         )
 
 
+def _emulator_stats(emulator_url: str) -> dict[str, Any]:
+    return dict(httpx.get(f"{emulator_url}/_emulator/stats").json())
+
+
 def _work_orders(emulator_url: str) -> int:
-    return int(httpx.get(f"{emulator_url}/_emulator/stats").json()["records"]["workorder"])
+    return int(_emulator_stats(emulator_url)["records"]["workorder"])
 
 
 def _batches_in_flight_limit(client: httpx.Client) -> int:

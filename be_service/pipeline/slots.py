@@ -209,11 +209,11 @@ async def run_slots_controller(
         limit = controller.observe(rate=rate, backlog=seen.batches > 0 and not seen.short_claims)
         if limit != slots.limit:
             log.info(
-                "batches in flight %d -> %d (at %d: %.0f revisions/s, %d batches seen)",
+                "batches in flight %d -> %d (%.0f revisions/s at %d, %d batches seen)",
                 slots.limit,
                 limit,
-                slots.limit,
                 rate,
+                slots.limit,
                 seen.batches,
             )
             slots.resize(limit)

@@ -115,12 +115,11 @@ async def run_worker(
     stop: asyncio.Event,
     stats: WorkerStats,
     wakeups: WorkerWakeups,
-    slots: BatchSlots | None = None,
-    window: SlotsWindow | None = None,
+    slots: BatchSlots,
+    window: SlotsWindow,
 ) -> None:
     """Loop until `stop` is set, claiming while there is work (each batch in one of the
     `slots`); idle, wait for the bell or for this worker's turn to look (WorkerWakeups)."""
-    slots = slots or BatchSlots(1)  # none shared: this worker's own, never waited for
     while not stop.is_set():
         try:
             async with slots:
