@@ -26,7 +26,6 @@ import secrets
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -35,6 +34,8 @@ from typing import Any
 import httpx
 import msgspec
 import psutil
+
+from ticketing_cli import serve
 
 
 def generate(
@@ -127,7 +128,7 @@ def start_wm(data_dir: str, token: str) -> tuple[subprocess.Popen[bytes], str]:
         "WM_LOG_LEVEL": "WARNING",
     }
     env.pop("WM_DATABASE_URL", None)
-    command = [sys.executable, "-m", "ticketing_cli.main", "wm", "--port", str(port)]
+    command = serve.argv("wm", "127.0.0.1", port)  # as `ticketing wm` runs it
     process = subprocess.Popen(command, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import signal
 import threading
@@ -18,18 +19,15 @@ from pathlib import Path
 
 import httpx
 import typer
-import uvicorn
-from fastapi import FastAPI
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
-from ticketing_cli import maintenance, operate
+from ticketing_cli import maintenance, operate, serve
 from ticketing_cli.client import CSV_TYPE, JSON_TYPE, ApiError, BEClient, WMClient
 from ticketing_cli.common import DATA_DIR
 from ticketing_cli.common import console as _console
 from ticketing_cli.common import dev_tokens as _dev_tokens
 from ticketing_cli.common import one_line_errors as _one_line_errors
-from ticketing_common.runtime import settle_allocator, settle_garbage_collector
 from wm_service import kinds
 
 app = typer.Typer(
@@ -47,38 +45,29 @@ class Service(StrEnum):
 HOST = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 in containers).")
 
 
-def _serve(service: FastAPI, host: str, port: int) -> None:
-    """Serve the WM, a BE or the emulators until told to stop, with the collector and
-    allocator settings of ticketing_common/runtime.py (the emulators too: they share the
-    cores with what they measure, and their growing store made the default collector 20 %
-    of their CPU)."""
-    settle_garbage_collector()
-    settle_allocator()
-    uvicorn.run(service, host=host, port=port, log_config=None, timeout_graceful_shutdown=10)
+def _serve(service: str, host: str, port: int) -> None:
+    """Hand this process over to the lean server (ticketing_cli/serve.py): same PID and
+    environment, without this command line's libraries in the service's memory."""
+    command = serve.argv(service, host, port)
+    os.execv(command[0], command)  # noqa: S606 (our own interpreter and module)
 
 
 @app.command()
 def wm(host: str = HOST, port: int = typer.Option(8000)) -> None:
     """Run the WM service (settings from WM_* environment variables)."""
-    from wm_service.main import create_app
-
-    _serve(create_app(), host, port)
+    _serve("wm", host, port)
 
 
 @app.command()
 def be(host: str = HOST, port: int = typer.Option(8101)) -> None:
     """Run one BE instance (settings from BE_* environment variables)."""
-    from be_service.main import create_app
-
-    _serve(create_app(), host, port)
+    _serve("be", host, port)
 
 
 @app.command()
 def emulators(host: str = HOST, port: int = typer.Option(8200)) -> None:
     """Run the Cherwell (/CherwellAPI) and SFyC (/services) emulators on one port."""
-    from emulators.app import create_app
-
-    _serve(create_app(), host, port)
+    _serve("emulators", host, port)
 
 
 @app.command()

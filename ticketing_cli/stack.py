@@ -15,7 +15,6 @@ import secrets
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from ticketing_cli import serve
 from ticketing_common import embedded_pg
 from ticketing_common.db import ensure_database
 
@@ -109,17 +109,9 @@ def launch(
     env: Mapping[str, str],
     log_path: Path | None = None,
 ) -> Child:
-    """Start `ticketing <command> --host H --port P` (output to `log_path` when given)."""
-    argv = [
-        sys.executable,
-        "-m",
-        "ticketing_cli.main",
-        command,
-        "--host",
-        host,
-        "--port",
-        str(port),
-    ]
+    """Start service `command` on `host`:`port` as `ticketing <command>` runs it (the lean
+    server, ticketing_cli/serve.py), with its output to `log_path` when given."""
+    argv = serve.argv(command, host, port)
     environment = {**os.environ, **env}
     if log_path is None:
         process = subprocess.Popen(argv, env=environment)
