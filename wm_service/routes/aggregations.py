@@ -10,7 +10,13 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Respons
 
 from ticketing_common.openapi import error_responses
 from ticketing_common.web import BoundaryRoute, wake_after_response
-from wm_service.deps import SessionDep, media_type, read_body, require_admin, require_ingest
+from wm_service.deps import (
+    SessionDep,
+    media_type,
+    read_push_body,
+    require_admin,
+    require_ingest,
+)
 from wm_service.kinds import Kind
 from wm_service.schemas import PushPage, PushResult
 from wm_service.services import push_plan
@@ -63,17 +69,18 @@ async def push_aggregation(
     distribution = getattr(request.app.state, "distribution", None)
     with request.app.state.metrics.observe_push(kind) as observation:
         kind_of_body = media_type(request, accepted=("application/json", "text/csv"))
-        body = await read_body(request, limit=config.max_push_bytes)
+        body = await read_push_body(request, limit=config.max_push_bytes)
         received_at = request.app.state.clock()
         # Decoding a large push is CPU work; a thread keeps the event loop answering.
         push = await asyncio.to_thread(
             decode_push,
-            body,
+            body.data,
             media_type=kind_of_body,
             aggregation_id=aggregation_id,
             generated_at=generated_at,
             now=received_at,
             skew=timedelta(seconds=config.clock_skew_seconds),
+            release=body.release_before,
         )
         del body
         targets = [] if distribution is None else await distribution.targets(session)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import math
+import mmap
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Literal, TypeVar
 
@@ -30,6 +32,10 @@ from ticketing_common.text import (
 Severity = Literal["critical", "major", "minor", "normal", "ok"]
 SEVERITIES: tuple[str, ...] = ("critical", "major", "minor", "normal", "ok")
 MAX_ERRORS = 20
+# A push body as read (wm_service/deps.py: a push's is a memory map).
+Body = bytes | bytearray | mmap.mmap
+# How much of a body is decoded between two calls of decode_json's `release`.
+RELEASE_EVERY_BYTES = 1024 * 1024
 
 MAX_TEXT = 200
 # The text rules (no NUL; an identifier not white space only) are published in the schema but
@@ -101,7 +107,7 @@ def _fail(details: list[ErrorDetail]) -> ValidationFailed:
 
 
 def _decoded(
-    decoder: msgspec.json.Decoder[T], text: bytes | bytearray, entry: int | None = None
+    decoder: msgspec.json.Decoder[T], text: Body | msgspec.Raw, entry: int | None = None
 ) -> T:
     """`text` (the push, or its entry number `entry`) decoded; the first type error is
     reported with its field path."""
@@ -123,18 +129,33 @@ def _decoded(
         raise _fail([ErrorDetail("body", "JSON nested too deeply")]) from exc
 
 
-def decode_json(body: bytes | bytearray, *, now: datetime, skew: timedelta) -> Push:
+def decode_json(
+    body: Body, *, now: datetime, skew: timedelta, release: Callable[[int], None] | None = None
+) -> Push:
     """Decode and check a JSON push, one entry at a time (the first type error is reported
-    with its field path; the other rules collect up to MAX_ERRORS problems)."""
+    with its field path; the other rules collect up to MAX_ERRORS problems).
+
+    `release(offset)`, if given, is told as decoding goes that the body's bytes before
+    `offset` will not be read again (PushBody gives their memory back)."""
     head = _decoded(_HEAD_DECODER, body)
     # A JSON string can hold a NUL only escaped: without one, no string needs a look.
-    checks = _Checks(head.aggregation_id, head.generated_at, now, skew, _ESCAPED_NUL in body)
+    # (From 0: a memory map's find starts at its current position.)
+    nul_possible = body.find(_ESCAPED_NUL, 0) != -1
+    checks = _Checks(head.aggregation_id, head.generated_at, now, skew, nul_possible)
     raw_entries, head.entries = head.entries, []
+    # Entries lie in the body in list order, each followed by at least one byte (a comma or
+    # the closing bracket) and preceded by at least `{"entries":[`: so the sum of the
+    # decoded ones' lengths plus one each never passes the end of the last one decoded.
+    decoded_up_to = released = 0
     for i, raw in enumerate(raw_entries):
         if checks.full:
             break
         raw_entries[i] = _DECODED  # each undecoded entry is let go as soon as it is decoded
         checks.entry(i, _decoded(_ENTRY_DECODER, raw, i))
+        decoded_up_to += len(raw) + 1
+        if release is not None and decoded_up_to - released >= RELEASE_EVERY_BYTES:
+            release(decoded_up_to)
+            released = decoded_up_to
     checks.raise_if_any()
     return Push(
         aggregation_id=head.aggregation_id, generated_at=head.generated_at, entries=checks.checked
@@ -165,9 +186,7 @@ def parse_timestamp(text: str) -> datetime:
     return parsed
 
 
-def decode_csv(
-    body: bytes | bytearray, *, aggregation_id: str | None, generated_at: str | None
-) -> Push:
+def decode_csv(body: Body, *, aggregation_id: str | None, generated_at: str | None) -> Push:
     """Decode a CSV push (one row per sample) grouping rows per entity, in first-seen order.
 
     Errors name the field as `line[N].column`, N being the line number in the file.
@@ -188,7 +207,7 @@ def decode_csv(
         except ValueError as exc:
             errors.append(ErrorDetail("generated_at", f"not an ISO 8601 timestamp: {exc}"))
     try:
-        text = body.decode("utf-8-sig")
+        text = str(body, "utf-8-sig")
     except UnicodeDecodeError as exc:
         raise _fail([*errors, ErrorDetail("body", f"CSV is not UTF-8: {exc}")]) from exc
     reader = csv.reader(io.StringIO(text, newline=""))
@@ -433,17 +452,19 @@ def check_push(push: Push, *, now: datetime, skew: timedelta, nul_possible: bool
 
 
 def decode_push(
-    body: bytes | bytearray,
+    body: Body,
     *,
     media_type: str,
     aggregation_id: str | None,
     generated_at: str | None,
     now: datetime,
     skew: timedelta,
+    release: Callable[[int], None] | None = None,
 ) -> Push:
-    """A checked push from a JSON or CSV body (CSV takes its header fields from the query)."""
+    """A checked push from a JSON or CSV body (CSV takes its header fields from the query);
+    `release` as for decode_json (JSON only)."""
     if media_type != "text/csv":
-        return decode_json(body, now=now, skew=skew)
+        return decode_json(body, now=now, skew=skew, release=release)
     push = decode_csv(body, aggregation_id=aggregation_id, generated_at=generated_at)
     # Its cells were checked for NULs as they were read (text_problem).
     check_push(push, now=now, skew=skew, nul_possible=False)
