@@ -1,12 +1,12 @@
 """Benchmark of one large push: latency, entries/s and the WM's peak RSS.
 
-By default it starts `ticketing wm` on a free 127.0.0.1 port with a throw-away embedded
-Postgres, pushes a generated snr-upstream aggregation (100 000 entries x 4 samples, about 5 %
-critical) and then the same samples again under a new aggregation_id (a "full" push: nothing
-new, every ticket unchanged), prints the figures and stops the WM. `--repeats N` sends N
-such full pushes (the WM's peak after many pushes: the allocator keeps some of what earlier
-ones freed). `--url` and `--token` target a WM that is already running instead (its RSS is
-then not measured).
+By default it starts a WM (as `ticketing wm` runs it) on a free 127.0.0.1 port with a
+throw-away embedded Postgres, pushes a generated snr-upstream aggregation (100 000 entries x 4
+samples, about 5 % critical) and then the same samples again under a new aggregation_id (a
+"full" push: nothing new, every ticket unchanged), prints the figures and stops the WM.
+`--repeats N` sends N such full pushes (the WM's peak after many pushes: the allocator keeps
+some of what earlier ones freed). `--url` and `--token` target a WM that is already running
+instead (its RSS is then not measured).
 
 `--planned-work` runs it twice on fresh WMs, without and then with 200 maintenance windows
 (100 covering a service group at push time, 100 daily ones that do not) and service-group

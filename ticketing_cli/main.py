@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import threading
 from enum import StrEnum
 from pathlib import Path
@@ -49,6 +50,8 @@ def _serve(service: str, host: str, port: int) -> None:
     """Hand this process over to the lean server (ticketing_cli/serve.py): same PID and
     environment, without this command line's libraries in the service's memory."""
     command = serve.argv(service, host, port)
+    sys.stdout.flush()  # (exec drops what is still buffered)
+    sys.stderr.flush()
     os.execv(command[0], command)  # noqa: S606 (our own interpreter and module)
 
 

@@ -38,8 +38,10 @@ def load_app(service: str) -> FastAPI:
 
 def argv(service: str, host: str, port: int) -> list[str]:
     """The command line that runs `service` with this module."""
+    # -P: not the current folder first on sys.path (a uvicorn.py or an old checkout there
+    # would be imported instead of the installed code).
     module = "ticketing_cli.serve"
-    return [sys.executable, "-m", module, service, "--host", host, "--port", str(port)]
+    return [sys.executable, "-P", "-m", module, service, "--host", host, "--port", str(port)]
 
 
 def main(args: list[str] | None = None) -> None:

@@ -48,11 +48,19 @@ BACKEND = "backend"
 identify_registrant = identify_token(backend=_backend_token, admin=_admin_token)
 
 
+def _declared_length(request: Request, limit: int) -> int | None:
+    """The Content-Length the client declared, 413 at once if it exceeds `limit`."""
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit():
+        return None
+    if int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes")
+    return int(declared)
+
+
 async def _limited_chunks(request: Request, limit: int) -> AsyncIterator[bytes]:
     """The body's chunks as they arrive, refused with 413 as soon as it exceeds `limit`."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes")
+    _declared_length(request, limit)
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -62,7 +70,7 @@ async def _limited_chunks(request: Request, limit: int) -> AsyncIterator[bytes]:
 
 
 async def read_body(request: Request, *, limit: int) -> bytearray:
-    """The raw request body (a small one: see read_push_body for pushes), 413 above `limit`.
+    """The raw request body, 413 above `limit` (pushes: read_push_body).
 
     Read into one buffer that grows as bytes arrive: joining a list of chunks held the body
     twice. (Not sized from Content-Length up front: a client that declares the limit and
@@ -78,24 +86,28 @@ class PushBody:
     page as it goes (`release_before`): a 40 MB push is not held whole beside what its
     entries decode into (peak RSS, bench/ingest.py).
 
-    Mapped at the declared length (or the limit) up front: a page costs memory only once
-    written, so a client that declares much and sends little holds nothing.
+    Mapped at the declared length up front (a page costs memory only once written, so a
+    client that declares much and sends little holds nothing); without one, at
+    UNDECLARED_START and doubled as bytes arrive.
     """
 
-    def __init__(self, capacity: int) -> None:
-        self._map = mmap.mmap(-1, max(capacity, 1), flags=mmap.MAP_PRIVATE)
+    UNDECLARED_START = 8 * 2**20
+
+    def __init__(self, declared: int | None) -> None:
+        size = self.UNDECLARED_START if declared is None else declared
+        self._map = mmap.mmap(-1, max(size, 1), flags=mmap.MAP_PRIVATE)
         self._released = 0
 
     def append(self, chunk: bytes) -> None:
         end = self._map.tell() + len(chunk)
-        if end > len(self._map):  # more than declared: grow (the limit bounds it)
-            self._map.resize(max(end, 2 * len(self._map)))
+        if end > len(self._map):  # (the limit, checked as chunks arrive, bounds it)
+            self._resize(max(end, 2 * len(self._map)))
         self._map.write(chunk)
 
     def finish(self) -> None:
         """Cut the map to the bytes received (a decoder reads the whole buffer)."""
-        if self._map.tell():
-            self._map.resize(self._map.tell())
+        if 0 < self._map.tell() < len(self._map):
+            self._resize(self._map.tell())
 
     @property
     def data(self) -> mmap.mmap | bytes:
@@ -110,11 +122,23 @@ class PushBody:
             self._map.madvise(mmap.MADV_DONTNEED, self._released, end - self._released)
             self._released = end
 
+    def _resize(self, size: int) -> None:
+        """In place where the system can (Linux's mremap); else a new map and a copy (macOS
+        has no mremap: Python raises SystemError there)."""
+        try:
+            self._map.resize(size)
+        except (SystemError, OSError):
+            received = self._map.tell()
+            kept = min(received, size)
+            moved = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
+            moved.write(self._map[:kept])
+            self._map.close()
+            self._map = moved
+
 
 async def read_push_body(request: Request, *, limit: int) -> PushBody:
     """A push's raw body (see PushBody), 413 above `limit`."""
-    declared = request.headers.get("content-length", "")
-    body = PushBody(min(int(declared), limit) if declared.isdigit() else limit)
+    body = PushBody(_declared_length(request, limit))
     async for chunk in _limited_chunks(request, limit):
         body.append(chunk)
     body.finish()

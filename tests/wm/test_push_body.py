@@ -45,7 +45,10 @@ def test_what_the_decoder_releases_is_never_read_again(monkeypatch: pytest.Monke
         body[:offset] = bytes(offset)
 
     assert _decode(body, release) == _decode(text)
-    assert len(offsets) == 40 and offsets == sorted(offsets)
+    # Each release stops at or before the first byte of the next entry (then the end).
+    starts = [text.index(b'{"entity_id":"E%d"' % i) for i in range(1, 40)] + [len(text)]
+    assert len(offsets) == 40
+    assert all(offset <= start for offset, start in zip(offsets, starts, strict=True))
     assert body.count(0) == offsets[-1] > len(text) // 2
 
 
@@ -58,7 +61,7 @@ def test_a_push_body_gives_back_the_pages_before_an_offset() -> None:
     """Its pages count once written; those before the offset are given back, the rest
     (the page the offset falls in included) keep their bytes."""
     chunk = bytes(range(256)) * 4096  # 1 MiB
-    body = PushBody(capacity=64 * len(chunk))
+    body = PushBody(declared=64 * len(chunk))
     for _ in range(64):
         body.append(chunk)
     body.finish()
@@ -73,23 +76,56 @@ def test_a_push_body_gives_back_the_pages_before_an_offset() -> None:
     assert data[-len(chunk) :] == chunk
 
 
-def test_a_push_body_longer_than_declared_or_empty() -> None:
-    """More bytes than the declared length grow the map; no bytes at all read as empty."""
-    body = PushBody(capacity=10)
+def test_a_push_body_longer_than_declared_undeclared_or_empty() -> None:
+    """More bytes than declared grow the map, an undeclared length is cut to what came, no
+    bytes at all read as empty."""
+    body = PushBody(declared=10)
     body.append(b"x" * 5000)
     body.append(b"y")
     body.finish()
     assert bytes(body.data) == b"x" * 5000 + b"y"
-    empty = PushBody(capacity=100)
+    chunked = PushBody(declared=None)
+    chunked.append(b"z" * 700)
+    chunked.finish()
+    assert bytes(chunked.data) == b"z" * 700
+    empty = PushBody(declared=100)
     empty.finish()
     assert empty.data == b""
 
 
+class _WithoutMremap(mmap.mmap):
+    """A map that cannot be resized in place, as on macOS."""
+
+    def resize(self, newsize: int) -> None:
+        raise SystemError("mmap: resizing not available--no mremap()")
+
+
+def test_a_push_body_grows_and_is_cut_without_mremap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where maps cannot be resized in place, a body is moved to a new map, bytes intact."""
+    monkeypatch.setattr(mmap, "mmap", _WithoutMremap)
+    monkeypatch.setattr(PushBody, "UNDECLARED_START", 4096)
+    body = PushBody(declared=None)
+    content = bytes(range(256)) * 40  # 10 KiB: grows twice past 4 KiB
+    for start in range(0, len(content), 1000):
+        body.append(content[start : start + 1000])
+    body.finish()
+    assert isinstance(body.data, _WithoutMremap)
+    assert bytes(body.data) == content
+
+
 async def test_a_push_of_several_mib_is_decoded_whole_through_the_route(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Through HTTP, a push large enough to be given back page by page while it is decoded
-    is applied whole: every entry counted, every critical one a ticket."""
+    is given back so, and applied whole: every entry counted, every critical one a ticket."""
+    released: list[int] = []
+    release_before = PushBody.release_before
+
+    def counted(body: PushBody, offset: int) -> None:
+        released.append(offset)
+        release_before(body, offset)
+
+    monkeypatch.setattr(PushBody, "release_before", counted)
     entries = [
         entry(f"BIG{i:05d}", sample(20.0 if i % 100 == 0 else 35.0, T0 - MIN), hub="H" * 150)
         for i in range(12_000)
@@ -105,3 +141,4 @@ async def test_a_push_of_several_mib_is_decoded_whole_through_the_route(
     result = response.json()
     assert result["entries"] == 12_000
     assert result["critical_entries"] == 120
+    assert len(released) >= 2
