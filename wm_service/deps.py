@@ -59,8 +59,8 @@ def _declared_length(request: Request, limit: int) -> int | None:
 
 
 async def _limited_chunks(request: Request, limit: int) -> AsyncIterator[bytes]:
-    """The body's chunks as they arrive, refused with 413 as soon as it exceeds `limit`."""
-    _declared_length(request, limit)
+    """The body's chunks as they arrive, refused with 413 as soon as they pass `limit` (the
+    declared length is the caller's to check first: _declared_length)."""
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -75,6 +75,7 @@ async def read_body(request: Request, *, limit: int) -> bytearray:
     Read into one buffer that grows as bytes arrive: joining a list of chunks held the body
     twice. (Not sized from Content-Length up front: a client that declares the limit and
     sends nothing would hold that much memory per connection.)"""
+    _declared_length(request, limit)
     body = bytearray()
     async for chunk in _limited_chunks(request, limit):
         body += chunk
