@@ -154,7 +154,13 @@ class TicketRevision(WMModel, table=True):
     push_id: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))
     # The document as built, stored as `json` text: only ever read whole (migration wm_0010).
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    created_at: datetime = _tz()
+    # The push's generated_at (the domain's clock): retention finds old revisions by it.
+    created_at: datetime = _tz(index=True)
+
+
+# The platform numbers a BE reports on a delivery: a ticket shows the newest known of each
+# (services/tickets.py), which retention keeps (services/retention.py).
+PLATFORM_NUMBERS = ("incident_public_id", "incident_rec_id", "work_order_id", "work_order_number")
 
 
 class TicketDelivery(WMModel, table=True):

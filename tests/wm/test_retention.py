@@ -137,15 +137,19 @@ async def test_past_the_horizon_finished_history_goes_and_the_rest_stays(world: 
     # (No critical sample: the last push already dropped those past the rule window.)
     assert {table: n for table, n in pruned.items() if n} == {
         "ticket": 1,
-        "ticket_revision": 2,
-        "ticket_delivery": 2,
+        "ticket_revision": 4,
+        "ticket_delivery": 4,
         "aggregation_push": 2,
         "control_action": 1,
     }
-    # E1 is gone; E2 (its clear in Error) and the open E3 stay whole.
+    # E1 is gone whole; E2 (its clear in Error) and the open E3 keep their latest revision,
+    # the first ones (completed, holding no platform number) followed by it go.
     assert await _tickets(world) == {"E2": "cleared", "E3": "open"}
-    assert await _count(world.app, "ticket_revision") == 4
-    assert await _count(world.app, "ticket_delivery") == 4
+    assert await _sql(world.app, "SELECT dedup_key, revision FROM ticket_delivery ORDER BY 1") == [
+        ("snr-upstream:E2", 2),
+        ("snr-upstream:E3", 2),
+    ]
+    assert await _count(world.app, "ticket_revision") == 2
     # The latest push of the kind stays; the revisions outlive their pushes, unlinked.
     [(aggregation_id,)] = await _sql(world.app, "SELECT aggregation_id FROM aggregation_push")
     assert aggregation_id == f"ret-{(T0 + timedelta(days=40)).isoformat()}"
@@ -159,7 +163,7 @@ async def test_past_the_horizon_finished_history_goes_and_the_rest_stays(world: 
     page = (await world.http.get("/api/v1/tickets", params={"entity": "E3"}, headers=ADMIN)).json()
     [e3] = page["items"]
     detail = (await world.http.get(f"/api/v1/tickets/{e3['id']}", headers=ADMIN)).json()
-    assert [r["revision"] for r in detail["revisions"]] == [1, 2]
+    assert [r["revision"] for r in detail["revisions"]] == [2]
 
 
 async def test_nothing_younger_than_the_horizon_is_pruned(world: World) -> None:
@@ -167,7 +171,67 @@ async def test_nothing_younger_than_the_horizon_is_pruned(world: World) -> None:
     world.clock.now = T0 + timedelta(days=10)  # the clear at 25 h is not 10 days old yet
     pruned = await world.app.state.retention.prune_once()
     assert pruned.get("ticket", 0) == 0 and pruned.get("control_action", 0) == 0
+    assert pruned.get("ticket_revision", 0) == 0
     assert await _tickets(world) == {"E1": "cleared", "E2": "cleared", "E3": "open"}
+
+
+async def _numbers(world: World, entity: str) -> tuple[str, str]:
+    """The incident and work order the ticket list shows for `entity`'s ticket."""
+    page = await world.http.get("/api/v1/tickets", params={"entity": entity}, headers=ADMIN)
+    [ticket] = page.json()["items"]
+    return ticket["incident_public_id"], ticket["work_order_number"]
+
+
+async def test_an_open_tickets_history_goes_but_not_its_platform_numbers(world: World) -> None:
+    """An element sick for weeks: its ticket's finished revisions past the horizon go, but
+    never its latest, the one that ordered its work order, nor the newest holding its
+    incident's ids: the ticket shows the same incident and work order before and after."""
+    for hour in range(4):
+        world.clock.now = T0 + timedelta(hours=hour)
+        await _push(world.http, world.clock, [_entry("E5", world.clock.now, 20.0)])
+    numbers = {
+        1: ("INC1", "REC1", "W1", "WO1"),  # opened the incident, ordered the work
+        2: ("INC1", "REC1", None, None),  # a note on it
+        3: ("INC3", "REC3", None, None),  # the newest holding incident ids (see 4)
+    }
+    for revision, (public_id, rec_id, order_id, order_number) in numbers.items():
+        await _sql(
+            world.app,
+            "UPDATE ticket_delivery SET status = 'delivered', stage = 'completed', "
+            "incident_public_id = :p, incident_rec_id = :r, work_order_id = :o, "
+            "work_order_number = :n WHERE revision = :revision",
+            p=public_id,
+            r=rec_id,
+            o=order_id,
+            n=order_number,
+            revision=revision,
+        )
+    # The latest is still on its way: no number yet.
+    await _sql(world.app, "UPDATE ticket_delivery SET stage = 'at_backend' WHERE revision = 4")
+    assert await _numbers(world, "E5") == ("INC3", "WO1")
+
+    world.clock.now = T0 + timedelta(days=40)
+    pruned = await world.app.state.retention.prune_once()
+    assert (pruned["ticket_revision"], pruned["ticket_delivery"]) == (1, 1)
+    assert await _sql(world.app, "SELECT revision FROM ticket_revision ORDER BY 1") == [
+        (1,),
+        (3,),
+        (4,),
+    ]
+    assert await _numbers(world, "E5") == ("INC3", "WO1")
+
+    # Once the latest is completed with the incident's ids, the third is redundant too.
+    await _sql(
+        world.app,
+        "UPDATE ticket_delivery SET stage = 'completed', incident_public_id = 'INC3', "
+        "incident_rec_id = 'REC3' WHERE revision = 4",
+    )
+    assert (await world.app.state.retention.prune_once())["ticket_revision"] == 1
+    assert await _sql(world.app, "SELECT revision FROM ticket_revision ORDER BY 1") == [
+        (1,),
+        (4,),
+    ]
+    assert await _numbers(world, "E5") == ("INC3", "WO1")
 
 
 async def test_small_batches_and_a_restart_mid_pass_end_the_same(
@@ -189,6 +253,7 @@ async def test_small_batches_and_a_restart_mid_pass_end_the_same(
         world.clock.now = T0 + timedelta(days=40)
         await world.app.state.retention.prune_once()
         assert await _tickets(world) == {"E2": "cleared", "E3": "open"}
+        assert await _count(world.app, "ticket_revision") == 2
         assert await _count(world.app, "aggregation_push") == 1
         assert await _count(world.app, "control_action") == 0
         assert await _count(world.app, "critical_sample") == 0

@@ -2,11 +2,16 @@
 
 Pruned once older than the horizon: critical samples (a push already drops those past the
 rule window: this catches kinds no longer pushed), cleared tickets with every revision and
-delivery (only when each delivery is completed on the platforms), pushes with their results
-and suppressions (never the latest push of a kind: the late-push rule needs it; never one a
-critical sample or a chunk still to be written points at), and operators' control actions.
+delivery (only when each delivery is completed on the platforms), the completed revisions
+(and deliveries) a later revision of their ticket follows, open or not (an element sick for
+months writes one a push), pushes with their results and suppressions (never the latest push
+of a kind: the late-push rule needs it; never one a critical sample or a chunk still to be
+written points at), and operators' control actions.
 
-Never: an open ticket or any of its revisions, a revision not yet completed, one in error.
+Never: an open ticket, its latest revision, a revision not yet completed, one in error, nor
+a delivery a ticket takes its platform numbers from (PLATFORM_NUMBERS: the one that ordered
+its work order, the newest that holds its incident's ids), so a ticket shows the same
+incident and work order before and after.
 """
 
 from __future__ import annotations
@@ -49,6 +54,40 @@ _CLEARED_TICKETS = text(
     )
     SELECT (SELECT count(*) FROM tickets), (SELECT count(*) FROM revisions),
            (SELECT count(*) FROM deliveries)
+    """
+)
+
+# Finished history a later revision follows. A ticket shows the newest known value of each
+# of PLATFORM_NUMBERS (services/tickets.py), all four named here: incident ids come back
+# with every revision that finds its incident (a note, a clear), so a later holder makes an
+# earlier one's redundant; a work order is ordered once, by the revision that opened its
+# incident, and that delivery stays with the ticket (one row per work order: proving that
+# no later delivery holds a number would read every later one, each pass).
+_SUPERSEDED_REVISIONS = text(
+    """
+    WITH doomed AS (
+        SELECT r.id, r.ticket_id, r.revision FROM ticket_revision r
+        JOIN ticket t ON t.id = r.ticket_id
+        JOIN ticket_delivery d ON d.ticket_id = r.ticket_id AND d.revision = r.revision
+        WHERE r.created_at < :horizon AND r.revision < t.revision AND d.stage = 'completed'
+          AND d.work_order_id IS NULL AND d.work_order_number IS NULL
+          AND (d.incident_public_id IS NULL OR EXISTS (
+                  SELECT 1 FROM ticket_delivery n
+                  WHERE n.ticket_id = d.ticket_id AND n.revision > d.revision
+                    AND n.incident_public_id IS NOT NULL))
+          AND (d.incident_rec_id IS NULL OR EXISTS (
+                  SELECT 1 FROM ticket_delivery n
+                  WHERE n.ticket_id = d.ticket_id AND n.revision > d.revision
+                    AND n.incident_rec_id IS NOT NULL))
+        LIMIT :limit
+        FOR UPDATE OF r SKIP LOCKED
+    ), deliveries AS (
+        DELETE FROM ticket_delivery d USING doomed
+        WHERE d.ticket_id = doomed.ticket_id AND d.revision = doomed.revision RETURNING 1
+    ), revisions AS (
+        DELETE FROM ticket_revision r USING doomed WHERE r.id = doomed.id RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM revisions), (SELECT count(*) FROM deliveries)
     """
 )
 
@@ -111,6 +150,13 @@ async def _cleared_tickets(
     return {"ticket": tickets, "ticket_revision": revisions, "ticket_delivery": deliveries}
 
 
+async def _superseded_revisions(
+    session: AsyncSession, horizon: datetime, limit: int
+) -> Mapping[str, int]:
+    revisions, deliveries = (await _execute(session, _SUPERSEDED_REVISIONS, horizon, limit)).one()
+    return {"ticket_revision": revisions, "ticket_delivery": deliveries}
+
+
 async def _pushes(session: AsyncSession, horizon: datetime, limit: int) -> Mapping[str, int]:
     pushes, suppressions, _unlinked = (await _execute(session, _PUSHES, horizon, limit)).one()
     return {"aggregation_push": pushes, "maintenance_suppression": suppressions}
@@ -126,6 +172,7 @@ async def _control_actions(
 STEPS = (
     PruneStep("critical_sample", _samples),
     PruneStep("ticket", _cleared_tickets),
+    PruneStep("ticket_revision", _superseded_revisions),
     PruneStep("aggregation_push", _pushes),
     PruneStep("control_action", _control_actions),
 )

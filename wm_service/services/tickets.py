@@ -27,7 +27,7 @@ from ticketing_common.contract import TicketDocument
 from ticketing_common.cursor import KeysetCursor
 from ticketing_common.errors import NotFound
 from ticketing_common.outcome import DELIVERY_STAGES
-from wm_service.models import Ticket, TicketDelivery, TicketRevision
+from wm_service.models import PLATFORM_NUMBERS, Ticket, TicketDelivery, TicketRevision
 from wm_service.schemas import (
     DeliveryPublic,
     RevisionPublic,
@@ -91,10 +91,7 @@ _OUTCOME_COLUMNS = {
     "last_error": col(_LATEST.outcome_error),
     "last_error_operation": col(_LATEST.outcome_operation),
     "outcome_at": col(_LATEST.outcome_at),
-    **{
-        name: _newest_known(name)
-        for name in ("incident_public_id", "incident_rec_id", "work_order_id", "work_order_number")
-    },
+    **{name: _newest_known(name) for name in PLATFORM_NUMBERS},
 }
 
 
