@@ -17,7 +17,7 @@ import asyncio
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +138,10 @@ async def main_async(args: argparse.Namespace, server: embedded_pg.EmbeddedPostg
     wm_engine, be_engine = create_engine(wm_url), create_engine(be_url)
     wm, be = make_sessionmaker(wm_engine), make_sessionmaker(be_engine)
     horizon = datetime(2000, 1, 1, tzinfo=UTC)  # nothing old enough: the plan, not the delete
+    # The seeded tickets are a minute apart: past this horizon are the oldest 1 000 tickets'
+    # 2 000 revisions, all kept (the first ordered the work order, the second is the latest):
+    # what each retention pass looks at again while long-open tickets stay open.
+    old_and_kept = now - timedelta(minutes=args.rows // 2 - 1000)
     wm_probes: dict[str, Probe] = {
         "WM claim (500 of be1's backlog)": lambda s: delivery.claim(
             s, backend_name="be1", now=now, limit=500, worker="scale", lease_seconds=30
@@ -158,6 +162,12 @@ async def main_async(args: argparse.Namespace, server: embedded_pg.EmbeddedPostg
             s, state="open"
         ),
         "WM retention: cleared tickets": lambda s: wm_retention.STEPS[1].prune(s, horizon, 1000),
+        "WM retention: superseded revisions": lambda s: wm_retention.STEPS[2].prune(
+            s, horizon, 1000
+        ),
+        "WM retention: superseded revisions, 2 000 old kept": lambda s: wm_retention.STEPS[2].prune(
+            s, old_and_kept, 1000
+        ),
     }
     be_probes: dict[str, Probe] = {
         "BE claim (100 of the Received backlog)": lambda s: store.claim_batch(

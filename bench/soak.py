@@ -3,12 +3,14 @@
 Runs the WM, one BE and the emulators in this process (each on its own uvicorn thread, real
 HTTP between them) on a temporary embedded Postgres, with one simulated clock for both
 services: every push moves it on by `--step-hours`. Elements fall sick and recover on a fixed
-(seeded) pattern, so tickets keep opening, updating and clearing. After each simulated day the
+(seeded) pattern, so tickets keep opening, updating and clearing; `--chronic` of them stay sick
+throughout (their tickets stay open, a revision each push). After each simulated day the
 pipeline is drained; on days `--report-days` it prints the rows and on-disk size of every
 table of both databases. With `--retention-days` 3 over 35 days, the counts from day ~5 on
 stay within a band instead of growing with the days.
 
     .venv/bin/python -m bench.soak [--days 35] [--retention-days 3] [--elements 300]
+                                   [--chronic 10]
 """
 
 from __future__ import annotations
@@ -49,14 +51,17 @@ class SimClock:
         return self.now
 
 
-def sick(element: int, hour: int, seed: int) -> bool:
-    """Each element has its own period and phase: sick for a few hours, then healthy."""
+def sick(element: int, hour: int, seed: int, chronic: int) -> bool:
+    """Each element has its own period and phase: sick for a few hours, then healthy; the
+    first `chronic` ones are sick all the time."""
+    if element < chronic:
+        return True
     rng = random.Random(seed * 1_000_003 + element)
     period = rng.randint(30, 120)
     return (hour + rng.randint(0, period)) % period < rng.randint(2, 8)
 
 
-def push_body(clock: SimClock, elements: int, hour: int, seed: int) -> dict[str, Any]:
+def push_body(clock: SimClock, elements: int, hour: int, seed: int, chronic: int) -> dict[str, Any]:
     at = clock.now.isoformat()
     return {
         "aggregation_id": f"soak-{at}",
@@ -66,7 +71,7 @@ def push_body(clock: SimClock, elements: int, hour: int, seed: int) -> dict[str,
                 "entity_id": f"SOAK-CCAP{e % 10:02d}:US-{e}",
                 "market": "Monterrey",
                 "hub": "SOAK01",
-                "samples": [{"at": at, "value": 20.0 if sick(e, hour, seed) else 35.0}],
+                "samples": [{"at": at, "value": 20.0 if sick(e, hour, seed, chronic) else 35.0}],
             }
             for e in range(elements)
         ],
@@ -118,6 +123,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=35)
     parser.add_argument("--retention-days", type=float, default=3)
     parser.add_argument("--elements", type=int, default=300)
+    parser.add_argument("--chronic", type=int, default=10, help="elements sick throughout")
     parser.add_argument("--step-hours", type=int, default=2)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--report-days", default="5,10,20,35")
@@ -206,7 +212,7 @@ def soak(
         for n in range(pushes_per_day):
             hour = (day - 1) * 24 + n * args.step_hours
             clock.now += timedelta(hours=args.step_hours)
-            body = push_body(clock, args.elements, hour, args.seed)
+            body = push_body(clock, args.elements, hour, args.seed, args.chronic)
             http.post(
                 "/api/v1/aggregations/snr-upstream", json=body, headers=headers
             ).raise_for_status()
