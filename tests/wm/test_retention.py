@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from tests.wm.conftest import ADMIN, INGEST, wm_settings
 from ticketing_common.db import session_scope
+from wm_service.distribution import assignment
 from wm_service.main import create_app
 
 T0 = datetime(2026, 9, 1, tzinfo=UTC)
@@ -110,7 +111,11 @@ async def _history(world: World) -> None:
         [_entry("E1", later, 35.0), _entry("E2", later, 35.0), _entry("E3", later, 20.0)],
     )
     assert (result["tickets"]["cleared"], result["tickets"]["updated"]) == (2, 1)
-    await _sql(world.app, "UPDATE ticket_delivery SET status = 'delivered', stage = 'completed'")
+    await _sql(
+        world.app,
+        "UPDATE ticket_delivery SET status = 'delivered', stage = 'completed', "
+        "backend_name = 'be1'",
+    )
     await _sql(
         world.app,
         "UPDATE ticket_delivery SET stage = 'error' WHERE dedup_key = :key AND revision = 2",
@@ -175,63 +180,120 @@ async def test_nothing_younger_than_the_horizon_is_pruned(world: World) -> None:
     assert await _tickets(world) == {"E1": "cleared", "E2": "cleared", "E3": "open"}
 
 
-async def _numbers(world: World, entity: str) -> tuple[str, str]:
-    """The incident and work order the ticket list shows for `entity`'s ticket."""
+_NUMBERS = ("incident_public_id", "incident_rec_id", "work_order_id", "work_order_number")
+
+
+async def _numbers(world: World, entity: str) -> tuple[str | None, ...]:
+    """The platform numbers the ticket list shows for `entity`'s ticket."""
     page = await world.http.get("/api/v1/tickets", params={"entity": entity}, headers=ADMIN)
     [ticket] = page.json()["items"]
-    return ticket["incident_public_id"], ticket["work_order_number"]
+    return tuple(ticket[name] for name in _NUMBERS)
+
+
+async def _revisions_of(world: World, entity: str, count: int) -> None:
+    """`count` revisions of `entity`'s ticket, an hour apart from T0 (each push brings a
+    new critical sample: an update)."""
+    for hour in range(count):
+        world.clock.now = T0 + timedelta(hours=hour)
+        await _push(world.http, world.clock, [_entry(entity, world.clock.now, 20.0)])
+
+
+async def _deliveries(world: World, rows: dict[int, dict[str, Any]]) -> None:
+    """Set each revision's delivery (of the one ticket there is) to `rows[revision]`."""
+    for revision, values in rows.items():
+        columns = {"status": "delivered", "stage": "completed", "backend_name": "be1"}
+        columns |= dict.fromkeys(_NUMBERS) | values
+        assignments = ", ".join(f"{name} = :{name}" for name in columns)
+        await _sql(
+            world.app,
+            f"UPDATE ticket_delivery SET {assignments} WHERE revision = :revision",  # noqa: S608
+            revision=revision,
+            **columns,
+        )
+
+
+async def _revisions_left(world: World) -> list[int]:
+    rows = await _sql(world.app, "SELECT revision FROM ticket_revision ORDER BY 1")
+    return [revision for (revision,) in rows]
 
 
 async def test_an_open_tickets_history_goes_but_not_its_platform_numbers(world: World) -> None:
     """An element sick for weeks: its ticket's finished revisions past the horizon go, but
-    never its latest, the one that ordered its work order, nor the newest holding its
-    incident's ids: the ticket shows the same incident and work order before and after."""
-    for hour in range(4):
-        world.clock.now = T0 + timedelta(hours=hour)
-        await _push(world.http, world.clock, [_entry("E5", world.clock.now, 20.0)])
-    numbers = {
-        1: ("INC1", "REC1", "W1", "WO1"),  # opened the incident, ordered the work
-        2: ("INC1", "REC1", None, None),  # a note on it
-        3: ("INC3", "REC3", None, None),  # the newest holding incident ids (see 4)
-    }
-    for revision, (public_id, rec_id, order_id, order_number) in numbers.items():
-        await _sql(
-            world.app,
-            "UPDATE ticket_delivery SET status = 'delivered', stage = 'completed', "
-            "incident_public_id = :p, incident_rec_id = :r, work_order_id = :o, "
-            "work_order_number = :n WHERE revision = :revision",
-            p=public_id,
-            r=rec_id,
-            o=order_id,
-            n=order_number,
-            revision=revision,
-        )
-    # The latest is still on its way: no number yet.
-    await _sql(world.app, "UPDATE ticket_delivery SET stage = 'at_backend' WHERE revision = 4")
-    assert await _numbers(world, "E5") == ("INC3", "WO1")
+    never its latest, the one that ordered its work order, nor the newest holding each of
+    its incident's ids: the ticket shows the same numbers before and after."""
+    await _revisions_of(world, "E5", 4)
+    incident = {"incident_public_id": "INC1", "incident_rec_id": "REC1"}
+    await _deliveries(
+        world,
+        {
+            1: incident | {"work_order_id": "W1", "work_order_number": "WO1"},
+            2: incident,  # a note on it
+            # A Cherwell that answered a note with the record id alone: the newest holder
+            # of that id, while the public id is held later too.
+            3: {"incident_public_id": "INC1", "incident_rec_id": "REC3"},
+            4: {"incident_public_id": "INC1", "stage": "at_backend"},  # on its way
+        },
+    )
+    before = await _numbers(world, "E5")
+    assert before == ("INC1", "REC3", "W1", "WO1")
 
     world.clock.now = T0 + timedelta(days=40)
     pruned = await world.app.state.retention.prune_once()
     assert (pruned["ticket_revision"], pruned["ticket_delivery"]) == (1, 1)
-    assert await _sql(world.app, "SELECT revision FROM ticket_revision ORDER BY 1") == [
-        (1,),
-        (3,),
-        (4,),
-    ]
-    assert await _numbers(world, "E5") == ("INC3", "WO1")
+    assert await _revisions_left(world) == [1, 3, 4]
+    assert await _numbers(world, "E5") == before
 
-    # Once the latest is completed with the incident's ids, the third is redundant too.
-    await _sql(
-        world.app,
-        "UPDATE ticket_delivery SET stage = 'completed', incident_public_id = 'INC3', "
-        "incident_rec_id = 'REC3' WHERE revision = 4",
-    )
+    # Once the latest is completed with both ids, the third is redundant too.
+    await _deliveries(world, {4: incident})
     assert (await world.app.state.retention.prune_once())["ticket_revision"] == 1
-    assert await _sql(world.app, "SELECT revision FROM ticket_revision ORDER BY 1") == [
-        (1,),
-        (4,),
-    ]
-    assert await _numbers(world, "E5") == ("INC3", "WO1")
+    assert await _revisions_left(world) == [1, 4]
+    assert await _numbers(world, "E5") == ("INC1", "REC1", "W1", "WO1")
+
+
+@pytest.mark.parametrize(
+    ("stage", "status"),
+    [
+        ("error", "delivered"),
+        ("at_backend", "delivered"),
+        ("moved", "pending"),
+        # A fast BE's report can land before its sender marks the row delivered.
+        ("completed", "pending"),
+    ],
+)
+async def test_a_revision_not_finished_stays_though_a_later_one_follows(
+    world: World, stage: str, status: str
+) -> None:
+    await _revisions_of(world, "E6", 3)
+    await _deliveries(world, {1: {"stage": stage, "status": status}, 2: {}, 3: {}})
+    world.clock.now = T0 + timedelta(days=40)
+    await world.app.state.retention.prune_once()
+    assert await _revisions_left(world) == [1, 3]
+
+
+async def test_the_delivery_a_key_is_routed_by_stays(world: World) -> None:
+    """The element moved from be1 to be2 (a failover); its latest revision waits unassigned
+    (be2 unavailable when it was written): its next backend is still be2's, so the second
+    revision, be2's and the newest with a backend, stays though nothing else keeps it."""
+    await _revisions_of(world, "E7", 3)
+    await _deliveries(
+        world,
+        {
+            1: {"work_order_id": "W1", "work_order_number": "WO1"},
+            2: {"backend_name": "be2"},
+            3: {"stage": "pending", "status": "pending", "backend_name": None},
+        },
+    )
+
+    async def routed() -> dict[str, str]:
+        async for session in session_scope(world.app.state.sessionmaker):
+            return await assignment._latest_backends(session, ["snr-upstream:E7"])
+        raise AssertionError("unreachable")
+
+    assert await routed() == {"snr-upstream:E7": "be2"}
+    world.clock.now = T0 + timedelta(days=40)
+    await world.app.state.retention.prune_once()
+    assert await _revisions_left(world) == [1, 2, 3]
+    assert await routed() == {"snr-upstream:E7": "be2"}
 
 
 async def test_small_batches_and_a_restart_mid_pass_end_the_same(

@@ -57,19 +57,28 @@ _CLEARED_TICKETS = text(
     """
 )
 
-# Finished history a later revision follows. A ticket shows the newest known value of each
-# of PLATFORM_NUMBERS (services/tickets.py), all four named here: incident ids come back
-# with every revision that finds its incident (a note, a clear), so a later holder makes an
-# earlier one's redundant; a work order is ordered once, by the revision that opened its
-# incident, and that delivery stays with the ticket (one row per work order: proving that
-# no later delivery holds a number would read every later one, each pass).
+# Finished history a later revision follows: delivered and completed (a fast BE's report
+# can mark a row completed while its sender still holds it, pending). Two things are read
+# from older deliveries, and the delivery each reads stays:
+# * a ticket shows the newest known value of each of PLATFORM_NUMBERS (services/tickets.py),
+#   all four named here: incident ids come back with every revision that finds its incident
+#   (a note, a clear), so a later holder makes an earlier one's redundant; a work order is
+#   ordered once, by the revision that opened its incident, and that delivery stays with the
+#   ticket (one row per work order: proving that no later delivery holds a number would
+#   read every later one, each pass);
+# * a key's next revision goes to the backend of its newest delivery that has one
+#   (distribution/assignment.py): that delivery stays.
 _SUPERSEDED_REVISIONS = text(
     """
     WITH doomed AS (
         SELECT r.id, r.ticket_id, r.revision FROM ticket_revision r
         JOIN ticket t ON t.id = r.ticket_id
         JOIN ticket_delivery d ON d.ticket_id = r.ticket_id AND d.revision = r.revision
-        WHERE r.created_at < :horizon AND r.revision < t.revision AND d.stage = 'completed'
+        WHERE r.created_at < :horizon AND r.revision < t.revision
+          AND d.stage = 'completed' AND d.status <> 'pending'
+          AND EXISTS (SELECT 1 FROM ticket_delivery n
+                      WHERE n.dedup_key = d.dedup_key AND n.id > d.id
+                        AND n.backend_name IS NOT NULL)
           AND d.work_order_id IS NULL AND d.work_order_number IS NULL
           AND (d.incident_public_id IS NULL OR EXISTS (
                   SELECT 1 FROM ticket_delivery n
@@ -80,7 +89,7 @@ _SUPERSEDED_REVISIONS = text(
                   WHERE n.ticket_id = d.ticket_id AND n.revision > d.revision
                     AND n.incident_rec_id IS NOT NULL))
         LIMIT :limit
-        FOR UPDATE OF r SKIP LOCKED
+        FOR UPDATE OF r, d SKIP LOCKED
     ), deliveries AS (
         DELETE FROM ticket_delivery d USING doomed
         WHERE d.ticket_id = doomed.ticket_id AND d.revision = doomed.revision RETURNING 1

@@ -108,7 +108,8 @@ def _at_stage(stage: str) -> ColumnElement[bool]:
     through the stage index, then their tickets sorted. As a filter on the joined latest
     delivery, stage=pending walked 480 000 tickets at 1 000 000 (1.0-1.7 s). Every ticket has
     a delivery of its latest revision (the push writes both in one transaction; retention
-    deletes a ticket whole), so a missing one (shown as pending) needs no case of its own.
+    never prunes a ticket's latest), so a missing one (shown as pending) needs no case of
+    its own.
     """
     delivery = aliased(TicketDelivery)
     if stage == _BULK_STAGE:
@@ -239,7 +240,7 @@ async def get_ticket(session: AsyncSession, *, ticket_id: uuid.UUID) -> TicketDe
     found = (await _exec(session, _with_outcome(col(Ticket.id) == ticket_id))).first()
     if found is None:
         raise NotFound(f"no ticket {ticket_id}")
-    ticket, summary = found[0], _summary(found)
+    summary = _summary(found)
     rows = (
         await session.exec(
             select(TicketRevision, TicketDelivery)
@@ -267,6 +268,10 @@ async def get_ticket(session: AsyncSession, *, ticket_id: uuid.UUID) -> TicketDe
         )
         for revision, delivery in rows
     ]
-    # The ticket's JSON is its latest revision's (retention never prunes that one).
-    current = next(r.ticket for r in revisions if r.revision == ticket.revision)
+    if not revisions:  # pruned whole since it was read (a cleared ticket past the horizon)
+        raise NotFound(f"no ticket {ticket_id}")
+    # The ticket's JSON is its latest revision's: the newest read here (retention never
+    # prunes a ticket's latest, but a push may have added one since the ticket was read, and
+    # retention then pruned the one before).
+    current = revisions[-1].ticket
     return TicketDetail(**summary.model_dump(), ticket=current, revisions=revisions)
