@@ -236,7 +236,8 @@ async def list_tickets(
 
 
 async def get_ticket(session: AsyncSession, *, ticket_id: uuid.UUID) -> TicketDetail:
-    """The ticket, its current JSON, and every revision with its delivery state."""
+    """The ticket, its current JSON, and its revisions with their delivery states (past the
+    retention horizon only those retention keeps: services/retention.py)."""
     found = (await _exec(session, _with_outcome(col(Ticket.id) == ticket_id))).first()
     if found is None:
         raise NotFound(f"no ticket {ticket_id}")
