@@ -138,6 +138,8 @@ async def main_async(args: argparse.Namespace, server: embedded_pg.EmbeddedPostg
     wm_engine, be_engine = create_engine(wm_url), create_engine(be_url)
     wm, be = make_sessionmaker(wm_engine), make_sessionmaker(be_engine)
     horizon = datetime(2000, 1, 1, tzinfo=UTC)  # nothing old enough: the plan, not the delete
+    wm_prune = {step.table: step.prune for step in wm_retention.STEPS}
+    be_prune = {step.table: step.prune for step in be_retention.STEPS}
     # The seeded tickets are a minute apart: past this horizon are the oldest 1 000 tickets'
     # 2 000 revisions, all kept (the first ordered the work order, the second is the latest):
     # what each retention pass looks at again while long-open tickets stay open.
@@ -161,11 +163,11 @@ async def main_async(args: argparse.Namespace, server: embedded_pg.EmbeddedPostg
         "WM open tickets by stage (overview, metrics)": lambda s: wm_tickets.count_by_stage(
             s, state="open"
         ),
-        "WM retention: cleared tickets": lambda s: wm_retention.STEPS[1].prune(s, horizon, 1000),
-        "WM retention: superseded revisions": lambda s: wm_retention.STEPS[2].prune(
+        "WM retention: cleared tickets": lambda s: wm_prune["ticket"](s, horizon, 1000),
+        "WM retention: superseded revisions": lambda s: wm_prune["ticket_revision"](
             s, horizon, 1000
         ),
-        "WM retention: superseded revisions, 2 000 old kept": lambda s: wm_retention.STEPS[2].prune(
+        "WM retention: superseded revisions, 2 000 old kept": lambda s: wm_prune["ticket_revision"](
             s, old_and_kept, 1000
         ),
     }
@@ -184,7 +186,7 @@ async def main_async(args: argparse.Namespace, server: embedded_pg.EmbeddedPostg
             cursor=None,
             limit=50,
         ),
-        "BE retention: finished revisions": lambda s: be_retention.STEPS[0].prune(s, horizon, 1000),
+        "BE retention: finished revisions": lambda s: be_prune["ticket_revision"](s, horizon, 1000),
     }
     try:
         for sessionmaker, probes in ((wm, wm_probes), (be, be_probes)):

@@ -22,6 +22,7 @@ from tests.wm.conftest import ADMIN, INGEST, wm_settings
 from ticketing_common.db import session_scope
 from wm_service.distribution import assignment
 from wm_service.main import create_app
+from wm_service.models import PLATFORM_NUMBERS
 
 T0 = datetime(2026, 9, 1, tzinfo=UTC)
 
@@ -180,14 +181,11 @@ async def test_nothing_younger_than_the_horizon_is_pruned(world: World) -> None:
     assert await _tickets(world) == {"E1": "cleared", "E2": "cleared", "E3": "open"}
 
 
-_NUMBERS = ("incident_public_id", "incident_rec_id", "work_order_id", "work_order_number")
-
-
 async def _numbers(world: World, entity: str) -> tuple[str | None, ...]:
     """The platform numbers the ticket list shows for `entity`'s ticket."""
     page = await world.http.get("/api/v1/tickets", params={"entity": entity}, headers=ADMIN)
     [ticket] = page.json()["items"]
-    return tuple(ticket[name] for name in _NUMBERS)
+    return tuple(ticket[name] for name in PLATFORM_NUMBERS)
 
 
 async def _revisions_of(world: World, entity: str, count: int) -> None:
@@ -202,7 +200,7 @@ async def _deliveries(world: World, rows: dict[int, dict[str, Any]]) -> None:
     """Set each revision's delivery (of the one ticket there is) to `rows[revision]`."""
     for revision, values in rows.items():
         columns = {"status": "delivered", "stage": "completed", "backend_name": "be1"}
-        columns |= dict.fromkeys(_NUMBERS) | values
+        columns |= dict.fromkeys(PLATFORM_NUMBERS) | values
         assignments = ", ".join(f"{name} = :{name}" for name in columns)
         await _sql(
             world.app,
