@@ -78,9 +78,10 @@ def _http_client(
 def _sender_context(
     settings: BESettings, app: FastAPI, http: dict[str, httpx.AsyncClient]
 ) -> SenderContext:
+    steps = build_steps(settings, http, app.state.health, app.state.metrics)
     return SenderContext(
         sessionmaker=app.state.sessionmaker,
-        steps=build_steps(settings, http, app.state.health, app.state.metrics),
+        steps=steps,
         backoff=Backoff(
             base_seconds=settings.backoff_base_seconds,
             cap_seconds=settings.backoff_cap_seconds,
@@ -92,6 +93,10 @@ def _sender_context(
         metrics=app.state.metrics,
         report_outcomes=bool(settings.wm_url),
         fence=app.state.fence,
+        platform_calls={
+            platform: asyncio.Semaphore(settings.workers_max)
+            for platform in {step.platform for step in steps}
+        },
     )
 
 

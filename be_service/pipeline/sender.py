@@ -8,6 +8,7 @@ transactions: right after the call for steps that must not be repeated, else at 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -63,6 +64,9 @@ class SenderContext:
     report_outcomes: bool = False
     # The WM's lease and generation (fence.py); disabled: every revision may be sent.
     fence: Fence = field(default_factory=lambda: Fence(enabled=False))
+    # At most this many calls in flight to each platform, across the process's batches
+    # (BE_WORKERS_MAX: a batch sends its requests of a step at once); none: no bound.
+    platform_calls: Mapping[str, asyncio.Semaphore] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_step_list(self.steps)
@@ -116,28 +120,46 @@ class BatchSender:
                 await store.release(session, self.parked, worker=self.worker)
 
     async def _run_step(self, index: int, step: Step, batch: list[Item]) -> None:
-        """Send `batch` in chunks while the step's platform lets us: a closed circuit sends
-        every chunk, a half-open one a single revision (the trial), an open one none (the
-        revisions are parked at this step until the next trial)."""
+        """Send `batch` in requests of max_tickets_per_request while the step's platform lets
+        us: a closed circuit sends them all at once (or one after another, each recorded
+        before the next, for a step that says so), a half-open one a single revision (the
+        trial), an open one none (the revisions are parked at this step until the next
+        trial). A step recorded at once is recorded before the next step begins."""
         health = self.ctx.health.get(step.platform)
+        size = self.limits.max_tickets_per_request
         sent = 0
         while sent < len(batch):
             permit = health.permit() if health else Permit.send
             if health is not None and permit is Permit.wait:
                 self._park(batch[sent:], health)
                 return
-            size = 1 if permit is Permit.probe else self.limits.max_tickets_per_request
-            chunk = self._within_fence(batch[sent : sent + size])
-            sent += size
-            if not chunk:
-                continue
-            self.ctx.metrics.batch_size.labels(step.name).observe(len(chunk))
-            outcomes, failure = await self._send(step, chunk)
-            if health is not None:
-                _report(health, failure)
-            self._apply(index, outcomes)
+            if permit is Permit.probe:
+                ends = [sent + 1]
+            elif step.one_request_at_a_time:
+                ends = [min(sent + size, len(batch))]
+            else:
+                ends = [*range(sent + size, len(batch), size), len(batch)]
+            chunks = [batch[a:b] for a, b in zip([sent, *ends[:-1]], ends, strict=True)]
+            sent = ends[-1]
+            for answer in await asyncio.gather(*(self._call(step, c) for c in chunks)):
+                if answer is None:
+                    continue
+                outcomes, failure = answer
+                if health is not None:
+                    _report(health, failure)
+                self._apply(index, outcomes)
             if step.record_at_once:
                 await self._record()
+
+    async def _call(
+        self, step: Step, chunk: Sequence[Item]
+    ) -> tuple[list[Outcome], CallFailure | None] | None:
+        """`chunk` sent once its platform has a call to spare; None when the fence held
+        every revision of it back."""
+        async with self.ctx.platform_calls.get(step.platform) or contextlib.nullcontext():
+            # After the wait, not before it: the lease must hold when the call leaves.
+            chunk = self._within_fence(chunk)
+            return await self._send(step, chunk) if chunk else None
 
     def _park(self, items: Sequence[Item], health: PlatformHealth) -> None:
         self._hold(items, health.wait_seconds())
@@ -227,6 +249,7 @@ class BatchSender:
     ) -> tuple[list[Outcome], CallFailure | None]:
         """The step's outcomes for `chunk`, and the failure of the call as a whole if any
         (it fails every item); a call that got answers, even refusals, returns None."""
+        self.ctx.metrics.batch_size.labels(step.name).observe(len(chunk))
         token = CURRENT_OPERATION.set(step.name)
         call_timeout = self.ctx.fence.call_timeout()
         try:

@@ -147,9 +147,14 @@ class Step(ABC):
     # Positions of later steps whose revisions this step takes first (the search before a
     # create is resent).
     also_takes_from: ClassVar[tuple[str, ...]] = ()
-    # Record right after each call instead of at the end of the batch: the step must not be
-    # repeated after a crash (a note), or later steps rely on it being stored (the check).
+    # Record right after the step's calls instead of at the end of the batch: the step must
+    # not be repeated after a crash (a note), or later steps rely on it being stored (the
+    # check).
     record_at_once: ClassVar[bool] = False
+    # Send one request at a time, each recorded before the next leaves (with record_at_once),
+    # instead of a batch's requests at once: a crash between a call and its record then
+    # repeats that one request only (a note, the one write that is not idempotent).
+    one_request_at_a_time: ClassVar[bool] = False
     # A whole-call failure may still have written (a create whose answer was lost): the
     # revision waits BE_AMBIGUOUS_CREATE_DELAY_SECONDS before it is searched for again.
     may_write_unanswered: ClassVar[bool] = False

@@ -299,6 +299,7 @@ class Note(Step):
     platform = PLATFORM
     needs = (INCIDENT,)
     record_at_once = True
+    one_request_at_a_time = True
 
     def __init__(self, client: CherwellClient) -> None:
         self.client = client

@@ -83,7 +83,8 @@ def test_a_be_killed_mid_batch_completes_every_ticket_exactly_once(make_database
         "BE_SFYC_URL": f"{emulator.url}/services",
         "BE_BYPASS_PROXY": "true",
         "BE_WORKERS": "4",
-        "BE_MAX_TICKETS_PER_REQUEST": "20",
+        # Batches of 20 (four requests of 5): the first four hold 80 of the 200 when killed.
+        "BE_MAX_TICKETS_PER_REQUEST": "5",
         "BE_POLL_INTERVAL_SECONDS": "0.05",
         "BE_BACKOFF_BASE_SECONDS": "0.05",
         "BE_BACKOFF_CAP_SECONDS": "0.2",
@@ -121,12 +122,13 @@ def test_a_be_killed_mid_batch_completes_every_ticket_exactly_once(make_database
 def test_with_a_slow_platform_more_batches_go_in_flight_and_each_ticket_still_once(
     make_be, emulator
 ):
-    """300 ms a call: one batch in flight at a time completes ~3 tickets/s, so the BE tries
-    more (up to BE_WORKERS_MAX), keeps them because the rate rises, and every ticket still
+    """300 ms a call: one batch in flight at a time (four requests of 5 a step) completes
+    ~13 tickets/s, so the BE tries more (up to BE_WORKERS_MAX, also the bound on calls in
+    flight to each platform), keeps them because the rate rises, and every ticket still
     reaches each platform exactly once."""
     emulator.faults(platform="all", latency_ms=300)
-    tickets = [make_ticket() for _ in range(120)]
-    be = make_be(workers=1, workers_max=4, worker_adjust_seconds=0.3, processing_enabled=False)
+    tickets = [make_ticket() for _ in range(240)]
+    be = make_be(workers=1, workers_max=12, worker_adjust_seconds=0.3, processing_enabled=False)
     be.intake(tickets)
     be.patch_settings(processing_enabled=True, max_tickets_per_request=5)
     slots = be.app.state.batch_slots
@@ -137,6 +139,6 @@ def test_with_a_slow_platform_more_batches_go_in_flight_and_each_ticket_still_on
         most = max(most, slots.limit)
         return be.counts()["Completed"] >= len(tickets)
 
-    wait_until(done, timeout=90, what="120 tickets Completed")
+    wait_until(done, timeout=90, what="240 tickets Completed")
     assert most >= 3  # 2 was kept, since 3 was tried
     _assert_exactly_once(emulator, tickets)

@@ -1,0 +1,141 @@
+"""A batch is several requests' worth (worker.REQUESTS_PER_CLAIM): each step sends its
+requests at once, within a bound on the calls in flight to each platform; the note, which
+must not be repeated, sends them one after another; the fence is consulted when a call
+leaves."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import Sequence
+from typing import Literal
+
+from be_service.pipeline.fence import Fence, LeaseGrant
+from be_service.pipeline.steps import Item, Outcome, Step
+from be_service.pipeline.worker import REQUESTS_PER_CLAIM, work_once
+from be_service.schemas import SettingsUpdate
+from be_service.services import settings as settings_service
+from tests.be.conftest import later, make_ticket
+from tests.be.pipeline.conftest import InProcessPipeline
+from ticketing_common.db import session_scope
+
+
+class Overlap:
+    """Wraps a step's send to see how many of its calls are in flight at once. Each call
+    waits (at most `patience` seconds) until `expect` are: calls sent together all get in,
+    calls sent one after another each wait it out alone."""
+
+    def __init__(self, step: Step, *, expect: int, patience: float = 0.3) -> None:
+        self.original, self.expect, self.patience = step.send, expect, patience
+        self.in_flight = self.peak = self.calls = 0
+        self.met = asyncio.Event()
+        step.send = self.send  # type: ignore[method-assign]
+
+    async def send(self, items: Sequence[Item], *, batch_size: int) -> list[Outcome]:
+        self.calls += 1
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        if self.in_flight >= self.expect:
+            self.met.set()
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.met.wait(), self.patience)
+            return await self.original(items, batch_size=batch_size)
+        finally:
+            self.in_flight -= 1
+
+
+async def _requests_of(pipeline: InProcessPipeline, size: int) -> None:
+    async for session in session_scope(pipeline.sessionmaker):
+        await settings_service.update(session, patch=SettingsUpdate(max_tickets_per_request=size))
+
+
+async def test_a_batch_takes_several_requests_worth_and_sends_a_steps_requests_at_once(
+    pipeline: InProcessPipeline,
+):
+    """23 tickets, 5 a request: a batch of 20 and one of 3, whose steps send their requests
+    together (the first batch's four creates at once); every ticket ends with one incident
+    and one work order."""
+    assert REQUESTS_PER_CLAIM == 4
+    await _requests_of(pipeline, 5)
+    tickets = [make_ticket() for _ in range(23)]
+    await pipeline.intake(*tickets)
+    check = Overlap(pipeline.platforms.step("check"), expect=4, patience=5)
+    create = Overlap(pipeline.platforms.step("create"), expect=4, patience=5)
+
+    assert await pipeline.drain() == 2
+    assert (check.calls, check.peak) == (create.calls, create.peak) == (5, 4)
+    platforms = pipeline.platforms
+    assert await platforms.requests("savebusinessobjectbatch") == 2 * 5  # create and link
+    incidents = await platforms.records("incident")
+    assert len(incidents) == len(await platforms.records("workorder")) == 23
+    assert sorted(i["TpcCorrelationKey"] for i in incidents) == sorted(
+        t["dedup_key"] for t in tickets
+    )
+
+
+async def test_notes_go_one_request_at_a_time(pipeline: InProcessPipeline):
+    """A note is the one write a crash must not repeat: each request is recorded before the
+    next leaves, so a crash between call and record repeats one request's notes at most."""
+    await _requests_of(pipeline, 5)
+    tickets = [make_ticket() for _ in range(10)]
+    await pipeline.intake(*tickets)
+    await pipeline.drain()
+    note = Overlap(pipeline.platforms.step("note"), expect=2)
+    await pipeline.intake(*(later(t, 2, "update") for t in tickets))
+
+    assert await pipeline.drain() == 1
+    assert (note.calls, note.peak) == (2, 1)
+    assert len(await pipeline.platforms.records("journal")) == 10
+
+
+async def test_the_calls_in_flight_to_a_platform_stay_within_its_bound(
+    pipeline: InProcessPipeline,
+):
+    await _requests_of(pipeline, 5)
+    await pipeline.intake(*(make_ticket() for _ in range(20)))
+    create = Overlap(pipeline.platforms.step("create"), expect=4)
+    bounded = dataclasses.replace(
+        pipeline.context(), platform_calls={"cherwell": asyncio.Semaphore(2)}
+    )
+    assert await work_once(bounded, worker="test-worker")
+    assert (create.calls, create.peak) == (4, 2)
+    assert len(await pipeline.platforms.records("incident")) == 20
+
+
+class WatchedSemaphore(asyncio.Semaphore):
+    """Says when somebody first waits for it."""
+
+    def __init__(self, value: int) -> None:
+        super().__init__(value)
+        self.asked = asyncio.Event()
+
+    async def acquire(self) -> Literal[True]:
+        self.asked.set()
+        return await super().acquire()
+
+
+async def test_a_call_that_waited_for_its_platform_leaves_only_if_the_lease_still_holds(
+    pipeline: InProcessPipeline,
+):
+    """The lease ends while the batch waits for a call to spare: nothing is sent, and the
+    revision waits at its step for the next lease."""
+    now = [1000.0]
+    fence = Fence(enabled=True, clock=lambda: now[0])
+    fence.renew(LeaseGrant(5, 10.0, max_call_seconds=3.0), sent_at=now[0])
+    pipeline.fence = fence
+    ticket = make_ticket()
+    await pipeline.intake(ticket, generation=5)
+    calls = WatchedSemaphore(1)
+    await calls.acquire()  # every call is taken: the batch has to wait
+    calls.asked.clear()
+    ctx = dataclasses.replace(pipeline.context(), platform_calls={"cherwell": calls})
+    batch = asyncio.create_task(work_once(ctx, worker="test-worker"))
+    await asyncio.wait_for(calls.asked.wait(), 5)
+    now[0] += 11  # the lease lapses while it waits
+    calls.release()
+    assert await asyncio.wait_for(batch, 5)
+    assert await pipeline.platforms.requests("") == 0
+    [revision] = (await pipeline.ticket(ticket["ticket_id"])).revisions
+    assert (revision.status, revision.step, revision.attempts) == ("Received", "check", [])
