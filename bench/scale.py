@@ -22,17 +22,20 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from be_service import retention as be_retention
 from be_service.models import Status
 from be_service.pipeline import store
+from be_service.pipeline.policy import RevisionUpdate, Transition
 from be_service.services import tickets as be_tickets
 from ticketing_common import embedded_pg
 from ticketing_common.db import asyncpg_dsn, create_engine, ensure_database, make_sessionmaker
 from ticketing_common.migrate import upgrade_to_head
-from wm_service.distribution import assignment, delivery
+from ticketing_common.outcome import OutcomeReport
+from wm_service.distribution import assignment, delivery, reports
 from wm_service.services import retention as wm_retention
 from wm_service.services import tickets as wm_tickets
 from wm_service.services.bulk import driver_connection
@@ -126,6 +129,30 @@ async def probe(
             print("    " + message.replace("\n", "\n    "))
 
 
+async def apply_reports(session: AsyncSession) -> Any:
+    """The WM applying a BE's batch of 200 outcome reports (the deliveries found first)."""
+    found = await (await session.connection()).execute(
+        text(
+            "SELECT ticket_id, revision FROM ticket_delivery WHERE backend_name = 'be1' "
+            "ORDER BY id LIMIT 200"
+        )
+    )
+    at = datetime.now(UTC)
+    batch = [
+        OutcomeReport(ticket_id=ticket_id, revision=revision, seq=1, stage="completed", at=at)
+        for ticket_id, revision in found
+    ]
+    return await reports.apply(session, backend_name="be1", reports=batch)
+
+
+async def record_batch(session: AsyncSession) -> Any:
+    """A BE worker's claim of 400 and the record of their completion, with their reports."""
+    claimed = await store.claim_batch(session, worker="scale", limit=400, lease_seconds=30)
+    completed = Transition(Status.completed, keep_claim=False, delay=None, error=None)
+    updates = [RevisionUpdate(item.id, "done", {}, completed) for item in claimed]
+    await store.update_revisions(session, updates, worker="scale", report=True)
+
+
 async def main_async(args: argparse.Namespace, server: embedded_pg.EmbeddedPostgres) -> None:
     wm_url, be_url = server.url("wm"), server.url("be_scale")
     for url, service, sql in ((wm_url, "wm", _SEED_WM), (be_url, "be", _SEED_BE)):
@@ -163,6 +190,7 @@ async def main_async(args: argparse.Namespace, server: embedded_pg.EmbeddedPostg
         "WM open tickets by stage (overview, metrics)": lambda s: wm_tickets.count_by_stage(
             s, state="open"
         ),
+        "WM outcome reports (200 of be1's)": apply_reports,
         "WM retention: cleared tickets": lambda s: wm_prune["ticket"](s, horizon, 1000),
         "WM retention: superseded revisions": lambda s: wm_prune["ticket_revision"](
             s, horizon, 1000
@@ -175,6 +203,7 @@ async def main_async(args: argparse.Namespace, server: embedded_pg.EmbeddedPostg
         "BE claim (100 of the Received backlog)": lambda s: store.claim_batch(
             s, worker="scale", limit=100, lease_seconds=30
         ),
+        "BE claim and record of a batch (400)": record_batch,
         "BE ticket list, first page of 50": lambda s: be_tickets.get_page(
             s, status=None, category=None, dedup_key=None, cursor=None, limit=50
         ),
