@@ -119,36 +119,38 @@ class BatchSender:
             async for session in session_scope(self.ctx.sessionmaker):
                 await store.release(session, self.parked, worker=self.worker)
 
-    async def _run_step(self, index: int, step: Step, batch: list[Item]) -> None:
-        """Send `batch` in requests of max_tickets_per_request while the step's platform lets
-        us: a closed circuit sends them all at once (or one after another, each recorded
-        before the next, for a step that says so), a half-open one a single revision (the
-        trial), an open one none (the revisions are parked at this step until the next
-        trial). A step recorded at once is recorded before the next step begins."""
+    async def _run_step(self, index: int, step: Step, waiting: list[Item]) -> None:
+        """Send `waiting` in requests of max_tickets_per_request while the step's platform
+        lets us: a closed circuit sends them all at once (or one after another, each
+        recorded before the next, for a step that is not repeatable), a half-open one a
+        single revision (the trial), an open one none (the revisions are parked at this
+        step until the next trial)."""
         health = self.ctx.health.get(step.platform)
-        size = self.limits.max_tickets_per_request
         sent = 0
-        while sent < len(batch):
+        while sent < len(waiting):
             permit = health.permit() if health else Permit.send
             if health is not None and permit is Permit.wait:
-                self._park(batch[sent:], health)
+                self._park(waiting[sent:], health)
                 return
-            if permit is Permit.probe:
-                ends = [sent + 1]
-            elif step.one_request_at_a_time:
-                ends = [min(sent + size, len(batch))]
-            else:
-                ends = [*range(sent + size, len(batch), size), len(batch)]
-            chunks = [batch[a:b] for a, b in zip([sent, *ends[:-1]], ends, strict=True)]
-            sent = ends[-1]
-            for answer in await asyncio.gather(*(self._call(step, c) for c in chunks)):
+            slices = request_slices(
+                sent,
+                len(waiting),
+                self.limits.max_tickets_per_request,
+                probe=permit is Permit.probe,
+                one_at_a_time=not step.repeatable,
+            )
+            sent = slices[-1][1]
+            answers = await asyncio.gather(*(self._call(step, waiting[a:b]) for a, b in slices))
+            for answer in answers:
                 if answer is None:
                     continue
                 outcomes, failure = answer
                 if health is not None:
                     _report(health, failure)
                 self._apply(index, outcomes)
-            if step.record_at_once:
+            if health is not None and permit is Permit.probe and answers == [None]:
+                health.probe_abandoned()  # the fence held the trial back: nothing was sent
+            if step.records_each_call:
                 await self._record()
 
     async def _call(
@@ -366,6 +368,18 @@ class BatchSender:
                     "reason": outcome.error,
                 },
             )
+
+
+def request_slices(
+    start: int, end: int, size: int, *, probe: bool, one_at_a_time: bool
+) -> list[tuple[int, int]]:
+    """The [a, b) ranges of the revisions start..end to send now, a request each: the trial's
+    single revision, the next request only, or every request left, at most `size` each."""
+    if probe:
+        return [(start, start + 1)]
+    if one_at_a_time:
+        return [(start, min(start + size, end))]
+    return [(a, min(a + size, end)) for a in range(start, end, size)]
 
 
 def _report(health: PlatformHealth, failure: CallFailure | None) -> None:

@@ -1,9 +1,10 @@
 """How many of a BE's workers may hold a batch at once, found by trying.
 
-Each worker holds one batch in flight, so with slow platforms the number of batches in
-flight bounds the rate (at 500 ms a call: ~190 tickets/s with 8, ~265/s with 16, ~440/s
-with 32), while with fast platforms the two cores are the bound and more batches in flight
-only cost Postgres time (each claim steps over the revisions the others hold). Batch time
+Each worker holds one batch in flight (up to four requests a step, sent together: worker.py),
+so with slow platforms the number of batches in flight bounds the rate (at 500 ms a call,
+before batches took four requests: ~190 tickets/s with 8, ~265/s with 16, ~440/s with 32),
+while with fast platforms the two cores are the bound and more batches in flight only cost
+Postgres time (each claim steps over the revisions the others hold). Batch time
 cannot tell the two apart: when the cores are saturated a batch takes longer too. So the
 count is found the way a hill climber finds a top: while there is a backlog, try a step
 (more, or fewer after a step up that did not pay), keep it if the completed rate says so,

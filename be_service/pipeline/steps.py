@@ -147,17 +147,21 @@ class Step(ABC):
     # Positions of later steps whose revisions this step takes first (the search before a
     # create is resent).
     also_takes_from: ClassVar[tuple[str, ...]] = ()
-    # Record right after the step's calls instead of at the end of the batch: the step must
-    # not be repeated after a crash (a note), or later steps rely on it being stored (the
-    # check).
+    # Record right after the step's calls instead of at the end of the batch: later steps
+    # rely on it being stored (the check).
     record_at_once: ClassVar[bool] = False
-    # Send one request at a time, each recorded before the next leaves (with record_at_once),
-    # instead of a batch's requests at once: a crash between a call and its record then
-    # repeats that one request only (a note, the one write that is not idempotent).
-    one_request_at_a_time: ClassVar[bool] = False
+    # False for a write that must not be repeated after a crash (a note): its requests go
+    # one at a time, each recorded before the next leaves, instead of all at once, so a
+    # crash between a call and its record repeats that one request only.
+    repeatable: ClassVar[bool] = True
     # A whole-call failure may still have written (a create whose answer was lost): the
     # revision waits BE_AMBIGUOUS_CREATE_DELAY_SECONDS before it is searched for again.
     may_write_unanswered: ClassVar[bool] = False
+
+    @property
+    def records_each_call(self) -> bool:
+        """Recorded right after its calls, not at the end of the batch."""
+        return self.record_at_once or not self.repeatable
 
     def wants(self, item: Item) -> bool:
         return all(item.platform_id(platform, key) for platform, key in self.needs)

@@ -298,8 +298,7 @@ class Note(Step):
     name = "note"
     platform = PLATFORM
     needs = (INCIDENT,)
-    record_at_once = True
-    one_request_at_a_time = True
+    repeatable = False
 
     def __init__(self, client: CherwellClient) -> None:
         self.client = client

@@ -45,7 +45,8 @@ _APPLY = text(
     -- no backend yet, Postgres put `backend_name = 'be1'` at three rows and read every
     -- delivery of the backend for each batch of reports (7 000 rows in a 20 000-ticket
     -- run, half the table at any size); as an indexable join it probed that index per
-    -- report (docs/performance.md, item 41). Never NULL on either side here.
+    -- report (docs/performance.md, item 41). r.backend is never NULL, so this matches
+    -- exactly the rows `=` did.
     WHERE d.ticket_id = r.ticket_id AND d.revision = r.revision
       AND d.backend_name IS NOT DISTINCT FROM r.backend
       AND r.seq > d.report_seq

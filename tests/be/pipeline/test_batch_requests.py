@@ -11,9 +11,20 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Literal
 
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from be_service import main
+from be_service.config import BESettings
+from be_service.metrics import BEMetrics
 from be_service.pipeline.fence import Fence, LeaseGrant
+from be_service.pipeline.health import Permit, PlatformHealth
+from be_service.pipeline.sender import request_slices
 from be_service.pipeline.steps import Item, Outcome, Step
 from be_service.pipeline.worker import REQUESTS_PER_CLAIM, work_once
+from be_service.platforms.registry import PLATFORMS, build_health
 from be_service.schemas import SettingsUpdate
 from be_service.services import settings as settings_service
 from tests.be.conftest import later, make_ticket
@@ -75,7 +86,9 @@ async def test_a_batch_takes_several_requests_worth_and_sends_a_steps_requests_a
     )
 
 
-async def test_notes_go_one_request_at_a_time(pipeline: InProcessPipeline):
+async def test_notes_go_one_request_at_a_time_each_recorded_before_the_next(
+    pipeline: InProcessPipeline,
+):
     """A note is the one write a crash must not repeat: each request is recorded before the
     next leaves, so a crash between call and record repeats one request's notes at most."""
     await _requests_of(pipeline, 5)
@@ -83,10 +96,21 @@ async def test_notes_go_one_request_at_a_time(pipeline: InProcessPipeline):
     await pipeline.intake(*tickets)
     await pipeline.drain()
     note = Overlap(pipeline.platforms.step("note"), expect=2)
+    recorded_before: list[int] = []
+    send = note.send
+
+    async def counting(items: Sequence[Item], *, batch_size: int) -> list[Outcome]:
+        async for session in session_scope(pipeline.sessionmaker):
+            count = text("SELECT count(*) FROM ticket_attempt WHERE operation = 'note'")
+            recorded_before.append((await (await session.connection()).execute(count)).scalar_one())
+        return await send(items, batch_size=batch_size)
+
+    pipeline.platforms.step("note").send = counting  # type: ignore[method-assign]
     await pipeline.intake(*(later(t, 2, "update") for t in tickets))
 
     assert await pipeline.drain() == 1
     assert (note.calls, note.peak) == (2, 1)
+    assert recorded_before == [0, 5]
     assert len(await pipeline.platforms.records("journal")) == 10
 
 
@@ -139,3 +163,72 @@ async def test_a_call_that_waited_for_its_platform_leaves_only_if_the_lease_stil
     assert await pipeline.platforms.requests("") == 0
     [revision] = (await pipeline.ticket(ticket["ticket_id"])).revisions
     assert (revision.status, revision.step, revision.attempts) == ("Received", "check", [])
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "probe", "one_at_a_time", "expected"),
+    [
+        (0, 23, False, False, [(0, 5), (5, 10), (10, 15), (15, 20), (20, 23)]),
+        (5, 23, False, False, [(5, 10), (10, 15), (15, 20), (20, 23)]),
+        (0, 4, False, False, [(0, 4)]),
+        (0, 23, False, True, [(0, 5)]),
+        (20, 23, False, True, [(20, 23)]),
+        (0, 23, True, False, [(0, 1)]),
+        (7, 23, True, True, [(7, 8)]),
+    ],
+)
+def test_request_slices(
+    start: int, end: int, probe: bool, one_at_a_time: bool, expected: list[tuple[int, int]]
+) -> None:
+    assert request_slices(start, end, 5, probe=probe, one_at_a_time=one_at_a_time) == expected
+
+
+async def test_a_trial_the_fence_holds_back_leaves_the_next_trial_to_another_batch(
+    pipeline: InProcessPipeline,
+):
+    """Half-open: the batch holding the trial sends nothing (its lease has lapsed); the trial
+    is given up, not kept, or every batch would wait for a trial that never comes."""
+    now = [1000.0]
+    fence = Fence(enabled=True, clock=lambda: now[0])
+    fence.renew(LeaseGrant(5, 10.0, max_call_seconds=3.0), sent_at=now[0])
+    pipeline.fence = fence
+    await pipeline.intake(make_ticket(), generation=5)
+    cherwell = PlatformHealth("cherwell", failure_threshold=1, probe_interval=0.0)
+    cherwell.failed("down")
+    claims = fence.claimable_generation  # claimed while the lease held ...
+    ctx = dataclasses.replace(pipeline.context(), health={"cherwell": cherwell})
+
+    original_permit = cherwell.permit
+
+    def permit_then_lapse() -> Permit:
+        permit = original_permit()
+        now[0] += 11  # ... and the lease lapses as the trial is granted
+        return permit
+
+    cherwell.permit = permit_then_lapse  # type: ignore[method-assign]
+    assert claims() == 5
+    assert await work_once(ctx, worker="test-worker")
+    assert await pipeline.platforms.requests("") == 0
+    cherwell.permit = original_permit  # type: ignore[method-assign]
+    assert cherwell.permit() is Permit.probe
+
+
+async def test_the_app_bounds_the_calls_to_each_platform_at_be_workers_max():
+    settings = BESettings(
+        cherwell_url="http://cherwell.test/CherwellAPI",
+        sfyc_url="http://sfyc.test/services",
+        workers=2,
+        workers_max=3,
+    )
+    app = FastAPI()
+    app.state.sessionmaker = None
+    app.state.health = build_health(settings)
+    app.state.fence = Fence(enabled=False)
+    app.state.metrics = BEMetrics()
+    async with httpx.AsyncClient() as http:
+        ctx = main._sender_context(settings, app, dict.fromkeys(PLATFORMS, http))
+    assert set(ctx.platform_calls) == {"cherwell", "sfyc"}
+    for calls in ctx.platform_calls.values():
+        for _ in range(3):
+            await asyncio.wait_for(calls.acquire(), 1)
+        assert calls.locked()

@@ -39,7 +39,7 @@ class AuditStep(Step):
     name = "audit"
     platform = "audit"
     provides = ("entry",)
-    record_at_once = True  # an append must not be repeated after a crash
+    repeatable = False  # an append must not be repeated after a crash
 
     def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
