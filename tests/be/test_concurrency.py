@@ -36,17 +36,16 @@ def test_two_bes_on_one_database_never_send_a_ticket_twice(make_database, emulat
         a.intake(tickets)
         a.patch_settings(processing_enabled=True, max_tickets_per_request=10)
         a.wait_all(120)
-        creates = emulator.requests("savebusinessobjectbatch")
-        detail = b.ticket(tickets[0]["ticket_id"])
+        saves = emulator.requests("savebusinessobjectbatch")
+        details = [b.ticket(t["ticket_id"]) for t in tickets]
     _assert_exactly_once(emulator, tickets)
-    # 12 batches of 10: one create and one link save each, nothing resent.
-    assert creates == 24
-    assert [x["operation"] for x in detail["revisions"][0]["attempts"]] == [
-        "check",
-        "create",
-        "workorder",
-        "link",
-    ]
+    # Nothing resent: every ticket went through each step once. Requests of at most 10, so
+    # at least 12 creates and as many links; more when concurrent claims split the 120
+    # unevenly (SKIP LOCKED: 40, 40, 37 and 3).
+    for detail in details:
+        operations = [x["operation"] for x in detail["revisions"][0]["attempts"]]
+        assert operations == ["check", "create", "workorder", "link"]
+    assert saves >= 24 and saves % 2 == 0
 
 
 def test_a_lease_shorter_than_a_slow_batch_is_renewed_so_nothing_is_sent_twice(
