@@ -256,7 +256,7 @@ class BatchSender:
         call_timeout = self.ctx.fence.call_timeout()
         try:
             async with asyncio.timeout(call_timeout):
-                outcomes = await step.send(chunk, batch_size=self.limits.max_tickets_per_request)
+                outcomes = await step.send(chunk, request_size=self.limits.max_tickets_per_request)
         except PlatformError as exc:
             failure = exc.failure
             return self._failed(step.name, chunk, failure, step.may_write_unanswered), failure

@@ -170,9 +170,10 @@ class Step(ABC):
         return (item.step == self.name or item.step in self.also_takes_from) and self.wants(item)
 
     @abstractmethod
-    async def send(self, items: Sequence[Item], *, batch_size: int) -> list[Outcome]:
+    async def send(self, items: Sequence[Item], *, request_size: int) -> list[Outcome]:
         """One outcome per item, in any order; raise PlatformError when the call as a whole
-        failed (the sender turns it into a failed outcome for every item)."""
+        failed (the sender turns it into a failed outcome for every item). `items` are one
+        request's worth: at most `request_size` (max_tickets_per_request)."""
 
 
 def now() -> datetime:

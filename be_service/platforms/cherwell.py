@@ -274,8 +274,8 @@ class Check(Step):
     def wants(self, item: Item) -> bool:
         return not item.platform_id(*INCIDENT)
 
-    async def send(self, items: Sequence[Item], *, batch_size: int) -> list[Outcome]:
-        found = await self.client.search_open([i.dedup_key for i in items], page_size=batch_size)
+    async def send(self, items: Sequence[Item], *, request_size: int) -> list[Outcome]:
+        found = await self.client.search_open([i.dedup_key for i in items], page_size=request_size)
         outcomes = []
         for item in items:
             incident = found.get(item.dedup_key)
@@ -306,7 +306,7 @@ class Note(Step):
     def wants(self, item: Item) -> bool:
         return super().wants(item) and _existing(item)
 
-    async def send(self, items: Sequence[Item], *, batch_size: int) -> list[Outcome]:
+    async def send(self, items: Sequence[Item], *, request_size: int) -> list[Outcome]:
         notes = [(i.platform_id(*INCIDENT), note_text(i)) for i in items]
         return _save_outcomes(self, items, await self.client.add_notes(notes))
 
@@ -333,7 +333,7 @@ class Create(Step):
     def wants(self, item: Item) -> bool:
         return item.action != "clear" and not item.platform_id(*INCIDENT)
 
-    async def send(self, items: Sequence[Item], *, batch_size: int) -> list[Outcome]:
+    async def send(self, items: Sequence[Item], *, request_size: int) -> list[Outcome]:
         incidents = [
             NewIncident(
                 correlation_key=i.dedup_key,
@@ -369,6 +369,6 @@ class Link(Step):
         # again (the same one: idempotent), in case the first try never got that far.
         return super().wants(item) and (not _existing(item) or item.action == "open")
 
-    async def send(self, items: Sequence[Item], *, batch_size: int) -> list[Outcome]:
+    async def send(self, items: Sequence[Item], *, request_size: int) -> list[Outcome]:
         numbers = [(i.platform_id(*INCIDENT), i.platform_id("sfyc", "number")) for i in items]
         return _save_outcomes(self, items, await self.client.set_work_order_numbers(numbers))

@@ -217,7 +217,7 @@ class WorkOrder(Step):
         # the order exists, and creates it only if it does not.
         return super().wants(item) and (not _found_open(item) or item.action == "open")
 
-    async def send(self, items: Sequence[Item], *, batch_size: int) -> list[Outcome]:
+    async def send(self, items: Sequence[Item], *, request_size: int) -> list[Outcome]:
         found_open = [external_key(i) for i in items if _found_open(i)]
         numbers_found = await self.client.work_order_numbers(found_open) if found_open else {}
         existing = {key: found for key, found in numbers_found.items() if found[1]}

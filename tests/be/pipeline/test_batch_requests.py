@@ -43,7 +43,7 @@ class Overlap:
         self.met = asyncio.Event()
         step.send = self.send  # type: ignore[method-assign]
 
-    async def send(self, items: Sequence[Item], *, batch_size: int) -> list[Outcome]:
+    async def send(self, items: Sequence[Item], *, request_size: int) -> list[Outcome]:
         self.calls += 1
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
@@ -52,7 +52,7 @@ class Overlap:
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.met.wait(), self.patience)
-            return await self.original(items, batch_size=batch_size)
+            return await self.original(items, request_size=request_size)
         finally:
             self.in_flight -= 1
 
@@ -99,11 +99,11 @@ async def test_notes_go_one_request_at_a_time_each_recorded_before_the_next(
     recorded_before: list[int] = []
     send = note.send
 
-    async def counting(items: Sequence[Item], *, batch_size: int) -> list[Outcome]:
+    async def counting(items: Sequence[Item], *, request_size: int) -> list[Outcome]:
         async for session in session_scope(pipeline.sessionmaker):
             count = text("SELECT count(*) FROM ticket_attempt WHERE operation = 'note'")
             recorded_before.append((await (await session.connection()).execute(count)).scalar_one())
-        return await send(items, batch_size=batch_size)
+        return await send(items, request_size=request_size)
 
     pipeline.platforms.step("note").send = counting  # type: ignore[method-assign]
     await pipeline.intake(*(later(t, 2, "update") for t in tickets))

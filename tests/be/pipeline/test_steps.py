@@ -34,7 +34,7 @@ def _next(platforms: InProcessPlatforms, after: str, revision: Item) -> str:
 
 async def _open_incident(platforms: InProcessPlatforms, ticket: dict[str, Any]) -> dict[str, Any]:
     """Create the ticket's incident through the create step; returns its Cherwell ids."""
-    [created] = await platforms.step("create").send([item(ticket, step="create")], batch_size=1)
+    [created] = await platforms.step("create").send([item(ticket, step="create")], request_size=1)
     assert created.ok, created.error
     return dict(created.ids["cherwell"])
 
@@ -44,7 +44,7 @@ async def test_check_finds_an_open_incident_and_the_revision_goes_on_to_the_note
     ticket = make_ticket()
     incident = await _open_incident(platforms, ticket)
     update = item(later(ticket, 2, "update"))
-    [outcome] = await platforms.step("check").send([update], batch_size=BATCH)
+    [outcome] = await platforms.step("check").send([update], request_size=BATCH)
     assert outcome.ok
     assert outcome.ids == {"cherwell": {**incident, "existing": True}}
     assert _next(platforms, "check", item(later(ticket, 2, "update"), **outcome.ids)) == "note"
@@ -53,7 +53,7 @@ async def test_check_finds_an_open_incident_and_the_revision_goes_on_to_the_note
 async def test_check_finds_no_incident_and_the_revision_goes_on_to_the_create(platforms):
     """No open incident for the key: no ids, and the next step is the create."""
     revision = item()
-    [outcome] = await platforms.step("check").send([revision], batch_size=BATCH)
+    [outcome] = await platforms.step("check").send([revision], request_size=BATCH)
     assert (outcome.ok, outcome.ids, outcome.response) == (True, {}, "no open incident")
     assert _next(platforms, "check", revision) == "create"
 
@@ -61,7 +61,7 @@ async def test_check_finds_no_incident_and_the_revision_goes_on_to_the_create(pl
 async def test_check_of_a_clear_without_an_incident_completes_it(platforms):
     """A clear whose incident is not open needs nothing more: its next position is done."""
     clear = item(make_ticket(revision=2, action="clear"))
-    [outcome] = await platforms.step("check").send([clear], batch_size=BATCH)
+    [outcome] = await platforms.step("check").send([clear], request_size=BATCH)
     assert outcome.response == "no open incident: nothing to clear"
     assert _next(platforms, "check", clear) == DONE
 
@@ -72,7 +72,7 @@ async def test_check_adopts_the_incident_of_a_create_whose_answer_was_lost(platf
     incident = await _open_incident(platforms, ticket)
     waiting = item(ticket, step="create")
     assert platforms.step("check").takes(waiting)
-    [outcome] = await platforms.step("check").send([waiting], batch_size=BATCH)
+    [outcome] = await platforms.step("check").send([waiting], request_size=BATCH)
     assert outcome.ids == {"cherwell": incident}
     assert _next(platforms, "check", item(ticket, step="create", **outcome.ids)) == "workorder"
 
@@ -80,7 +80,7 @@ async def test_check_adopts_the_incident_of_a_create_whose_answer_was_lost(platf
 async def test_check_searches_a_whole_batch_with_one_call(platforms):
     """Thirty revisions cost one search request."""
     revisions = [item(revision_id=n) for n in range(30)]
-    outcomes = await platforms.step("check").send(revisions, batch_size=BATCH)
+    outcomes = await platforms.step("check").send(revisions, request_size=BATCH)
     assert len(outcomes) == 30
     assert await platforms.requests("getsearchresults") == 1
 
@@ -89,7 +89,7 @@ async def test_a_search_answered_503_fails_the_whole_call_as_retryable(platforms
     """A 503 is a PlatformError for the whole batch, retryable, with the status kept."""
     await platforms.faults(platform="cherwell", fail_next=1, status=503, endpoint="getsearch")
     with pytest.raises(PlatformError) as raised:
-        await platforms.step("check").send([item()], batch_size=BATCH)
+        await platforms.step("check").send([item()], request_size=BATCH)
     assert (raised.value.failure.retryable, raised.value.failure.http_status) == (True, 503)
 
 
@@ -117,7 +117,7 @@ async def test_create_fails_only_the_item_the_platform_refused_with_its_message(
     accepted = {"hasError": False, "busObRecId": "rec-2", "busObPublicId": "102"}
     step = cherwell.Create(_cherwell_answering([refused, accepted]))
     first, second = await step.send(
-        [item(revision_id=1, step="create"), item(revision_id=2, step="create")], batch_size=2
+        [item(revision_id=1, step="create"), item(revision_id=2, step="create")], request_size=2
     )
     assert (first.ok, first.error, first.http_status) == (
         False,
@@ -141,7 +141,7 @@ async def test_work_order_is_upserted_then_its_number_read_back(platforms):
     ticket = make_ticket()
     incident = await _open_incident(platforms, ticket)
     revision = item(ticket, step="workorder", cherwell=incident)
-    [outcome] = await platforms.step("workorder").send([revision], batch_size=BATCH)
+    [outcome] = await platforms.step("workorder").send([revision], request_size=BATCH)
     [order] = await platforms.records("workorder")
     assert outcome.ids == {"sfyc": {"id": order["Id"], "number": order["WorkOrderNumber"]}}
     assert order["External_Key__c"] == f"{ticket['dedup_key']}#{incident['public_id']}"
@@ -164,7 +164,7 @@ async def test_link_writes_the_number_on_the_incident(platforms):
     ticket = make_ticket()
     incident = await _open_incident(platforms, ticket)
     numbered = item(ticket, step="link", cherwell=incident, sfyc={"id": "s", "number": "WO-7"})
-    [outcome] = await platforms.step("link").send([numbered], batch_size=BATCH)
+    [outcome] = await platforms.step("link").send([numbered], request_size=BATCH)
     [record] = await platforms.records("incident")
     assert outcome.ok and record["TpcWorkOrderNumber"] == "WO-7"
 
@@ -174,7 +174,7 @@ async def test_note_is_added_to_the_incident_found_open(platforms):
     ticket = make_ticket()
     incident = await _open_incident(platforms, ticket)
     update = item(later(ticket, 2, "update"), step="note", cherwell={**incident, "existing": True})
-    [outcome] = await platforms.step("note").send([update], batch_size=BATCH)
+    [outcome] = await platforms.step("note").send([update], request_size=BATCH)
     [note] = await platforms.records("journal")
     assert outcome.ok and note["ParentRecID"] == incident["rec_id"]
     assert note["Details"].startswith("[update r2]")
@@ -195,8 +195,8 @@ async def test_an_open_that_found_its_incident_open_makes_sure_its_work_order_ex
     existing = {**incident, "existing": True}
     assert _next(platforms, "note", item(ticket, step="note", cherwell=existing)) == "workorder"
     waiting = item(ticket, step="workorder", cherwell=existing)
-    [first] = await platforms.step("workorder").send([waiting], batch_size=BATCH)
-    [second] = await platforms.step("workorder").send([waiting], batch_size=BATCH)
+    [first] = await platforms.step("workorder").send([waiting], request_size=BATCH)
+    [second] = await platforms.step("workorder").send([waiting], request_size=BATCH)
     [order] = await platforms.records("workorder")
     assert (
         first.ids == second.ids == {"sfyc": {"id": order["Id"], "number": order["WorkOrderNumber"]}}
@@ -256,7 +256,7 @@ async def test_a_revision_waiting_at_a_step_the_list_lacks_ends_in_error(pipelin
 class _NoOp(Step):
     platform = "test"
 
-    async def send(self, items: Sequence[Item], *, batch_size: int) -> list[Outcome]:
+    async def send(self, items: Sequence[Item], *, request_size: int) -> list[Outcome]:
         return []
 
 

@@ -47,7 +47,7 @@ class AuditStep(Step):
     def wants(self, item: Item) -> bool:
         return True
 
-    async def send(self, items: Sequence[Item], *, batch_size: int) -> list[Outcome]:
+    async def send(self, items: Sequence[Item], *, request_size: int) -> list[Outcome]:
         body = [
             {
                 "ticket_id": str(i.ticket_id),
