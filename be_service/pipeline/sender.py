@@ -2,7 +2,8 @@
 
 Platform calls happen outside database transactions. Each step's outcomes move the
 revisions in memory (steps.py) and are recorded, with the policy's decisions, in short
-transactions: right after the call for steps that must not be repeated, else at the end.
+transactions: right after each call for steps that must not be repeated (the note), right
+after the step for steps later ones rely on (the check), else at the end.
 """
 
 from __future__ import annotations
@@ -140,16 +141,23 @@ class BatchSender:
                 one_at_a_time=not step.repeatable,
             )
             sent = slices[-1][1]
-            answers = await asyncio.gather(*(self._call(step, waiting[a:b]) for a, b in slices))
-            for answer in answers:
-                if answer is None:
-                    continue
-                outcomes, failure = answer
-                if health is not None:
-                    _report(health, failure)
-                self._apply(index, outcomes)
-            if health is not None and permit is Permit.probe and answers == [None]:
-                health.probe_abandoned()  # the fence held the trial back: nothing was sent
+            reported = False
+            try:
+                calls = (self._call(step, waiting[a:b]) for a, b in slices)
+                for answer in await asyncio.gather(*calls):
+                    if answer is None:
+                        continue
+                    outcomes, failure = answer
+                    if health is not None:
+                        _report(health, failure)
+                        reported = True
+                    self._apply(index, outcomes)
+            finally:
+                if health is not None and permit is Permit.probe and not reported:
+                    # Nothing was sent (the fence held the trial back) or the call never
+                    # got an answer to report: give the trial up, or no batch would ever
+                    # try this platform again.
+                    health.probe_abandoned()
             if step.records_each_call:
                 await self._record()
 

@@ -256,7 +256,7 @@ def _save_outcomes(
 
 
 class Check(Step):
-    """Search the open incidents by correlation key: one search per batch.
+    """Search the open incidents by correlation key: one search per request.
 
     Also takes the revisions waiting to be created: a create whose answer was lost may have
     landed, and an incident found for them is that create's result (never sent twice).

@@ -232,3 +232,20 @@ async def test_the_app_bounds_the_calls_to_each_platform_at_be_workers_max():
         for _ in range(3):
             await asyncio.wait_for(calls.acquire(), 1)
         assert calls.locked()
+
+
+async def test_a_trial_that_fails_before_any_answer_is_given_up(pipeline: InProcessPipeline):
+    """A bug between the permit and the call must not leave the platform's trial held: no
+    batch would ever try the platform again until a restart."""
+    await pipeline.intake(make_ticket())
+    cherwell = PlatformHealth("cherwell", failure_threshold=1, probe_interval=0.0)
+    cherwell.failed("down")
+    ctx = dataclasses.replace(pipeline.context(), health={"cherwell": cherwell})
+
+    def broken(generation: int | None) -> bool:
+        raise RuntimeError("a bug")
+
+    ctx.fence.allows = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await work_once(ctx, worker="test-worker")
+    assert cherwell.permit() is Permit.probe
