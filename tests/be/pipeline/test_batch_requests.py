@@ -128,6 +128,13 @@ async def test_the_calls_in_flight_to_a_platform_stay_within_its_bound(
     assert len(await pipeline.platforms.records("incident")) == 20
 
 
+def _leased_for_ten_seconds(now: list[float]) -> Fence:
+    """A fence holding a lease on generation 5 for ten seconds of the clock `now[0]`."""
+    fence = Fence(enabled=True, clock=lambda: now[0])
+    fence.renew(LeaseGrant(5, 10.0, max_call_seconds=3.0), sent_at=now[0])
+    return fence
+
+
 class WatchedSemaphore(asyncio.Semaphore):
     """Says when somebody first waits for it."""
 
@@ -146,9 +153,7 @@ async def test_a_call_that_waited_for_its_platform_leaves_only_if_the_lease_stil
     """The lease ends while the batch waits for a call to spare: nothing is sent, and the
     revision waits at its step for the next lease."""
     now = [1000.0]
-    fence = Fence(enabled=True, clock=lambda: now[0])
-    fence.renew(LeaseGrant(5, 10.0, max_call_seconds=3.0), sent_at=now[0])
-    pipeline.fence = fence
+    pipeline.fence = _leased_for_ten_seconds(now)
     ticket = make_ticket()
     await pipeline.intake(ticket, generation=5)
     calls = WatchedSemaphore(1)
@@ -189,24 +194,21 @@ async def test_a_trial_the_fence_holds_back_leaves_the_next_trial_to_another_bat
     """Half-open: the batch holding the trial sends nothing (its lease has lapsed); the trial
     is given up, not kept, or every batch would wait for a trial that never comes."""
     now = [1000.0]
-    fence = Fence(enabled=True, clock=lambda: now[0])
-    fence.renew(LeaseGrant(5, 10.0, max_call_seconds=3.0), sent_at=now[0])
-    pipeline.fence = fence
+    pipeline.fence = fence = _leased_for_ten_seconds(now)
     await pipeline.intake(make_ticket(), generation=5)
     cherwell = PlatformHealth("cherwell", failure_threshold=1, probe_interval=0.0)
     cherwell.failed("down")
-    claims = fence.claimable_generation  # claimed while the lease held ...
     ctx = dataclasses.replace(pipeline.context(), health={"cherwell": cherwell})
 
     original_permit = cherwell.permit
 
     def permit_then_lapse() -> Permit:
         permit = original_permit()
-        now[0] += 11  # ... and the lease lapses as the trial is granted
+        now[0] += 11  # claimed while the lease held, which lapses as the trial is granted
         return permit
 
     cherwell.permit = permit_then_lapse  # type: ignore[method-assign]
-    assert claims() == 5
+    assert fence.claimable_generation() == 5
     assert await work_once(ctx, worker="test-worker")
     assert await pipeline.platforms.requests("") == 0
     cherwell.permit = original_permit  # type: ignore[method-assign]
