@@ -60,8 +60,9 @@ class BESettings(BaseSettings):
     database_name: str = ""
     # Connections kept once opened; None: effective_db_pool_size. Fewer than the batches
     # in flight, and connections opened for a burst were closed and opened again all the
-    # time, each paying asyncpg's type introspection (~10 ms of Postgres time): with 16
-    # workers on a pool of 10, 28 of them per 5 000 tickets (docs/performance.md, item 35).
+    # time, each paying what a new connection costs Postgres (then ~10 ms, 5 ms since the
+    # type lookup is shared, item 42): with 16 workers on a pool of 10, 28 of them per
+    # 5 000 tickets (docs/performance.md, item 35).
     db_pool_size: int | None = Field(None, ge=1, le=100)
 
     # Unset tokens are locked, not open: a random value nobody knows (see unset_tokens()).
@@ -146,7 +147,8 @@ class BESettings(BaseSettings):
     def effective_db_pool_size(self) -> int:
         # One connection per batch that may be in flight, and four more (the reporter,
         # lease renewals, the API): opened only when that many are wanted at once, then
-        # kept, since each new connection costs Postgres a type introspection (item 35).
+        # kept, since each new connection costs Postgres a server process and its catalogs
+        # read (items 35 and 42).
         return self.db_pool_size if self.db_pool_size is not None else self.workers_max + 4
 
     @property

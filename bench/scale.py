@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -31,6 +29,7 @@ from be_service.models import Status
 from be_service.pipeline import store
 from be_service.pipeline.policy import RevisionUpdate, Transition
 from be_service.services import tickets as be_tickets
+from bench.support import scratch_postgres
 from ticketing_common import embedded_pg
 from ticketing_common.db import asyncpg_dsn, create_engine, ensure_database, make_sessionmaker
 from ticketing_common.migrate import upgrade_to_head
@@ -232,12 +231,8 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=5000)
     parser.add_argument("--plans", action="store_true", help="print every plan")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-        server = embedded_pg.ensure_running(Path(tmp), durable=False)
-        try:
-            asyncio.run(main_async(args, server))
-        finally:
-            embedded_pg.stop(server)
+    with scratch_postgres("bench-scale-") as server:
+        asyncio.run(main_async(args, server))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,17 @@
-"""What the benchmarks share: a sampler of the peak memory of the processes they start."""
+"""What the benchmarks share: a sampler of the peak memory of the processes they start,
+their CPU, and a throw-away Postgres."""
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
+
+from ticketing_common import embedded_pg
 
 
 class PeakMemory:
@@ -74,3 +81,15 @@ class CpuMeter:
         self.seconds = {
             name: cpu_seconds(pid) - self._start[name] for name, pid in self.pids.items()
         }
+
+
+@contextlib.contextmanager
+def scratch_postgres(prefix: str) -> Iterator[embedded_pg.EmbeddedPostgres]:
+    """An embedded Postgres in a temporary folder, without fsync (its data is thrown away),
+    stopped and deleted at the end."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        server = embedded_pg.ensure_running(Path(tmp), durable=False)
+        try:
+            yield server
+        finally:
+            embedded_pg.stop(server)

@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 import msgspec
@@ -74,7 +74,10 @@ def create_engine(
         pool_size=pool_size,
         max_overflow=pool_size if max_overflow is None else max_overflow,
         hide_parameters=True,
-        connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
+        connect_args={
+            "server_settings": {"plan_cache_mode": "force_custom_plan"},
+            "connection_class": SharedTypeLookupConnection,
+        },
         # json/jsonb results (a BE reads two per revision it moves): 6 us each with
         # json.loads, 1.4 us with msgspec, the same values.
         json_deserializer=_JSON.decode,
@@ -118,10 +121,11 @@ async def ping(raw: asyncpg.Connection) -> None:
 
 # The array types the services bind (`unnest(CAST(:ids AS bigint[]), …)` and `= ANY(…)`).
 # asyncpg has no built-in codec for them: it looks each one up in pg_type the first time a
-# connection prepares a statement that uses it, a recursive catalog query of 4-20 ms on a
-# fresh backend. Statements met them one or two at a time, so every connection ran that
-# query five to eight times during its first minutes of load (the e2e run: 29 times per BE
-# database, ~1.7 s of Postgres statement time); this names them all once, as it connects.
+# connection prepares a statement that uses it, a recursive catalog query. Statements met
+# them one or two at a time, so every connection ran that query five to eight times during
+# its first minutes of load (the e2e run: 29 times per BE database, ~1.7 s of Postgres
+# statement time); this names them all once, as it connects, and the connection class below
+# answers that lookup from the first connection's for every later one.
 ARRAY_TYPES = (
     "bigint[]",
     "integer[]",
@@ -139,8 +143,59 @@ _ARRAY_TYPES_PROBE = "SELECT " + ", ".join(
 
 
 def _learn_array_types(dbapi_connection: Any, _record: Any) -> None:
-    """Prepare one statement that uses every array type: one catalog lookup per connection."""
+    """Prepare one statement that uses every array type: one catalog lookup per process."""
     dbapi_connection.run_async(lambda raw: raw.prepare(_ARRAY_TYPES_PROBE))
+
+
+# Objects Postgres creates at initdb have OIDs below this (FirstNormalObjectId): the same
+# in every database of a server version. A type a migration creates has one of its own
+# database, so its lookup is never shared.
+FIRST_NORMAL_OBJECT_ID = 16384
+
+
+class _NoAnonymousStatement:
+    """What a shared lookup reports having run: nothing, so the statement asyncpg prepared
+    before it is still there (asyncpg re-parses its statement when a lookup ran unnamed)."""
+
+    name = "shared type lookup"
+
+
+class SharedTypeLookupConnection(asyncpg.Connection):
+    """An asyncpg connection that shares its catalog lookups of built-in types with every
+    other connection of the process.
+
+    The lookup is cheap to run and dear to plan on a new server process, which loads the
+    catalogs it reads first: 15-22 ms of planning per connection in the e2e run (19
+    connections per BE, about 0.9 s of Postgres time in the run's first seconds), and a new
+    connection's Postgres CPU 18 -> 5.5 ms shared (`bench.connections`). Built-in types'
+    rows are the same in every database, so the first connection's answer serves the rest;
+    any other type is looked up by each connection as asyncpg does (FIRST_NORMAL_OBJECT_ID).
+    """
+
+    # (server version, the type OIDs asked for) -> the lookup's rows.
+    _builtin_lookups: ClassVar[dict[tuple[Any, frozenset[int]], Any]] = {}
+
+    async def _introspect_types(self, typeoids: Any, *rest: Any) -> Any:
+        """asyncpg calls this for every type a statement uses that it has no codec for."""
+        oids = frozenset(typeoids)
+        if not oids or max(oids) >= FIRST_NORMAL_OBJECT_ID:
+            return await self._look_up(typeoids, *rest)
+        key = (self.get_server_version(), oids)
+        rows = self._builtin_lookups.get(key)
+        if rows is not None:
+            return rows, _NoAnonymousStatement()
+        rows, statement = await self._look_up(typeoids, *rest)
+        self._builtin_lookups[key] = rows
+        return rows, statement
+
+    async def _look_up(self, typeoids: Any, *rest: Any) -> Any:
+        # asyncpg's own lookup; its type stubs leave its private methods out.
+        return await super()._introspect_types(typeoids, *rest)  # type: ignore[misc]
+
+    @classmethod
+    def forget_lookups(cls) -> None:
+        """Tests and benchmarks: start again from an empty cache, as a new process does."""
+        cls._builtin_lookups.clear()
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -89,8 +89,8 @@ def test_the_connection_pool_keeps_one_connection_per_batch_in_flight_and_four_m
     make_be, overrides, kept_open
 ):
     """Fewer connections kept than batches in flight, and those opened for a burst are
-    closed and opened again all the time (each costing Postgres asyncpg's type
-    introspection). Kept means at most: a connection opens only when wanted."""
+    closed and opened again all the time (each costing Postgres a server process and its
+    catalogs read). Kept means at most: a connection opens only when wanted."""
     be = make_be(**overrides)
     assert be.app.state.engine.pool.size() == kept_open
 

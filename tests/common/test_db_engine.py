@@ -1,9 +1,11 @@
-"""The services' engine: it learns every array type it binds once per connection, as it
-connects (not one catalog query per type the first time a statement meets it), and pings a
-pooled connection only when it sat idle, replacing one that died meanwhile."""
+"""The services' engine: it learns every array type it binds as its first connection
+connects (not one catalog query per type the first time a statement meets it), later
+connections share that lookup, and it pings a pooled connection only when it sat idle,
+replacing one that died meanwhile."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 
@@ -15,7 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tests.conftest import DatabaseFactory
 from ticketing_common import db
-from ticketing_common.db import ARRAY_TYPES, create_engine, normalize_url
+from ticketing_common.db import (
+    ARRAY_TYPES,
+    FIRST_NORMAL_OBJECT_ID,
+    SharedTypeLookupConnection,
+    create_engine,
+    normalize_url,
+)
 
 # Every array type a statement of the services binds, one statement apiece, as a worker
 # meets them over its first batches.
@@ -31,7 +39,9 @@ STATEMENTS = [
 
 @pytest.fixture
 def lookups(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
-    """Every catalog lookup of unknown types that asyncpg makes (its one place for them)."""
+    """Every catalog lookup of unknown types that asyncpg makes (its one place for them),
+    from an empty shared cache."""
+    SharedTypeLookupConnection.forget_lookups()
     seen: list[object] = []
     original = asyncpg.Connection._introspect_types
 
@@ -41,13 +51,17 @@ def lookups(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
 
     monkeypatch.setattr(asyncpg.Connection, "_introspect_types", counted)
     yield seen
+    SharedTypeLookupConnection.forget_lookups()
 
 
-async def _run_each(engine: AsyncEngine) -> None:
+async def _run_each(engine: AsyncEngine, connections: int = 1) -> None:
+    """Every statement on `connections` connections held at once: each a new one."""
     try:
-        async with engine.connect() as connection:
-            for sql, value in STATEMENTS:
-                assert (await connection.execute(text(sql), {"values": value})).scalar() == 1
+        async with contextlib.AsyncExitStack() as stack:
+            for _ in range(connections):
+                connection = await stack.enter_async_context(engine.connect())
+                for sql, value in STATEMENTS:
+                    assert (await connection.execute(text(sql), {"values": value})).scalar() == 1
     finally:
         await engine.dispose()
 
@@ -57,6 +71,36 @@ async def test_one_lookup_per_connection_covers_every_array_type(
 ) -> None:
     await _run_each(create_engine(database_factory.empty()))
     assert len(lookups) == 1, lookups
+
+
+async def test_later_connections_share_the_first_lookup(
+    database_factory: DatabaseFactory, lookups: list[object]
+) -> None:
+    """Three connections to one database, then one to another: built-in types are the same
+    in every database, so the first connection's lookup serves all four."""
+    await _run_each(create_engine(database_factory.empty(), pool_size=3), 3)
+    await _run_each(create_engine(database_factory.empty()))
+    assert len(lookups) == 1, lookups
+
+
+async def test_each_connection_looks_up_types_of_its_own_database(
+    database_factory: DatabaseFactory, lookups: list[object]
+) -> None:
+    """A type a database created has an OID of that database: never taken from the cache."""
+    url = database_factory.empty()
+    engine = create_engine(url, pool_size=2)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TYPE mood AS ENUM ('calm', 'stormy')"))
+        async with engine.connect() as first, engine.connect() as second:
+            for connection in (first, second):
+                sql = text("SELECT CAST(CAST(:values AS mood[]) AS text[])")
+                got = (await connection.execute(sql, {"values": ["stormy", "calm"]})).scalar()
+                assert got == ["stormy", "calm"]
+    finally:
+        await engine.dispose()
+    own = [oids for oids in lookups if max(oids) >= FIRST_NORMAL_OBJECT_ID]  # type: ignore[call-overload]
+    assert len(own) == 2, lookups
 
 
 async def test_without_it_each_array_type_costs_a_lookup(
