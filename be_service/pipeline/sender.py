@@ -127,6 +127,10 @@ class BatchSender:
         single revision (the trial), an open one none (the revisions are parked at this
         step until the next trial)."""
         health = self.ctx.health.get(step.platform)
+        # Held back once for the step, with one warning: asked per request, a lapsed lease
+        # behind a half-open circuit would spend a trial, and log, on every revision. Each
+        # call asks again after waiting for its platform (_call).
+        waiting = self._within_fence(waiting)
         sent = 0
         while sent < len(waiting):
             permit = health.permit() if health else Permit.send

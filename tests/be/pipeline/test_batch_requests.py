@@ -1,15 +1,17 @@
 """A batch is several requests' worth (worker.REQUESTS_PER_CLAIM): each step sends its
 requests at once, within a bound on the calls in flight to each platform; the note, which
-must not be repeated, sends them one after another; the fence is consulted when a call
-leaves."""
+must not be repeated, sends them one after another; the fence is consulted once per step
+and again when a call leaves."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
+import logging
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
+from unittest.mock import patch
 
 import httpx
 import pytest
@@ -19,6 +21,7 @@ from sqlalchemy import text
 from be_service import main
 from be_service.config import BESettings
 from be_service.metrics import BEMetrics
+from be_service.pipeline import store
 from be_service.pipeline.fence import Fence, LeaseGrant
 from be_service.pipeline.health import Permit, PlatformHealth
 from be_service.pipeline.sender import request_slices
@@ -236,6 +239,19 @@ async def test_the_app_bounds_the_calls_to_each_platform_at_be_workers_max():
         assert calls.locked()
 
 
+def _noting_permits(health: PlatformHealth) -> list[Permit]:
+    """Every permit `health` grants from now on, in order."""
+    granted: list[Permit] = []
+    original = health.permit
+
+    def permit_and_note() -> Permit:
+        granted.append(original())
+        return granted[-1]
+
+    health.permit = permit_and_note  # type: ignore[method-assign]
+    return granted
+
+
 async def test_a_trial_that_fails_before_any_answer_is_given_up(pipeline: InProcessPipeline):
     """A bug between the permit and the call must not leave the platform's trial held: no
     batch would ever try the platform again until a restart."""
@@ -244,10 +260,50 @@ async def test_a_trial_that_fails_before_any_answer_is_given_up(pipeline: InProc
     cherwell.failed("down")
     ctx = dataclasses.replace(pipeline.context(), health={"cherwell": cherwell})
 
+    granted = _noting_permits(cherwell)
+
     def broken(generation: int | None) -> bool:
-        raise RuntimeError("a bug")
+        if granted:
+            raise RuntimeError("a bug")
+        return True
 
     ctx.fence.allows = broken  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
         await work_once(ctx, worker="test-worker")
-    assert cherwell.permit() is Permit.probe
+    assert granted == [Permit.probe]
+    assert PlatformHealth.permit(cherwell) is Permit.probe
+
+
+async def test_a_lapsed_lease_holds_a_step_back_once_without_spending_its_trial(
+    pipeline: InProcessPipeline, caplog: pytest.LogCaptureFixture
+):
+    """The lease lapses before the batch reaches a half-open platform: every revision is
+    held back at once, with one warning, and the trial is left for a batch that may send."""
+    now = [1000.0]
+    pipeline.fence = fence = _leased_for_ten_seconds(now)
+    for _ in range(5):
+        await pipeline.intake(make_ticket(), generation=5)
+    cherwell = PlatformHealth("cherwell", failure_threshold=1, probe_interval=0.0)
+    cherwell.failed("down")
+    ctx = dataclasses.replace(pipeline.context(), health={"cherwell": cherwell})
+    permits = _noting_permits(cherwell)
+    assert fence.claimable_generation() == 5
+    claim = store.claim_batch
+
+    async def claim_then_lapse(*args: Any, **kwargs: Any) -> Any:
+        claimed = await claim(*args, **kwargs)
+        now[0] += 11  # claimed while the lease held, which lapses before any step
+        return claimed
+
+    with (
+        caplog.at_level(logging.WARNING, logger="be_service.pipeline.sender"),
+        patch.object(store, "claim_batch", claim_then_lapse),
+    ):
+        assert await work_once(ctx, worker="test-worker")
+    assert await pipeline.platforms.requests("") == 0
+    assert permits == []
+    held = [r for r in caplog.records if "not sent: no lease" in r.getMessage()]
+    assert [r.getMessage() for r in held] == [
+        "5 revision(s) not sent: no lease from the WM on their generation"
+    ]
+    assert PlatformHealth.permit(cherwell) is Permit.probe
