@@ -144,14 +144,13 @@ class BearerSession:
         url: str,
         *,
         content: bytes | None = None,
-        params: dict[str, str] | None = None,
     ) -> Any:
         """The decoded JSON of a 200 answer; any other answer raises `PlatformError`."""
         token = await self._current()
-        response = await self._send(method, url, token, content=content, params=params)
+        response = await self._send(method, url, token, content=content)
         if response.status_code == 401:
             token = await self._login(stale=token)
-            response = await self._send(method, url, token, content=content, params=params)
+            response = await self._send(method, url, token, content=content)
         if response.status_code != 200:
             raise PlatformError(failure_from_response(response))
         return decode_json(response)
@@ -163,7 +162,6 @@ class BearerSession:
         token: str,
         *,
         content: bytes | None,
-        params: dict[str, str] | None,
     ) -> httpx.Response:
         started = time.perf_counter()
         try:
@@ -171,7 +169,6 @@ class BearerSession:
                 method,
                 url,
                 content=content,
-                params=params,
                 headers={**JSON_HEADERS, "Authorization": f"Bearer {token}"},
             )
         except httpx.HTTPError as exc:

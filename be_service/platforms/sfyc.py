@@ -1,8 +1,8 @@
 """SFyC (Salesforce-style REST): the adapter (token, WorkOrder upsert, number query) and its step.
 
 The upsert is idempotent by the external id, so a retried batch never duplicates an OT;
-the WorkOrderNumber is read back with one SOQL query per batch. The work order's ids are kept
-under platform_ids["sfyc"].
+the WorkOrderNumber is read back by the Ids the upsert answered, with one SOQL query per
+request. The work order's ids are kept under platform_ids["sfyc"].
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote_plus, urlsplit
 
 import httpx
 
@@ -26,9 +26,16 @@ from be_service.pipeline.steps import (
 )
 from be_service.platforms.http import BearerSession, CallObserver, encode_json
 
-# The number query is a GET whose IN list grows with the keys; Salesforce refuses long URIs
-# (about 16 000 characters), and 50 keys of up to ~300 characters stay below that.
+# The number queries are GETs whose IN list grows with the values; Salesforce refuses long
+# URIs (about 16 000 characters). 50 external keys of up to ~300 characters stay below that,
+# and so do 200 record Ids (15 or 18 characters each).
 QUERY_KEYS_PER_REQUEST = 50
+QUERY_IDS_PER_REQUEST = 200
+# What the query string keeps as it is (RFC 3986 allows them in a query): SOQL's quotes,
+# commas and parentheses. Spaces become '+', everything else is percent-encoded. Sent as
+# params=, httpx encoded those too and then walked each escape again building the URL:
+# 1.7 ms per query of 100 keys against 0.7 ms.
+_QUERY_SAFE = "'(),"
 PRIORITIES = {"P1": "High", "P2": "High", "P3": "Medium", "P4": "Low"}
 
 
@@ -118,19 +125,39 @@ class SfycClient:
 
     async def work_order_numbers(self, external_keys: Sequence[str]) -> dict[str, tuple[str, str]]:
         """(Id, WorkOrderNumber) of the work orders with these external keys."""
+        field = self._credentials.external_id_field
         numbers: dict[str, tuple[str, str]] = {}
         for start in range(0, len(external_keys), QUERY_KEYS_PER_REQUEST):
             chunk = external_keys[start : start + QUERY_KEYS_PER_REQUEST]
-            numbers.update(await self._query_numbers(chunk))
+            for record in await self._select_in(("Id", "WorkOrderNumber", field), field, chunk):
+                key = record.get(field)
+                if key and record.get("Id"):
+                    numbers[str(key)] = (
+                        str(record["Id"]),
+                        str(record.get("WorkOrderNumber") or ""),
+                    )
         return numbers
 
-    async def _query_numbers(self, external_keys: Sequence[str]) -> dict[str, tuple[str, str]]:
-        field = self._credentials.external_id_field
-        quoted = ", ".join(_soql_literal(k) for k in external_keys)
-        # SOQL, not SQL: the field name is configuration and every value is quoted/escaped.
-        soql = f"SELECT Id, WorkOrderNumber, {field} FROM WorkOrder WHERE {field} IN ({quoted})"  # noqa: S608
-        numbers: dict[str, tuple[str, str]] = {}
-        data = await self._call("GET", f"{self._data}/query", params={"q": soql})
+    async def work_order_numbers_by_id(self, record_ids: Sequence[str]) -> dict[str, str]:
+        """WorkOrderNumber of the work orders with these record Ids (what an upsert answers):
+        shorter than external keys, so four times as many fit in one query."""
+        numbers: dict[str, str] = {}
+        for start in range(0, len(record_ids), QUERY_IDS_PER_REQUEST):
+            chunk = record_ids[start : start + QUERY_IDS_PER_REQUEST]
+            for record in await self._select_in(("Id", "WorkOrderNumber"), "Id", chunk):
+                if record.get("Id") and record.get("WorkOrderNumber"):
+                    numbers[str(record["Id"])] = str(record["WorkOrderNumber"])
+        return numbers
+
+    async def _select_in(
+        self, fields: Sequence[str], where_field: str, values: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """The WorkOrder records whose `where_field` is one of `values`, every page of them."""
+        quoted = ", ".join(_soql_literal(v) for v in values)
+        # SOQL, not SQL: the field names are ours or configuration, every value is escaped.
+        soql = f"SELECT {', '.join(fields)} FROM WorkOrder WHERE {where_field} IN ({quoted})"  # noqa: S608
+        data = await self._call("GET", f"{self._data}/query?q={quote_plus(soql, _QUERY_SAFE)}")
+        records: list[dict[str, Any]] = []
         while True:
             if not isinstance(data, dict) or not isinstance(data.get("records"), list):
                 raise PlatformError(
@@ -141,16 +168,10 @@ class SfycClient:
                         response=truncate(encode_json(data).decode()),
                     )
                 )
-            for record in data["records"]:
-                key = record.get(field)
-                if key and record.get("Id"):
-                    numbers[str(key)] = (
-                        str(record["Id"]),
-                        str(record.get("WorkOrderNumber") or ""),
-                    )
+            records.extend(r for r in data["records"] if isinstance(r, dict))
             next_url = data.get("nextRecordsUrl")
             if data.get("done", True) or not next_url:
-                return numbers
+                return records
             data = await self._call("GET", self._origin + str(next_url))
 
     async def _call(
@@ -159,9 +180,8 @@ class SfycClient:
         url: str,
         *,
         content: bytes | None = None,
-        params: dict[str, str] | None = None,
     ) -> Any:
-        return await self._session.request(method, url, content=content, params=params)
+        return await self._session.request(method, url, content=content)
 
 
 def _soql_literal(value: str) -> str:
@@ -199,8 +219,8 @@ def external_key(item: Item) -> str:
 
 
 class WorkOrder(Step):
-    """Upsert the work order of an incident the revision opened, then read its number back:
-    one upsert and one query per batch (plus one per 50 keys beyond the first 50)."""
+    """Upsert the work order of an incident the revision opened, then read its number back
+    by the Id the upsert answered: one upsert and one query per request."""
 
     name = "workorder"
     platform = PLATFORM
@@ -240,8 +260,8 @@ class WorkOrder(Step):
             for i in to_order
         ]
         results = await self.client.upsert_work_orders(orders)
-        upserted = [external_key(i) for i, r in zip(to_order, results, strict=True) if r.ok]
-        numbers = await self.client.work_order_numbers(upserted) if upserted else {}
+        upserted = [r.record_id for r in results if r.ok and r.record_id]
+        numbers = await self.client.work_order_numbers_by_id(upserted) if upserted else {}
         return ordered + [
             self._outcome(i, r, numbers) for i, r in zip(to_order, results, strict=True)
         ]
@@ -251,12 +271,11 @@ class WorkOrder(Step):
         ids = {PLATFORM: {"id": record_id, "number": number}}
         return succeeded(self, item, response=f"work order {number} exists", ids=ids)
 
-    def _outcome(
-        self, item: Item, result: UpsertResult, numbers: dict[str, tuple[str, str]]
-    ) -> Outcome:
-        if not result.ok:
+    def _outcome(self, item: Item, result: UpsertResult, numbers: dict[str, str]) -> Outcome:
+        if not result.ok or result.record_id is None:
             return rejected(self, item, response=result.response, error=result.message)
-        record_id, number = numbers.get(external_key(item), (result.record_id or "", ""))
+        record_id = result.record_id
+        number = numbers.get(record_id)
         if not number:
             error = "work order upserted but its number could not be read back"
             return rejected(self, item, response=result.response, error=error)

@@ -4,6 +4,7 @@ with httpx.MockTransport (no network)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
@@ -18,6 +19,7 @@ from be_service.platforms.http import (
     parse_retry_after,
 )
 from be_service.platforms.sfyc import SfycClient, SfycCredentials
+from emulators.sfyc_store import parse_soql
 from ticketing_common.backoff import Backoff
 
 BACKOFF = Backoff(base_seconds=1, cap_seconds=8, retry_after_cap_seconds=60)
@@ -176,3 +178,54 @@ async def test_sfyc_number_query_is_split_into_chunks_of_50_keys():
     numbers = await client.work_order_numbers(keys)
     assert [len(chunk) for chunk in in_lists] == [50, 50, 50, 50]
     assert sorted(numbers) == sorted(keys)
+
+
+def _sfyc_answering(handler: Callable[[httpx.Request], httpx.Response]) -> SfycClient:
+    """A client whose queries `handler` answers (after a login it grants)."""
+
+    def route(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/oauth2/token"):
+            return httpx.Response(200, json={"access_token": "s"})
+        return handler(request)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(route))
+    return SfycClient(
+        http, SfycCredentials("http://sfyc/services", "id", "secret", "v60.0", "External_Key__c")
+    )
+
+
+async def test_sfyc_numbers_are_read_back_by_record_id_200_at_a_time():
+    """Record Ids are short: 450 of them take three queries (200, 200, 50), where external
+    keys take one per 50."""
+    asked: list[tuple[str, ...]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        query = parse_soql(request.url.params["q"])
+        assert query.where_field == "Id"
+        assert query.where_values is not None
+        asked.append(query.where_values)
+        records = [{"Id": i, "WorkOrderNumber": f"WO-{i}"} for i in query.where_values]
+        return httpx.Response(
+            200, json={"totalSize": len(records), "done": True, "records": records}
+        )
+
+    ids = [f"0WO{n:015d}" for n in range(450)]
+    numbers = await _sfyc_answering(handler).work_order_numbers_by_id(ids)
+    assert [len(values) for values in asked] == [200, 200, 50]
+    assert numbers == {i: f"WO-{i}" for i in ids}
+
+
+async def test_sfyc_query_carries_every_value_exactly():
+    """The query string is encoded by the adapter: whatever a key holds (spaces, '&', '=',
+    '#', '%', '+', quotes, backslashes, accents) reaches the platform's SOQL parser as sent."""
+    seen: list[tuple[str, ...]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        query = parse_soql(request.url.params["q"])
+        assert query.where_values is not None
+        seen.append(query.where_values)
+        return httpx.Response(200, json={"totalSize": 0, "done": True, "records": []})
+
+    keys = ["a b&c=d#1", "o'brien\\x#2", "100%+1 (x, y)#3", "ñandú/ü?#4", "TKT-1#5"]
+    assert await _sfyc_answering(handler).work_order_numbers(keys) == {}
+    assert seen == [tuple(keys)]
