@@ -60,9 +60,9 @@ class BESettings(BaseSettings):
     database_name: str = ""
     # Connections kept once opened; None: effective_db_pool_size. Fewer than the batches
     # in flight, and connections opened for a burst were closed and opened again all the
-    # time, each paying what a new connection costs Postgres (then ~10 ms, 5 ms since the
-    # type lookup is shared, item 42): with 16 workers on a pool of 10, 28 of them per
-    # 5 000 tickets (docs/performance.md, item 35).
+    # time, each paying what a new connection costs Postgres (18 ms of CPU then, 5.5 ms
+    # since the type lookup is shared: bench.connections, item 42): with 16 workers on a
+    # pool of 10, 28 of them per 5 000 tickets (docs/performance.md, item 35).
     db_pool_size: int | None = Field(None, ge=1, le=100)
 
     # Unset tokens are locked, not open: a random value nobody knows (see unset_tokens()).

@@ -6,7 +6,9 @@ lookup of the array types the services bind. Opens `--connections` connections t
 services' engine on a temporary embedded Postgres, each running one statement that binds
 arrays, and prints the Postgres CPU they cost: with the lookup shared by the process's
 connections (ticketing_common.db.SharedTypeLookupConnection) and with each connection
-making its own, as asyncpg alone does. The two alternate, `--rounds` times each.
+making its own (one, for every array type at once, as before item 42 of
+docs/performance.md). The connections open one after another. The two alternate,
+`--rounds` times each.
 
     .venv/bin/python -m bench.connections [--connections 20] [--rounds 5]
 """

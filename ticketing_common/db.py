@@ -143,14 +143,17 @@ _ARRAY_TYPES_PROBE = "SELECT " + ", ".join(
 
 
 def _learn_array_types(dbapi_connection: Any, _record: Any) -> None:
-    """Prepare one statement that uses every array type: one catalog lookup per process."""
+    """Prepare one statement that uses every array type: one catalog lookup per process
+    (SharedTypeLookupConnection), not one per type."""
     dbapi_connection.run_async(lambda raw: raw.prepare(_ARRAY_TYPES_PROBE))
 
 
-# Objects Postgres creates at initdb have OIDs below this (FirstNormalObjectId): the same
-# in every database of a server version. A type a migration creates has one of its own
-# database, so its lookup is never shared.
-FIRST_NORMAL_OBJECT_ID = 16384
+# Objects whose OIDs Postgres assigns by hand have OIDs below this (FirstGenbkiObjectId):
+# the same in every cluster of a server version. Above it, initdb numbers what depends on
+# the host (its locales' collations come before information_schema's types), and a type a
+# migration creates has an OID of its own database: their lookups are never shared. Every
+# type the services bind is below 4 000.
+HAND_ASSIGNED_OID_LIMIT = 10000
 
 
 class _NoAnonymousStatement:
@@ -168,8 +171,9 @@ class SharedTypeLookupConnection(asyncpg.Connection):
     catalogs it reads first: 15-22 ms of planning per connection in the e2e run (19
     connections per BE, about 0.9 s of Postgres time in the run's first seconds), and a new
     connection's Postgres CPU 18 -> 5.5 ms shared (`bench.connections`). Built-in types'
-    rows are the same in every database, so the first connection's answer serves the rest;
-    any other type is looked up by each connection as asyncpg does (FIRST_NORMAL_OBJECT_ID).
+    rows are the same in every database, so the first connection's answer serves the rest
+    (connections opened while that first lookup runs make their own); any other type is
+    looked up by each connection as asyncpg does (HAND_ASSIGNED_OID_LIMIT).
     """
 
     # (server version, the type OIDs asked for) -> the lookup's rows.
@@ -178,7 +182,7 @@ class SharedTypeLookupConnection(asyncpg.Connection):
     async def _introspect_types(self, typeoids: Any, *rest: Any) -> Any:
         """asyncpg calls this for every type a statement uses that it has no codec for."""
         oids = frozenset(typeoids)
-        if not oids or max(oids) >= FIRST_NORMAL_OBJECT_ID:
+        if not oids or max(oids) >= HAND_ASSIGNED_OID_LIMIT:
             return await self._look_up(typeoids, *rest)
         key = (self.get_server_version(), oids)
         rows = self._builtin_lookups.get(key)

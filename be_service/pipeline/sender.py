@@ -127,26 +127,30 @@ class BatchSender:
         single revision (the trial), an open one none (the revisions are parked at this
         step until the next trial)."""
         health = self.ctx.health.get(step.platform)
-        # Held back once for the step, with one warning: asked per request, a lapsed lease
-        # behind a half-open circuit would spend a trial, and log, on every revision. Each
-        # call asks again after waiting for its platform (_call).
-        waiting = self._within_fence(waiting)
         sent = 0
         while sent < len(waiting):
             permit = health.permit() if health else Permit.send
             if health is not None and permit is Permit.wait:
                 self._park(waiting[sent:], health)
                 return
-            slices = request_slices(
-                sent,
-                len(waiting),
-                self.limits.max_tickets_per_request,
-                probe=permit is Permit.probe,
-                one_at_a_time=not step.repeatable,
-            )
-            sent = slices[-1][1]
             reported = False
             try:
+                if sent == 0:
+                    # What the fence refuses is held back once for the step, with one
+                    # warning: asked per request, a lapsed lease behind a half-open circuit
+                    # spent the trial, and logged, on every revision. Each call asks again
+                    # after waiting for its platform (_call).
+                    waiting = self._within_fence(waiting)
+                    if not waiting:
+                        return
+                slices = request_slices(
+                    sent,
+                    len(waiting),
+                    self.limits.max_tickets_per_request,
+                    probe=permit is Permit.probe,
+                    one_at_a_time=not step.repeatable,
+                )
+                sent = slices[-1][1]
                 calls = (self._call(step, waiting[a:b]) for a, b in slices)
                 for answer in await asyncio.gather(*calls):
                     if answer is None:
@@ -188,7 +192,11 @@ class BatchSender:
         """The revisions of `chunk` this BE may send now; the others wait, unsent, for a
         lease (this BE cannot reach the WM) or are given up once their generation is past."""
         fence = self.ctx.fence
-        held = [i for i in chunk if not fence.allows(i.generation)]
+        # One question per revision: the lease can lapse between two.
+        allowed: list[Item] = []
+        held: list[Item] = []
+        for item in chunk:
+            (allowed if fence.allows(item.generation) else held).append(item)
         if held:
             self._hold(held, FENCE_WAIT_SECONDS)
             log.warning(
@@ -196,7 +204,7 @@ class BatchSender:
                 len(held),
                 extra={"generation": fence.generation},
             )
-        return [i for i in chunk if fence.allows(i.generation)]
+        return allowed
 
     def _live(self) -> list[Item]:
         return [i for i in self.items.values() if i.id not in self.stopped and i.step != DONE]

@@ -18,8 +18,9 @@ from be_service.platforms.http import (
     failure_from_response,
     parse_retry_after,
 )
-from be_service.platforms.sfyc import SfycClient, SfycCredentials
+from be_service.platforms.sfyc import SfycClient, SfycCredentials, WorkOrder
 from emulators.sfyc_store import parse_soql
+from tests.be.pipeline.conftest import item
 from ticketing_common.backoff import Backoff
 
 BACKOFF = Backoff(base_seconds=1, cap_seconds=8, retry_after_cap_seconds=60)
@@ -153,33 +154,6 @@ async def test_sfyc_logs_in_again_once_on_invalid_session():
     assert len(logins) == 2
 
 
-async def test_sfyc_number_query_is_split_into_chunks_of_50_keys():
-    """200 external keys are read back in four queries of 50, so no URI grows unbounded."""
-    in_lists = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/oauth2/token"):
-            return httpx.Response(200, json={"access_token": "s"})
-        keys = request.url.params["q"].split(" IN (")[1].rstrip(")").split(", ")
-        in_lists.append(keys)
-        records = [
-            {"Id": f"id{k}", "WorkOrderNumber": f"n{k}", "External_Key__c": k.strip("'")}
-            for k in keys
-        ]
-        return httpx.Response(
-            200, json={"totalSize": len(records), "done": True, "records": records}
-        )
-
-    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    client = SfycClient(
-        http, SfycCredentials("http://sfyc/services", "id", "secret", "v60.0", "External_Key__c")
-    )
-    keys = [f"k{n}#1" for n in range(200)]
-    numbers = await client.work_order_numbers(keys)
-    assert [len(chunk) for chunk in in_lists] == [50, 50, 50, 50]
-    assert sorted(numbers) == sorted(keys)
-
-
 def _sfyc_answering(handler: Callable[[httpx.Request], httpx.Response]) -> SfycClient:
     """A client whose queries `handler` answers (after a login it grants)."""
 
@@ -194,9 +168,35 @@ def _sfyc_answering(handler: Callable[[httpx.Request], httpx.Response]) -> SfycC
     )
 
 
-async def test_sfyc_numbers_are_read_back_by_record_id_200_at_a_time():
-    """Record Ids are short: 450 of them take three queries (200, 200, 50), where external
-    keys take one per 50."""
+async def test_sfyc_number_queries_stay_within_the_uri_limit():
+    """External keys hold free text: 200 long ones, mostly escapes once encoded, are read
+    back in several queries, each URI within Salesforce's ~16 000 characters, none lost."""
+    in_lists: list[tuple[str, ...]] = []
+    longest = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal longest
+        longest = max(longest, len(str(request.url)))
+        query = parse_soql(request.url.params["q"])
+        assert query.where_values is not None
+        in_lists.append(query.where_values)
+        records = [
+            {"Id": f"id{n}", "WorkOrderNumber": f"n{n}", "External_Key__c": key}
+            for n, key in enumerate(query.where_values)
+        ]
+        return httpx.Response(
+            200, json={"totalSize": len(records), "done": True, "records": records}
+        )
+
+    keys = [f"snr-upstream:{'ñ/#' * 60}{n}#1" for n in range(200)]
+    numbers = await _sfyc_answering(handler).work_order_numbers(keys)
+    assert len(in_lists) > 1
+    assert longest < 16_000
+    assert [key for values in in_lists for key in values] == keys
+    assert sorted(numbers) == sorted(keys)
+
+
+async def test_sfyc_reads_a_requests_numbers_back_by_id_in_one_query():
     asked: list[tuple[str, ...]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -209,10 +209,51 @@ async def test_sfyc_numbers_are_read_back_by_record_id_200_at_a_time():
             200, json={"totalSize": len(records), "done": True, "records": records}
         )
 
-    ids = [f"0WO{n:015d}" for n in range(450)]
+    ids = [f"0WO{n:015d}" for n in range(200)]  # a request's most (the composite upsert's)
     numbers = await _sfyc_answering(handler).work_order_numbers_by_id(ids)
-    assert [len(values) for values in asked] == [200, 200, 50]
+    assert [len(values) for values in asked] == [200]
     assert numbers == {i: f"WO-{i}" for i in ids}
+
+
+async def test_the_work_order_step_takes_each_number_by_the_id_its_upsert_answered():
+    """The upsert answers Ids A and B and refuses the third; the query finds A (and an
+    unrelated D): A completes with its number, B is refused (no number to show), the third
+    with the platform's error."""
+    items = [
+        item(revision_id=n, step="workorder", cherwell={"public_id": f"{n}00"}) for n in (1, 2, 3)
+    ]
+    queried: list[tuple[str, ...]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "PATCH":
+            return httpx.Response(
+                200,
+                json=[
+                    {"id": "A", "success": True, "errors": [], "created": True},
+                    {"id": "B", "success": True, "errors": [], "created": True},
+                    {
+                        "id": None,
+                        "success": False,
+                        "created": False,
+                        "errors": [{"statusCode": "REQUIRED_FIELD_MISSING", "message": "Subject"}],
+                    },
+                ],
+            )
+        query = parse_soql(request.url.params["q"])
+        assert query.where_values is not None
+        queried.append(query.where_values)
+        records = [{"Id": "A", "WorkOrderNumber": "00001001"}, {"Id": "D", "WorkOrderNumber": "9"}]
+        return httpx.Response(200, json={"totalSize": 2, "done": True, "records": records})
+
+    outcomes = await WorkOrder(_sfyc_answering(handler)).send(items, request_size=100)
+    assert queried == [("A", "B")]
+    by_revision = {o.revision_id: o for o in outcomes}
+    assert by_revision[1].ok
+    assert by_revision[1].ids == {"sfyc": {"id": "A", "number": "00001001"}}
+    assert not by_revision[2].ok
+    assert by_revision[2].error == "work order upserted but its number could not be read back"
+    assert not by_revision[3].ok
+    assert "REQUIRED_FIELD_MISSING" in (by_revision[3].error or "")
 
 
 async def test_sfyc_query_carries_every_value_exactly():

@@ -19,7 +19,7 @@ from tests.conftest import DatabaseFactory
 from ticketing_common import db
 from ticketing_common.db import (
     ARRAY_TYPES,
-    FIRST_NORMAL_OBJECT_ID,
+    HAND_ASSIGNED_OID_LIMIT,
     SharedTypeLookupConnection,
     create_engine,
     normalize_url,
@@ -66,7 +66,7 @@ async def _run_each(engine: AsyncEngine, connections: int = 1) -> None:
         await engine.dispose()
 
 
-async def test_one_lookup_per_connection_covers_every_array_type(
+async def test_one_lookup_covers_every_array_type(
     database_factory: DatabaseFactory, lookups: list[object]
 ) -> None:
     await _run_each(create_engine(database_factory.empty()))
@@ -99,7 +99,7 @@ async def test_each_connection_looks_up_types_of_its_own_database(
                 assert got == ["stormy", "calm"]
     finally:
         await engine.dispose()
-    own = [oids for oids in lookups if max(oids) >= FIRST_NORMAL_OBJECT_ID]  # type: ignore[call-overload]
+    own = [oids for oids in lookups if max(oids) >= HAND_ASSIGNED_OID_LIMIT]  # type: ignore[call-overload]
     assert len(own) == 2, lookups
 
 

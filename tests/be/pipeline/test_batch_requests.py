@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 from unittest.mock import patch
 
@@ -274,11 +274,26 @@ async def test_a_trial_that_fails_before_any_answer_is_given_up(pipeline: InProc
     assert PlatformHealth.permit(cherwell) is Permit.probe
 
 
-async def test_a_lapsed_lease_holds_a_step_back_once_without_spending_its_trial(
+@contextlib.contextmanager
+def _lapsing_after_the_claim(now: list[float]) -> Iterator[None]:
+    """The lease (of _leased_for_ten_seconds) lapses right after a batch is claimed."""
+    claim = store.claim_batch
+
+    async def claim_then_lapse(*args: Any, **kwargs: Any) -> Any:
+        claimed = await claim(*args, **kwargs)
+        now[0] += 11
+        return claimed
+
+    with patch.object(store, "claim_batch", claim_then_lapse):
+        yield
+
+
+async def test_a_lapsed_lease_holds_a_step_back_once_and_gives_its_trial_back(
     pipeline: InProcessPipeline, caplog: pytest.LogCaptureFixture
 ):
     """The lease lapses before the batch reaches a half-open platform: every revision is
-    held back at once, with one warning, and the trial is left for a batch that may send."""
+    held back at once, with one warning, and the one trial granted is given back for a
+    batch that may send."""
     now = [1000.0]
     pipeline.fence = fence = _leased_for_ten_seconds(now)
     for _ in range(5):
@@ -288,22 +303,39 @@ async def test_a_lapsed_lease_holds_a_step_back_once_without_spending_its_trial(
     ctx = dataclasses.replace(pipeline.context(), health={"cherwell": cherwell})
     permits = _noting_permits(cherwell)
     assert fence.claimable_generation() == 5
-    claim = store.claim_batch
-
-    async def claim_then_lapse(*args: Any, **kwargs: Any) -> Any:
-        claimed = await claim(*args, **kwargs)
-        now[0] += 11  # claimed while the lease held, which lapses before any step
-        return claimed
-
     with (
         caplog.at_level(logging.WARNING, logger="be_service.pipeline.sender"),
-        patch.object(store, "claim_batch", claim_then_lapse),
+        _lapsing_after_the_claim(now),
     ):
         assert await work_once(ctx, worker="test-worker")
     assert await pipeline.platforms.requests("") == 0
-    assert permits == []
+    assert permits == [Permit.probe]
     held = [r for r in caplog.records if "not sent: no lease" in r.getMessage()]
     assert [r.getMessage() for r in held] == [
         "5 revision(s) not sent: no lease from the WM on their generation"
     ]
     assert PlatformHealth.permit(cherwell) is Permit.probe
+
+
+async def test_an_open_circuit_parks_a_step_for_its_wait_even_with_the_lease_lapsed(
+    pipeline: InProcessPipeline, caplog: pytest.LogCaptureFixture
+):
+    """Nothing could be sent either way: the revisions wait for the circuit's next trial
+    (not the fence's short wait, taken again every second), and no lease warning is logged."""
+    now = [1000.0]
+    pipeline.fence = _leased_for_ten_seconds(now)
+    await pipeline.intake(make_ticket(), generation=5)
+    cherwell = PlatformHealth("cherwell", failure_threshold=1, probe_interval=600.0)
+    cherwell.failed("down")
+    ctx = dataclasses.replace(pipeline.context(), health={"cherwell": cherwell})
+    with (
+        caplog.at_level(logging.WARNING, logger="be_service.pipeline.sender"),
+        _lapsing_after_the_claim(now),
+    ):
+        assert await work_once(ctx, worker="test-worker")
+    assert not [r for r in caplog.records if "not sent: no lease" in r.getMessage()]
+    async for session in session_scope(pipeline.sessionmaker):
+        wait = await (await session.connection()).execute(
+            text("SELECT extract(epoch FROM claimed_until - now()) FROM ticket_revision")
+        )
+        assert wait.scalar_one() > 300
