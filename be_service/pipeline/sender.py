@@ -135,14 +135,14 @@ class BatchSender:
                 return
             reported = False
             try:
-                if sent == 0:
-                    # What the fence refuses is held back once for the step, with one
-                    # warning: asked per request, a lapsed lease behind a half-open circuit
-                    # spent the trial, and logged, on every revision. Each call asks again
-                    # after waiting for its platform (_call).
-                    waiting = self._within_fence(waiting)
-                    if not waiting:
-                        return
+                # What the fence refuses is held back at once, with one warning, before
+                # anything is sliced: asked only per request, a lapsed lease behind a
+                # half-open circuit spent the trial, and logged, on every revision. Each
+                # call asks again after waiting for its platform (_call).
+                allowed = self._within_fence(waiting[sent:])
+                if not allowed:
+                    return
+                waiting = waiting[:sent] + allowed
                 slices = request_slices(
                     sent,
                     len(waiting),

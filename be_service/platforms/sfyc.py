@@ -29,7 +29,7 @@ from be_service.platforms.http import BearerSession, CallObserver, encode_json
 # The number queries are GETs whose IN list grows with the values, and Salesforce refuses
 # URIs of more than about 16 000 characters: the values are cut into queries whose encoded
 # IN list stays within this (one query for a request of 200 Ids, the composite upsert's
-# most; a key may take up to ~2 200 characters encoded, its entity id being free text).
+# most; a key of free text may take up to ~3 700 characters encoded).
 QUERY_VALUES_MAX_CHARS = 12_000
 # What the query string keeps as it is (RFC 3986 allows them in a query): SOQL's quotes,
 # commas and parentheses. Spaces become '+', everything else is percent-encoded. Sent as

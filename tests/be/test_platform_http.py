@@ -197,6 +197,7 @@ async def test_sfyc_number_queries_stay_within_the_uri_limit():
 
 
 async def test_sfyc_reads_a_requests_numbers_back_by_id_in_one_query():
+    """A request of 200 work orders (the composite upsert's most) is read back at once."""
     asked: list[tuple[str, ...]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:

@@ -183,3 +183,25 @@ async def test_json_results_decode_to_the_values_stored(database_factory: Databa
                 assert got == value, cast
     finally:
         await engine.dispose()
+
+
+async def test_only_hand_assigned_type_oids_are_shared(
+    database_factory: DatabaseFactory, lookups: list[object]
+) -> None:
+    """Below HAND_ASSIGNED_OID_LIMIT a lookup is answered once per process; above it (a
+    host's collations, information_schema's types: numbered per cluster) every time."""
+    connection = await asyncpg.connect(
+        database_factory.server.sync_dsn("postgres"), connection_class=SharedTypeLookupConnection
+    )
+    try:
+        information_schema_type = await connection.fetchval(
+            "SELECT 'information_schema.sql_identifier'::regtype::oid"
+        )
+        assert HAND_ASSIGNED_OID_LIMIT <= information_schema_type < 16384
+        for _ in range(2):
+            await connection._introspect_types([1016], 5)  # bigint[]
+            await connection._introspect_types([information_schema_type], 5)
+    finally:
+        await connection.close()
+    expected = [[1016], [information_schema_type], [information_schema_type]]
+    assert [list(oids) for oids in lookups] == expected  # type: ignore[call-overload]

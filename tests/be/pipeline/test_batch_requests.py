@@ -173,6 +173,41 @@ async def test_a_call_that_waited_for_its_platform_leaves_only_if_the_lease_stil
     assert (revision.status, revision.step, revision.attempts) == ("Received", "check", [])
 
 
+async def test_a_lease_that_lapses_while_the_trial_waits_holds_the_rest_back_at_once(
+    pipeline: InProcessPipeline, caplog: pytest.LogCaptureFixture
+):
+    """Half-open: the trial waits for a call to spare and the lease lapses meanwhile. The
+    trial is held and given back; the next permit holds the other revisions back together:
+    two warnings and two trials in all, not one of each per revision."""
+    now = [1000.0]
+    pipeline.fence = _leased_for_ten_seconds(now)
+    for _ in range(3):
+        await pipeline.intake(make_ticket(), generation=5)
+    cherwell = PlatformHealth("cherwell", failure_threshold=1, probe_interval=0.0)
+    cherwell.failed("down")
+    permits = _noting_permits(cherwell)
+    calls = WatchedSemaphore(1)
+    await calls.acquire()  # every call is taken: the trial has to wait
+    calls.asked.clear()
+    ctx = dataclasses.replace(
+        pipeline.context(), health={"cherwell": cherwell}, platform_calls={"cherwell": calls}
+    )
+    with caplog.at_level(logging.WARNING, logger="be_service.pipeline.sender"):
+        batch = asyncio.create_task(work_once(ctx, worker="test-worker"))
+        await asyncio.wait_for(calls.asked.wait(), 5)
+        now[0] += 11  # the lease lapses while the trial waits
+        calls.release()
+        assert await asyncio.wait_for(batch, 5)
+    assert await pipeline.platforms.requests("") == 0
+    assert permits == [Permit.probe, Permit.probe]
+    held = [r.getMessage() for r in caplog.records if "not sent: no lease" in r.getMessage()]
+    assert held == [
+        "1 revision(s) not sent: no lease from the WM on their generation",
+        "2 revision(s) not sent: no lease from the WM on their generation",
+    ]
+    assert PlatformHealth.permit(cherwell) is Permit.probe
+
+
 @pytest.mark.parametrize(
     ("start", "end", "probe", "one_at_a_time", "expected"),
     [
