@@ -127,8 +127,8 @@ class SfycClient:
         """(Id, WorkOrderNumber) of the work orders with these external keys."""
         field = self._credentials.external_id_field
         numbers: dict[str, tuple[str, str]] = {}
-        for chunk in _query_chunks(external_keys):
-            for record in await self._select_in(("Id", "WorkOrderNumber", field), field, chunk):
+        for in_list in _encoded_in_lists(external_keys):
+            for record in await self._select_in(("Id", "WorkOrderNumber", field), field, in_list):
                 key = record.get(field)
                 if key and record.get("Id"):
                     numbers[str(key)] = (
@@ -141,20 +141,21 @@ class SfycClient:
         """WorkOrderNumber of the work orders with these record Ids (what an upsert answers):
         short, so a request's fit in one query where its external keys may not."""
         numbers: dict[str, str] = {}
-        for chunk in _query_chunks(record_ids):
-            for record in await self._select_in(("Id", "WorkOrderNumber"), "Id", chunk):
+        for in_list in _encoded_in_lists(record_ids):
+            for record in await self._select_in(("Id", "WorkOrderNumber"), "Id", in_list):
                 if record.get("Id") and record.get("WorkOrderNumber"):
                     numbers[str(record["Id"])] = str(record["WorkOrderNumber"])
         return numbers
 
     async def _select_in(
-        self, fields: Sequence[str], where_field: str, values: Sequence[str]
+        self, fields: Sequence[str], where_field: str, in_list: str
     ) -> list[dict[str, Any]]:
-        """The WorkOrder records whose `where_field` is one of `values`, every page of them."""
-        quoted = ", ".join(_soql_literal(v) for v in values)
+        """The WorkOrder records whose `where_field` is in `in_list` (values already quoted
+        and encoded: _encoded_in_lists), every page of them."""
         # SOQL, not SQL: the field names are ours or configuration, every value is escaped.
-        soql = f"SELECT {', '.join(fields)} FROM WorkOrder WHERE {where_field} IN ({quoted})"  # noqa: S608
-        data = await self._call("GET", f"{self._data}/query?q={quote_plus(soql, _QUERY_SAFE)}")
+        head = f"SELECT {', '.join(fields)} FROM WorkOrder WHERE {where_field} IN ("  # noqa: S608
+        query = f"{quote_plus(head, _QUERY_SAFE)}{in_list})"
+        data = await self._call("GET", f"{self._data}/query?q={query}")
         records: list[dict[str, Any]] = []
         while True:
             if not isinstance(data, dict) or not isinstance(data.get("records"), list):
@@ -182,19 +183,19 @@ class SfycClient:
         return await self._session.request(method, url, content=content)
 
 
-def _query_chunks(values: Sequence[str]) -> list[list[str]]:
-    """`values` in order, cut where the next would take a query's encoded IN list past
-    QUERY_VALUES_MAX_CHARS (a value longer than that on its own goes alone)."""
-    chunks: list[list[str]] = []
+def _encoded_in_lists(values: Sequence[str]) -> list[str]:
+    """`values` quoted and encoded once, in order, as the IN lists of as many queries as
+    keep each list within QUERY_VALUES_MAX_CHARS (a value longer than that goes alone)."""
+    lists: list[list[str]] = []
     size = QUERY_VALUES_MAX_CHARS
     for value in values:
-        length = len(quote_plus(_soql_literal(value), _QUERY_SAFE)) + 2  # and ",+"
-        if size + length > QUERY_VALUES_MAX_CHARS:
-            chunks.append([])
+        literal = quote_plus(_soql_literal(value), _QUERY_SAFE)
+        if size + len(literal) + 2 > QUERY_VALUES_MAX_CHARS:  # 2: the ",+" before it
+            lists.append([])
             size = 0
-        chunks[-1].append(value)
-        size += length
-    return chunks
+        lists[-1].append(literal)
+        size += len(literal) + 2
+    return [",+".join(literals) for literals in lists]
 
 
 def _soql_literal(value: str) -> str:
