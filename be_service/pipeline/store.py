@@ -18,6 +18,7 @@ from be_service.models import ReportStage
 from be_service.pipeline.fence import NO_GENERATION, Fence
 from be_service.pipeline.policy import FailureCount, RevisionUpdate
 from be_service.pipeline.steps import Item, Outcome
+from ticketing_common.array_text import bool_array, int_array, text_array
 from ticketing_common.outcome import ERROR_MAX
 
 # Holders joined, not compared: the statements that change revisions "if this worker still
@@ -111,10 +112,12 @@ _INSERT_ATTEMPTS = text(
         (revision_id, retry_round, operation, at, ok, http_status, response, error, cause)
     SELECT v.revision_id, r.retry_round, v.operation, v.at, v.ok, v.http_status, v.response,
            v.error, v.cause
-    FROM unnest(CAST(:revision_ids AS bigint[]), CAST(:operations AS text[]),
-                CAST(:ats AS timestamptz[]), CAST(:oks AS boolean[]),
-                CAST(:http_statuses AS integer[]), CAST(:responses AS text[]),
-                CAST(:errors AS text[]), CAST(:causes AS text[]))
+    -- (Columns bound as array text, cast from text: ticketing_common/array_text.py.)
+    FROM unnest(CAST(CAST(:revision_ids AS text) AS bigint[]),
+                CAST(CAST(:operations AS text) AS text[]), CAST(:ats AS timestamptz[]),
+                CAST(CAST(:oks AS text) AS boolean[]),
+                CAST(CAST(:http_statuses AS text) AS integer[]), CAST(:responses AS text[]),
+                CAST(:errors AS text[]), CAST(CAST(:causes AS text) AS text[]))
          WITH ORDINALITY AS v(revision_id, operation, at, ok, http_status, response, error,
                               cause, n)
     JOIN ticket_revision r ON r.id = v.revision_id
@@ -152,10 +155,12 @@ _MOVE_REVISIONS = """
             completed_at = CASE WHEN v.status = 'Completed' THEN now() ELSE t.completed_at END,
             report_seq = t.report_seq + CASE WHEN v.stage IS NULL THEN 0 ELSE 1 END,
             updated_at = now()
-        FROM unnest(CAST(:ids AS bigint[]), CAST(:steps AS text[]), CAST(:statuses AS text[]),
-                    CAST(:platform_ids AS text[]), CAST(:errors AS text[]),
-                    CAST(:keep_claims AS boolean[]), CAST(:delays AS double precision[]),
-                    CAST(:stages AS text[]), CAST(:holders AS text[]))
+        -- (Columns bound as array text, cast from text: ticketing_common/array_text.py.)
+        FROM unnest(CAST(CAST(:ids AS text) AS bigint[]), CAST(CAST(:steps AS text) AS text[]),
+                    CAST(CAST(:statuses AS text) AS text[]), CAST(:platform_ids AS text[]),
+                    CAST(:errors AS text[]), CAST(CAST(:keep_claims AS text) AS boolean[]),
+                    CAST(:delays AS double precision[]), CAST(CAST(:stages AS text) AS text[]),
+                    CAST(CAST(:holders AS text) AS text[]))
              AS v(id, step, status, ids, error, keep_claim, delay, stage, holder)
         -- (Holders joined, not compared: see above.)
         WHERE t.id = v.id AND t.claimed_by = v.holder
@@ -175,14 +180,15 @@ async def insert_attempts(
     await connection.execute(
         _INSERT_ATTEMPTS,
         {
-            "revision_ids": [o.revision_id for o in outcomes],
-            "operations": [o.operation for o in outcomes],
+            "revision_ids": int_array([o.revision_id for o in outcomes]),
+            "operations": text_array([o.operation for o in outcomes]),
             "ats": [o.at for o in outcomes],
-            "oks": [o.ok for o in outcomes],
-            "http_statuses": [o.http_status for o in outcomes],
+            "oks": bool_array([o.ok for o in outcomes]),
+            "http_statuses": int_array([o.http_status for o in outcomes]),
+            # The platforms' answers and errors: JSON and free text, bound as lists.
             "responses": [o.response for o in outcomes],
             "errors": [o.error for o in outcomes],
-            "causes": [None if o.ok else o.cause.value for o in outcomes],
+            "causes": text_array([None if o.ok else o.cause.value for o in outcomes]),
         },
     )
     failed_ids = [o.revision_id for o in outcomes if not o.ok]
@@ -203,15 +209,18 @@ async def update_revisions(
     await (await session.connection()).execute(
         _UPDATE_REVISIONS,
         {
-            "ids": [u.id for u in updates],
-            "steps": [u.step for u in updates],
-            "statuses": [u.transition.status.value for u in updates],
+            "ids": int_array([u.id for u in updates]),
+            "steps": text_array([u.step for u in updates]),
+            "statuses": text_array([u.transition.status.value for u in updates]),
+            # Documents and free text, bound as lists (array_text.py).
             "platform_ids": [_IDS.encode(u.ids).decode() for u in updates],
             "errors": [u.transition.error for u in updates],
-            "keep_claims": [u.transition.keep_claim for u in updates],
+            "keep_claims": bool_array([u.transition.keep_claim for u in updates]),
             "delays": [u.transition.delay for u in updates],
-            "stages": [_reported(u.transition.status.value) if report else None for u in updates],
-            "holders": [worker] * len(updates),
+            "stages": text_array(
+                [_reported(u.transition.status.value) if report else None for u in updates]
+            ),
+            "holders": text_array([worker] * len(updates)),
             "error_max": ERROR_MAX,
         },
     )

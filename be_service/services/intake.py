@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from be_service import reports
 from be_service.models import FIRST_STEP, Status
 from be_service.schemas import IntakeResult
+from ticketing_common.array_text import int_array, text_array
 from ticketing_common.contract import TicketDocument
 
 _INSERT = text(
@@ -24,9 +25,12 @@ _INSERT = text(
     SELECT v.ticket_id, v.revision, v.dedup_key, v.action, v.kind, v.category, v.priority,
            CAST(v.payload AS jsonb), :status, :step, 0, now(), now(), CAST(:generation AS bigint),
            v.generated_at
-    FROM unnest(CAST(:ticket_ids AS uuid[]), CAST(:revisions AS integer[]),
-                CAST(:dedup_keys AS text[]), CAST(:actions AS text[]), CAST(:kinds AS text[]),
-                CAST(:categories AS text[]), CAST(:priorities AS text[]),
+    -- (Columns bound as array text, cast from text: ticketing_common/array_text.py.)
+    FROM unnest(CAST(:ticket_ids AS uuid[]), CAST(CAST(:revisions AS text) AS integer[]),
+                CAST(CAST(:dedup_keys AS text) AS text[]),
+                CAST(CAST(:actions AS text) AS text[]), CAST(CAST(:kinds AS text) AS text[]),
+                CAST(CAST(:categories AS text) AS text[]),
+                CAST(CAST(:priorities AS text) AS text[]),
                 CAST(:payloads AS text[]), CAST(:generated_ats AS timestamptz[]))
          WITH ORDINALITY AS v(ticket_id, revision, dedup_key, action, kind, category, priority,
                               payload, generated_at, n)
@@ -72,12 +76,12 @@ async def create(
             "step": FIRST_STEP,
             "generation": generation,
             "ticket_ids": [t.ticket_id for t in ordered],
-            "revisions": [t.revision for t in ordered],
-            "dedup_keys": [t.dedup_key for t in ordered],
-            "actions": [t.action for t in ordered],
-            "kinds": [t.kind for t in ordered],
-            "categories": [t.category for t in ordered],
-            "priorities": [t.priority for t in ordered],
+            "revisions": int_array([t.revision for t in ordered]),
+            "dedup_keys": text_array([t.dedup_key for t in ordered]),
+            "actions": text_array([t.action for t in ordered]),
+            "kinds": text_array([t.kind for t in ordered]),
+            "categories": text_array([t.category for t in ordered]),
+            "priorities": text_array([t.priority for t in ordered]),
             "generated_ats": [t.generated_at for t in ordered],
             "payloads": [msgspec.json.encode(t.model_dump(mode="json")).decode() for t in ordered],
         },

@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from be_service.pipeline import store
+from ticketing_common.array_text import bool_array, int_array, text_array
 from ticketing_common.db import create_engine
 from wm_service.distribution import reports
 
@@ -72,15 +73,15 @@ async def test_a_be_records_a_batch_without_reading_its_arrays_once_per_row(
                 connection,
                 str(store._UPDATE_REVISIONS),
                 {
-                    "ids": ids,
-                    "steps": ["done"] * n,
-                    "statuses": ["Completed"] * n,
+                    "ids": int_array(ids),
+                    "steps": text_array(["done"] * n),
+                    "statuses": text_array(["Completed"] * n),
                     "platform_ids": ["{}"] * n,
                     "errors": [None] * n,
-                    "keep_claims": [False] * n,
+                    "keep_claims": bool_array([False] * n),
                     "delays": [None] * n,
-                    "stages": ["completed"] * n,
-                    "holders": ["be1-w3"] * n,
+                    "stages": text_array(["completed"] * n),
+                    "holders": text_array(["be1-w3"] * n),
                     "error_max": 100,
                 },
             )
@@ -124,18 +125,18 @@ async def test_the_wm_finds_each_delivery_a_report_names_by_its_key(wm_database_
                 str(reports._APPLY),
                 {
                     "ticket_ids": [uuid.uuid4() for _ in range(b)],
-                    "revisions": [1] * b,
-                    "seqs": [1] * b,
-                    "stages": ["completed"] * b,
-                    "generations": [None] * b,
-                    "incident_public_ids": [None] * b,
-                    "incident_rec_ids": [None] * b,
-                    "work_order_ids": [None] * b,
-                    "work_order_numbers": [None] * b,
-                    "operations": ["link"] * b,
+                    "revisions": int_array([1] * b),
+                    "seqs": int_array([1] * b),
+                    "stages": text_array(["completed"] * b),
+                    "generations": int_array([None] * b),
+                    "incident_public_ids": text_array([None] * b),
+                    "incident_rec_ids": text_array([None] * b),
+                    "work_order_ids": text_array([None] * b),
+                    "work_order_numbers": text_array([None] * b),
+                    "operations": text_array(["link"] * b),
                     "errors": [None] * b,
                     "ats": [None] * b,
-                    "backends": ["be1"] * b,
+                    "backends": text_array(["be1"] * b),
                 },
             )
     finally:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ticketing_common.array_text import int_array, text_array
 from ticketing_common.outcome import OutcomeReport, ReportResult
 from wm_service.distribution import fencing
 
@@ -29,13 +30,16 @@ _APPLY = text(
         work_order_id = COALESCE(r.work_order_id, d.work_order_id),
         work_order_number = COALESCE(r.work_order_number, d.work_order_number),
         outcome_operation = r.operation, outcome_error = r.error
-    FROM unnest(CAST(:ticket_ids AS uuid[]), CAST(:revisions AS integer[]),
-                CAST(:seqs AS integer[]), CAST(:stages AS text[]),
-                CAST(:generations AS bigint[]), CAST(:incident_public_ids AS text[]),
-                CAST(:incident_rec_ids AS text[]), CAST(:work_order_ids AS text[]),
-                CAST(:work_order_numbers AS text[]), CAST(:operations AS text[]),
-                CAST(:errors AS text[]), CAST(:ats AS timestamptz[]),
-                CAST(:backends AS text[]))
+    -- (Columns bound as array text, cast from text: ticketing_common/array_text.py.)
+    FROM unnest(CAST(:ticket_ids AS uuid[]), CAST(CAST(:revisions AS text) AS integer[]),
+                CAST(CAST(:seqs AS text) AS integer[]), CAST(CAST(:stages AS text) AS text[]),
+                CAST(CAST(:generations AS text) AS bigint[]),
+                CAST(CAST(:incident_public_ids AS text) AS text[]),
+                CAST(CAST(:incident_rec_ids AS text) AS text[]),
+                CAST(CAST(:work_order_ids AS text) AS text[]),
+                CAST(CAST(:work_order_numbers AS text) AS text[]),
+                CAST(CAST(:operations AS text) AS text[]), CAST(:errors AS text[]),
+                CAST(:ats AS timestamptz[]), CAST(CAST(:backends AS text) AS text[]))
          AS r(ticket_id, revision, seq, stage, generation, incident_public_id,
               incident_rec_id, work_order_id, work_order_number, operation, error, at,
               backend)
@@ -76,7 +80,7 @@ async def apply(
     if batch:
         rows = (
             await (await session.connection()).execute(
-                _APPLY, {"backends": [backend_name] * len(batch), **_columns(batch)}
+                _APPLY, {"backends": text_array([backend_name] * len(batch)), **_columns(batch)}
             )
         ).all()
         applied = len(rows)
@@ -97,18 +101,19 @@ async def apply(
     return ReportResult(applied=applied, ignored=ignored)
 
 
-def _columns(batch: Sequence[OutcomeReport]) -> dict[str, list[object]]:
+def _columns(batch: Sequence[OutcomeReport]) -> dict[str, object]:
+    # Errors are free text from the platforms, often quoted: bound as a list (array_text.py).
     return {
         "ticket_ids": [r.ticket_id for r in batch],
-        "revisions": [r.revision for r in batch],
-        "seqs": [r.seq for r in batch],
-        "stages": [r.stage for r in batch],
-        "generations": [r.generation for r in batch],
-        "incident_public_ids": [r.incident_public_id for r in batch],
-        "incident_rec_ids": [r.incident_rec_id for r in batch],
-        "work_order_ids": [r.work_order_id for r in batch],
-        "work_order_numbers": [r.work_order_number for r in batch],
-        "operations": [r.operation for r in batch],
+        "revisions": int_array([r.revision for r in batch]),
+        "seqs": int_array([r.seq for r in batch]),
+        "stages": text_array([r.stage for r in batch]),
+        "generations": int_array([r.generation for r in batch]),
+        "incident_public_ids": text_array([r.incident_public_id for r in batch]),
+        "incident_rec_ids": text_array([r.incident_rec_id for r in batch]),
+        "work_order_ids": text_array([r.work_order_id for r in batch]),
+        "work_order_numbers": text_array([r.work_order_number for r in batch]),
+        "operations": text_array([r.operation for r in batch]),
         "errors": [r.error for r in batch],
         "ats": [r.at for r in batch],
     }

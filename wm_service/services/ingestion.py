@@ -20,6 +20,7 @@ import asyncpg
 import msgspec
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ticketing_common.array_text import text_array
 from ticketing_common.errors import Conflict, ErrorDetail
 from wm_service import kinds
 from wm_service.kinds import KindSpec
@@ -48,7 +49,8 @@ _RECORD_RESULT = """
 _INSERT_SAMPLES = """
     INSERT INTO critical_sample (kind, entity_id, at, value, push_id)
     SELECT $1, s.entity_id, s.at, s.value, $5
-    FROM unnest($2::text[], $3::timestamptz[], $4::float8[]) AS s(entity_id, at, value)
+    -- (Entity ids bound as array text, cast from text: ticketing_common/array_text.py.)
+    FROM unnest($2::text::text[], $3::timestamptz[], $4::float8[]) AS s(entity_id, at, value)
     ON CONFLICT DO NOTHING
     RETURNING entity_id
 """
@@ -255,7 +257,12 @@ async def _entity_facts(
     since = window_start(rules, push.generated_at)
     columns = critical_samples(push, spec=spec, rules=rules)
     fresh_rows = await db.fetch(
-        _INSERT_SAMPLES, spec.name, columns.entity_ids, columns.ats, columns.values, push_id
+        _INSERT_SAMPLES,
+        spec.name,
+        text_array(columns.entity_ids),
+        columns.ats,
+        columns.values,
+        push_id,
     )
     with_new_samples = {row["entity_id"] for row in fresh_rows}
     # Samples that left the window can never count again. No upper bound: a sample up to

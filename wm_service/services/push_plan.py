@@ -28,6 +28,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ticketing_common.array_text import int_array, text_array
 from ticketing_common.db import StatisticsRefresher, session_scope
 from ticketing_common.waits import Bell, LoopWorker
 from wm_service import kinds
@@ -151,8 +152,9 @@ _UPSERT_TICKETS = """
            CASE WHEN r.action = 'clear' THEN 'cleared' ELSE 'open' END,
            $3, r.revision, r.priority, r.subscribers, r.market, r.hub, $1::timestamptz,
            $1::timestamptz, CASE WHEN r.action = 'clear' THEN $1::timestamptz END, r.held_by
-    FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::int[], $9::text[],
-                $10::int[], $11::text[], $12::text[], $13::bigint[])
+    FROM unnest($4::uuid[], $5::text::text[], $6::text::text[], $7::text::text[],
+                $8::text::int[], $9::text::text[], $10::text::int[], $11::text::text[],
+                $12::text::text[], $13::text::bigint[])
          AS r(id, entity_id, dedup_key, action, revision, priority, subscribers, market, hub,
               held_by)
     ON CONFLICT (id) DO UPDATE SET
@@ -163,8 +165,9 @@ _UPSERT_TICKETS = """
 """
 _INSERT_REVISIONS_AND_OUTBOX = """
     WITH input AS (
-        SELECT * FROM unnest($3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[],
-                             $8::text[], $9::text[])
+        SELECT * FROM unnest($3::uuid[], $4::text::int[], $5::text::text[],
+                             $6::text::text[], $7::text[], $8::text::text[],
+                             $9::text::text[])
             AS r(ticket_id, revision, action, priority, payload, dedup_key, backend_name)
     ), revision AS (
         INSERT INTO ticket_revision (ticket_id, revision, action, priority, push_id,
@@ -210,26 +213,28 @@ async def write(
     spec = kinds.get(chunk.kind)
     payloads = [_ENCODER.encode(_document(r, chunk, spec)).decode() for r in revisions]
     ticket_ids = [r.ticket_id for r in revisions]
-    numbers = [r.revision for r in revisions]
-    actions = [r.action for r in revisions]
-    priorities = [r.priority for r in revisions]
     keys = [dedup_key(spec.name, r.entity_id) for r in revisions]
     backends = await _backends(session, db, keys, targets)
+    # Columns as array text (ticketing_common/array_text.py); the ids and documents as lists.
+    numbers = int_array([r.revision for r in revisions])
+    actions = text_array([r.action for r in revisions])
+    priorities = text_array([r.priority for r in revisions])
+    key_array = text_array(keys)
     await db.execute(
         _UPSERT_TICKETS,
         chunk.built_at,
         spec.name,
         spec.category,
         ticket_ids,
-        [r.entity_id for r in revisions],
-        keys,
+        text_array([r.entity_id for r in revisions]),
+        key_array,
         actions,
         numbers,
         priorities,
-        [r.place.subscribers for r in revisions],
-        [r.place.market for r in revisions],
-        [r.place.hub for r in revisions],
-        [r.held_by for r in revisions],
+        int_array([r.place.subscribers for r in revisions]),
+        text_array([r.place.market for r in revisions]),
+        text_array([r.place.hub for r in revisions]),
+        int_array([r.held_by for r in revisions]),
     )
     await db.execute(
         _INSERT_REVISIONS_AND_OUTBOX,
@@ -240,8 +245,8 @@ async def write(
         actions,
         priorities,
         payloads,
-        keys,
-        [backends.get(key) for key in keys],
+        key_array,
+        text_array([backends.get(key) for key in keys]),
     )
 
 
