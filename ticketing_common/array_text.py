@@ -9,11 +9,12 @@ machine, and were 10-13 % of the WM's and of a BE's CPU in the end-to-end run
 reads the text form as cheaply as the binary one.
 
 The statement casts the parameter from text, so that text is what the driver binds:
-`CAST(CAST(:names AS text) AS text[])` (SQLAlchemy), `$5::text::text[]` (asyncpg).
+`CAST(CAST(:names AS text) AS text[])` (SQLAlchemy), `$5::text::text[]` (asyncpg). (With
+only the outer cast the parameter is a text[], and the driver refuses a string for it.)
 
-Not for JSON documents or free text that is mostly quotes: each quote and backslash is
-escaped element by element, which costs more than the checks it avoids; bind those (and
-uuids and timestamps, whose text would be formatted element by element) as lists.
+Not for JSON documents (escaping every quote of a 1.5 KB document costs more than the
+check), nor for uuids, timestamps and floats (Python would format them one by one): they
+stay lists, and so does free text that is mostly absent (errors).
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import cast
 
-# Inside a double-quoted element only a double quote and a backslash are special.
-_ESCAPES = str.maketrans({'"': '\\"', "\\": "\\\\"})
 _BOOLEANS = {True: "t", False: "f", None: "NULL"}
 
 
@@ -34,8 +33,14 @@ def text_array(values: Sequence[str | None]) -> str:
     if None in values:
         return "{" + ",".join("NULL" if v is None else _quoted(v) for v in values) + "}"
     texts = cast("Sequence[str]", values)  # (no None: asked above)
-    if '"' in (joined := "".join(texts)) or "\\" in joined:
-        return "{" + ",".join(map(_quoted, texts)) + "}"
+    joined = "".join(texts)
+    if "\x00" in joined:
+        # (Postgres text cannot hold NUL; the boundaries refuse it before it gets here.)
+        raise ValueError("a text value holds NUL")
+    if '"' in joined or "\\" in joined:
+        # Escaped in three passes over the whole column, NUL standing in for the separator.
+        escaped = _escaped("\x00".join(texts))
+        return '{"' + escaped.replace("\x00", '","') + '"}'
     # The common case, in three C calls: no element needs escaping.
     return '{"' + '","'.join(texts) + '"}'
 
@@ -44,7 +49,7 @@ def int_array(values: Sequence[int | None]) -> str:
     """An integer[] / bigint[] literal, None as NULL."""
     if None in values:
         return "{" + ",".join("NULL" if v is None else int.__repr__(v) for v in values) + "}"
-    # int.__repr__, not str: an IntEnum member would print its name.
+    # int.__repr__, not str: the member of an (int, Enum) mixin would print its name.
     return "{" + ",".join(map(int.__repr__, cast("Sequence[int]", values))) + "}"
 
 
@@ -54,4 +59,10 @@ def bool_array(values: Sequence[bool | None]) -> str:
 
 
 def _quoted(value: str) -> str:
-    return '"' + value.translate(_ESCAPES) + '"'
+    return '"' + _escaped(value) + '"'
+
+
+def _escaped(text: str) -> str:
+    # Inside a double-quoted element only a double quote and a backslash are special.
+    # (Two replaces: ten times faster than str.translate with a table.)
+    return text.replace("\\", "\\\\").replace('"', '\\"')

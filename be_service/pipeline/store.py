@@ -212,7 +212,7 @@ async def update_revisions(
             "ids": int_array([u.id for u in updates]),
             "steps": text_array([u.step for u in updates]),
             "statuses": text_array([u.transition.status.value for u in updates]),
-            # Documents and free text, bound as lists (array_text.py).
+            # Documents, free text and delays, bound as lists (array_text.py).
             "platform_ids": [_IDS.encode(u.ids).decode() for u in updates],
             "errors": [u.transition.error for u in updates],
             "keep_claims": bool_array([u.transition.keep_claim for u in updates]),

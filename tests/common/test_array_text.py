@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import collections.abc
 from collections.abc import Sequence
-from enum import IntEnum
+from enum import Enum
 from typing import Any
 
 import asyncpg
@@ -35,7 +35,7 @@ AWKWARD_TEXTS: list[str | None] = [
 ]
 
 
-class Level(IntEnum):
+class Level(int, Enum):
     LOW = 1
     HIGH = 2
 
@@ -56,12 +56,13 @@ async def _read_back(
         AWKWARD_TEXTS,
         [v for v in AWKWARD_TEXTS if v is not None],  # the path without NULLs
         [v for v in AWKWARD_TEXTS if v is not None and '"' not in v and "\\" not in v],
+        ["plain", "one \\ among", "plain again", 'and " one'],  # escaped as one column
         ["only"],
         [""],
         [None],
         [],
     ],
-    ids=["all", "no-null", "no-escape", "one", "empty-string", "null", "no-elements"],
+    ids=["all", "no-null", "no-escape", "few-escaped", "one", "empty-string", "null", "none"],
 )
 async def test_text_arrays_read_back_as_given(
     database_factory: DatabaseFactory, values: list[str | None]
@@ -72,13 +73,20 @@ async def test_text_arrays_read_back_as_given(
     assert got == values
 
 
+def test_a_text_holding_nul_is_refused_not_split() -> None:
+    """NUL stands in for the separator while a column is escaped: a value holding one must
+    never become two elements (Postgres text cannot hold it anyway)."""
+    with pytest.raises(ValueError, match="NUL"):
+        text_array(['say "a"', "b\x00c"])
+
+
 async def test_integer_arrays_read_back_as_given(database_factory: DatabaseFactory) -> None:
     cases: list[list[int | None]] = [
         [1, -2, 0, 2**62, -(2**62)],
         [7, None, 9],
         [None],
         [],
-        [Level.HIGH, Level.LOW],  # printed as numbers, not as LEVEL.HIGH
+        [Level.HIGH, Level.LOW],  # printed as numbers: str() would give Level.HIGH
     ]
     got = await _read_back(
         database_factory, "SELECT CAST($1::text AS bigint[])", [int_array(c) for c in cases]
