@@ -41,6 +41,7 @@ class AlertmanagerRun:
     cpu_seconds: float
     # The receiver's own CPU when it is a process of its own (`asgi`), else None.
     receiver_cpu_seconds: float | None = None
+    machine: str = ""  # the cores' busy and stolen shares over the run (CpuMeter)
 
 
 def ensure_installed() -> str | None:
@@ -255,6 +256,7 @@ def run(
         seconds=elapsed,
         cpu_seconds=cpu.seconds["alertmanager"],
         receiver_cpu_seconds=cpu.seconds.get("receiver"),
+        machine=cpu.machine(),
     )
 
 

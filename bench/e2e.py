@@ -72,6 +72,7 @@ class OurRun:
     requests_per_ticket: float
     cpu: dict[str, float]
     peak_pss: dict[str, int]
+    machine: str  # the cores' busy and stolen shares over the run (bench.support.CpuMeter)
 
 
 @contextlib.contextmanager
@@ -140,6 +141,7 @@ def our_run(args: argparse.Namespace) -> OurRun:
         requests_per_ticket=sum(stats["requests"].values()) / max(done, 1),
         cpu=cpu.seconds,
         peak_pss=rss.peaks,
+        machine=cpu.machine(),
     )
 
 
@@ -181,7 +183,7 @@ def main() -> None:
             print(
                 f"alertmanager run {n + 1} ({args.am_receiver} receiver): {am.delivered} groups "
                 f"in {am.seconds:.2f} s = {am.delivered / am.seconds:.0f}/s, "
-                f"{am.cpu_seconds:.1f} CPU-s{receiver}"
+                f"{am.cpu_seconds:.1f} CPU-s{receiver}; {am.machine}"
             )
     ours_rate = median(r.tickets / r.seconds for r in ours)
     print(f"median ours:          {ours_rate:.0f} tickets/s end to end")
@@ -205,6 +207,7 @@ def report_ours(n: int, run: OurRun) -> None:
         f"{1000 * run.cpu['postgres'] / run.tickets:.2f} ms, emulators "
         f"{1000 * run.cpu['emulators'] / run.tickets:.2f} ms"
     )
+    print(f"  machine: {run.machine}")
     print(
         "  peak PSS MB: "
         + ", ".join(f"{name} {peak / 2**20:.0f}" for name, peak in run.peak_pss.items())

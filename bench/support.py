@@ -65,22 +65,50 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+_MACHINE_TIME_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
 class CpuMeter:
-    """CPU seconds each named process spent between `__enter__` and `__exit__`."""
+    """CPU seconds each named process spent between `__enter__` and `__exit__`, and the
+    machine's share of that time busy, and stolen by the hypervisor for other guests.
+
+    Stolen time is why the same run's figures move by a third within an hour on this VM:
+    printed next to a run, it tells a slow hour from a slow change."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
         self.seconds: dict[str, float] = {}
+        self.busy_share = 0.0
+        self.stolen_share = 0.0
         self._start: dict[str, float] = {}
+        self._machine_start = psutil.cpu_times()
 
     def __enter__(self) -> CpuMeter:
         self._start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._machine_start = psutil.cpu_times()
         return self
 
     def __exit__(self, *_: object) -> None:
         self.seconds = {
             name: cpu_seconds(pid) - self._start[name] for name, pid in self.pids.items()
         }
+        spent = {
+            field: getattr(psutil.cpu_times(), field, 0.0)
+            - getattr(self._machine_start, field, 0.0)
+            for field in _MACHINE_TIME_FIELDS
+        }
+        # (Guest time is already inside user and nice, so it is not among the fields.)
+        total = sum(spent.values())
+        if total > 0:
+            idle = spent["idle"] + spent["iowait"]
+            self.busy_share = max(0.0, (total - idle - spent["steal"]) / total)
+            self.stolen_share = max(0.0, spent["steal"] / total)
+
+    def machine(self) -> str:
+        return (
+            f"cores busy {100 * self.busy_share:.0f} %, "
+            f"stolen by the host {100 * self.stolen_share:.0f} %"
+        )
 
 
 @contextlib.contextmanager
