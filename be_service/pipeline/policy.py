@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import msgspec
+
 from be_service.models import DONE, Status
 from be_service.pipeline.steps import Cause, Item, Outcome, PlatformIds
 from ticketing_common.backoff import Backoff
@@ -21,16 +23,14 @@ class RetryRules:
     lease_seconds: float
 
 
-@dataclass(frozen=True)
-class Transition:
+class Transition(msgspec.Struct, frozen=True):
     status: Status
     keep_claim: bool  # the worker goes on with the revision's next step in this batch
     delay: float | None  # seconds until it may be claimed again; None: no lease at all
     error: str | None
 
 
-@dataclass(frozen=True)
-class FailureCount:
+class FailureCount(msgspec.Struct, frozen=True):
     """Failed attempts of one operation of one revision in its current round, by cause."""
 
     ticket: int = 0
@@ -66,8 +66,7 @@ def decide(
     )
 
 
-@dataclass(frozen=True)
-class RevisionUpdate:
+class RevisionUpdate(msgspec.Struct, frozen=True):
     """What the store writes on one revision's row."""
 
     id: int

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import msgspec
 
 from be_service.config import CherwellFields
 from be_service.pipeline.steps import (
@@ -36,8 +37,7 @@ class CherwellCredentials:
     password: str = field(repr=False)
 
 
-@dataclass(frozen=True)
-class NewIncident:
+class NewIncident(msgspec.Struct, frozen=True):
     correlation_key: str
     title: str
     description: str
@@ -46,14 +46,12 @@ class NewIncident:
     subcategory: str
 
 
-@dataclass(frozen=True)
-class FoundIncident:
+class FoundIncident(msgspec.Struct, frozen=True):
     rec_id: str
     public_id: str
 
 
-@dataclass(frozen=True)
-class SaveResult:
+class SaveResult(msgspec.Struct, frozen=True):
     """One SaveResponse of a batch, in request order."""
 
     ok: bool

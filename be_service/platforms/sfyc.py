@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote_plus, urlsplit
 
 import httpx
+import msgspec
 
 from be_service.pipeline.steps import (
     CallFailure,
@@ -48,8 +49,7 @@ class SfycCredentials:
     external_id_field: str
 
 
-@dataclass(frozen=True)
-class NewWorkOrder:
+class NewWorkOrder(msgspec.Struct, frozen=True):
     external_key: str
     subject: str
     description: str
@@ -57,8 +57,7 @@ class NewWorkOrder:
     cherwell_incident: str
 
 
-@dataclass(frozen=True)
-class UpsertResult:
+class UpsertResult(msgspec.Struct, frozen=True):
     """One record's result of a collection upsert, in request order."""
 
     ok: bool

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from msgspec.structs import replace
 
 from wm_service import kinds
 from wm_service.kinds import KindSpec
@@ -108,8 +109,10 @@ def test_lifecycle_decision(entity: EntityFacts, expected: tuple[str, str, str] 
     assert decision.stats == (None if decision.action == "clear" else entity.stats)
 
 
-LOW_IS_BAD_WITHOUT_P1 = replace(SNR, name="test-low", p1_worst_value=None)
-HIGH_IS_BAD_WITH_P1 = replace(kinds.US_SERVICE_GROUP, name="test-high", p1_worst_value=95.0)
+LOW_IS_BAD_WITHOUT_P1 = dataclasses.replace(SNR, name="test-low", p1_worst_value=None)
+HIGH_IS_BAD_WITH_P1 = dataclasses.replace(
+    kinds.US_SERVICE_GROUP, name="test-high", p1_worst_value=95.0
+)
 
 # (kind, subscribers affected, worst value, expected priority)
 PRIORITIES = {

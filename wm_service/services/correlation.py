@@ -8,7 +8,9 @@ the channel decisions of the grouped channels. Table of cases: test_correlation_
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+
+from msgspec.structs import replace
 
 from wm_service.kinds import KindSpec
 from wm_service.schemas import RuleSettings

@@ -12,12 +12,12 @@ processing costs more than the statements themselves. Keep that for this bulk pa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 import msgspec
+from msgspec.structs import replace
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ticketing_common.array_text import text_array

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Literal
+
+import msgspec
 
 from wm_service.kinds import KindSpec
 from wm_service.schemas import RuleSettings, TicketCounts
@@ -29,16 +30,14 @@ PRIORITY_RANK = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
 P1_SUBSCRIBERS, P2_SUBSCRIBERS, P3_SUBSCRIBERS = 200, 65, 10
 
 
-@dataclass(frozen=True, slots=True)
-class OpenTicket:
+class OpenTicket(msgspec.Struct, frozen=True):
     id: uuid.UUID
     revision: int
     priority: str
     held_by: int | None = None  # the window whose start was noted on it, until its end is
 
 
-@dataclass(frozen=True, slots=True)
-class Maintenance:
+class Maintenance(msgspec.Struct, frozen=True):
     """How maintenance windows touch one entity at this push (None when none does)."""
 
     covering: int | None  # a window covering the entity now
@@ -46,8 +45,7 @@ class Maintenance:
     raw_stats: WindowStats | None  # the statistics had no window left samples out
 
 
-@dataclass(frozen=True, slots=True)
-class EntityFacts:
+class EntityFacts(msgspec.Struct, frozen=True):
     """What the push knows about one entity present in it, as the rules need it."""
 
     entity_id: str
@@ -58,8 +56,7 @@ class EntityFacts:
     maintenance: Maintenance | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(msgspec.Struct, frozen=True):
     """What happens to one entity's ticket, and why."""
 
     entity_id: str

@@ -8,12 +8,12 @@ reason are decided by the lifecycle rules (services/lifecycle.py).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 import msgspec
+from msgspec.structs import replace
 
 from ticketing_common.contract import SCHEMA_VERSION, SUBJECT_MAX, TITLE_MAX
 from wm_service.kinds import KindSpec
@@ -81,8 +81,7 @@ def _where(place: Place) -> str:
     return ", ".join(parts)
 
 
-@dataclass(frozen=True)
-class _Texts:
+class _Texts(msgspec.Struct, frozen=True):
     """The Spanish texts of one revision."""
 
     title: str
@@ -91,8 +90,7 @@ class _Texts:
     work_order: str
 
 
-@dataclass(frozen=True)
-class _Facts:
+class _Facts(msgspec.Struct, frozen=True):
     """What every text of one revision mentions, already written out."""
 
     label: str
