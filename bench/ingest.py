@@ -8,12 +8,13 @@ samples, about 5 % critical) and then the same samples again under a new aggrega
 some of what earlier ones freed). `--url` and `--token` target a WM that is already running
 instead (its RSS is then not measured).
 
-`--planned-work` runs it twice on fresh WMs, without and then with 200 maintenance windows
-(100 covering a service group at push time, 100 daily ones that do not) and service-group
-correlation on (group_min_channels 3), and prints how much slower the second run is.
+`--planned-work` compares runs on fresh WMs without and with 200 maintenance windows (100
+covering a service group at push time, 100 daily ones that do not) and service-group
+correlation on (group_min_channels 3): `--pairs` pairs in ABBA order (the machine's speed
+drifts by more than the 10 % being judged within minutes), then the median change.
 
     .venv/bin/python bench/ingest.py [--entries 100000] [--samples 4] [--critical 0.05]
-                                     [--repeats 1] [--planned-work]
+                                     [--repeats 1] [--planned-work [--pairs 3]]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from statistics import median
 from typing import Any
 
 import httpx
@@ -271,7 +273,12 @@ def main() -> None:
         default=1,
         help="full pushes after the first (each measured alone: the peak after many pushes)",
     )
+    parser.add_argument(
+        "--pairs", type=int, default=3, help="with --planned-work: runs without and with"
+    )
     args = parser.parse_args()
+    if args.pairs < 1:
+        parser.error("--pairs must be at least 1")
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
     if args.planned_work and args.url:
@@ -293,12 +300,27 @@ def main() -> None:
     if not args.planned_work:
         run(args, bodies, generated_at, planned=False)
         return
-    print("-- without windows, correlation off")
-    plain = run(args, bodies, generated_at, planned=False)
-    print("-- 200 maintenance windows, correlation on (group_min_channels 3)")
-    planned = run(args, bodies, generated_at, planned=True)
-    for label, before, after in zip(_labels(len(bodies)), plain, planned, strict=True):
-        print(f"{label}: {before:.2f} s → {after:.2f} s ({(after / before - 1) * 100:+.1f} %)")
+    pairs: list[tuple[list[float], list[float]]] = []
+    for n in range(args.pairs):
+        times: dict[bool, list[float]] = {}
+        # ABBA: without first in even pairs, with first in odd ones, so a drift cancels out.
+        for planned in (False, True) if n % 2 == 0 else (True, False):
+            print(f"-- pair {n + 1}: {_SETUPS[planned]}")
+            times[planned] = run(args, bodies, generated_at, planned=planned)
+        pairs.append((times[False], times[True]))
+    for i, label in enumerate(_labels(len(bodies))):
+        changes = [after[i] / before[i] - 1 for before, after in pairs]
+        each = ", ".join(
+            f"{before[i]:.2f} → {after[i]:.2f} s ({change * 100:+.0f} %)"
+            for (before, after), change in zip(pairs, changes, strict=True)
+        )
+        print(f"{label}: median {median(changes) * 100:+.1f} % over {len(pairs)} pair(s): {each}")
+
+
+_SETUPS = {
+    False: "without windows, correlation off",
+    True: "200 maintenance windows, correlation on (group_min_channels 3)",
+}
 
 
 if __name__ == "__main__":
