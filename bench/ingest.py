@@ -248,6 +248,13 @@ def run(
     return elapsed_all
 
 
+# What a --planned-work run pushes against, by whether its windows are on.
+_SETUPS = {
+    False: "without windows, correlation off",
+    True: "200 maintenance windows, correlation on (group_min_channels 3)",
+}
+
+
 def _labels(pushes: int) -> list[str]:
     if pushes == 2:
         return ["first push (opens tickets)", "repeated full push (unchanged)"]
@@ -315,12 +322,6 @@ def main() -> None:
             for (before, after), change in zip(pairs, changes, strict=True)
         )
         print(f"{label}: median {median(changes) * 100:+.1f} % over {len(pairs)} pair(s): {each}")
-
-
-_SETUPS = {
-    False: "without windows, correlation off",
-    True: "200 maintenance windows, correlation on (group_min_channels 3)",
-}
 
 
 if __name__ == "__main__":
