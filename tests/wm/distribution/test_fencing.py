@@ -4,6 +4,8 @@ a replaced generation counts as delivered."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from tests.wm.distribution.conftest import (
     RunWorker,
     Sessions,
     StandIn,
+    StandInBE,
     all_delivered,
     register,
     scope,
@@ -34,6 +37,12 @@ from wm_service.models import TicketDelivery
 async def _generation(sessionmaker: Sessions, name: str) -> int:
     async with scope(sessionmaker) as session:
         return (await registry.get(session, name=name)).generation
+
+
+async def _keep_heartbeating(sessionmaker: Sessions, name: str, backend: StandInBE) -> None:
+    while True:
+        await register(sessionmaker, name, backend, heartbeat=True)
+        await asyncio.sleep(0.1)
 
 
 async def _set(sessionmaker: Sessions, row_id: int, **values: object) -> None:
@@ -202,13 +211,21 @@ async def test_the_worker_hands_a_silent_backends_unfinished_work_to_the_other(
     never reported finished, reach the other BE; each batch carried the generation."""
     silent, healthy = stand_in(), stand_in()
     await register(sessionmaker, "be-silent", silent, heartbeat=True)
-    await outbox.add(KEYS[:30])
-    worker = await run_worker(
-        health=registry.Health(
-            backend_timeout=timedelta(seconds=1), failover_after=timedelta(seconds=1)
+    # It heartbeats until its share is delivered: a single heartbeat raced the short timeout
+    # on a loaded machine (the worker's first pass came after it, so nothing was delivered).
+    beating = asyncio.create_task(_keep_heartbeating(sessionmaker, "be-silent", silent))
+    try:
+        await outbox.add(KEYS[:30])
+        worker = await run_worker(
+            health=registry.Health(
+                backend_timeout=timedelta(seconds=2), failover_after=timedelta(seconds=1)
+            )
         )
-    )
-    await outbox.wait_until(all_delivered)
+        await outbox.wait_until(all_delivered)
+    finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
     first = await _generation(sessionmaker, "be-silent")
     assert set(silent.generations) == {first}
     await register(sessionmaker, "be-up", healthy)  # by hand: available while it answers
