@@ -13,7 +13,8 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, ValidationError
+from pydantic_core import core_schema
 
 from emulators.cherwell_store import (
     CATALOGUE,
@@ -51,31 +52,47 @@ _STATUS_NAMES = {
 def lower_keys(value: Any) -> Any:
     """JSON with every object key lower-cased: Json.NET binds property names case-insensitively.
 
-    (Scalars are passed over without a call each: a 100-incident save holds 4 000 of them.)"""
+    Built with map and zip, and an object or array whose values hold no container (each of
+    the ~40 fields of a saved incident) is not walked value by value: this runs over every
+    key of every save, and the per-key Python loop was a tenth of the emulators' CPU."""
     kind = type(value)
     if kind is dict:
-        return {
-            str(k).lower(): v if type(v) not in _CONTAINERS else lower_keys(v)
-            for k, v in value.items()
-        }
+        lowered = dict(zip(map(str.lower, value), value.values(), strict=True))
+        if not _CONTAINERS.isdisjoint(map(type, lowered.values())):
+            for key, inner in lowered.items():
+                if type(inner) in _CONTAINERS:
+                    lowered[key] = lower_keys(inner)
+        return lowered
     if kind is list:
+        if _CONTAINERS.isdisjoint(map(type, value)):
+            return list(value)
         return [v if type(v) not in _CONTAINERS else lower_keys(v) for v in value]
     return value
 
 
-_CONTAINERS = (dict, list)
+_CONTAINERS = frozenset((dict, list))
 
 
-def _as_text(value: Any) -> Any:
-    """Json.NET turns numbers and booleans into strings where the contract says string."""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int | float):
-        return str(value)
-    return value
+class _TextSchema:
+    """Where the contract says string, Json.NET also takes a number or a boolean and binds
+    its text ("42", "True"). Validated inside pydantic-core, not by a Python function per
+    value (a save carries ~4 000 of them); same results and the same error as `str`."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        return core_schema.union_schema(
+            [
+                core_schema.str_schema(coerce_numbers_to_str=True),
+                core_schema.no_info_after_validator_function(
+                    str, core_schema.bool_schema(strict=True)
+                ),
+            ],
+            mode="left_to_right",
+            custom_error_type="string_type",
+        )
 
 
-Text = Annotated[str, BeforeValidator(_as_text)]
+Text = Annotated[str, _TextSchema]
 
 
 class _Lenient(BaseModel):

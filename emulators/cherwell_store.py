@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any, Literal
 
+import msgspec
+
 INCIDENT_BUS_OB_ID = "6dd53665c0c24cab86870a21cf6434ae"
 JOURNAL_BUS_OB_ID = "3312d0cebbbe3502f2df0fcf8f0006c7"
 FIRST_PUBLIC_ID = 100_001
@@ -168,9 +170,9 @@ class Record:
     values: dict[str, str]
 
 
-@dataclass(frozen=True)
-class FieldWrite:
-    """One dirty field of a SaveRequest, as the client addressed it."""
+class FieldWrite(msgspec.Struct, frozen=True):
+    """One dirty field of a SaveRequest, as the client addressed it. (A Struct: ~40 per
+    saved incident, and a frozen dataclass costs ten times as much to build.)"""
 
     field_id: str | None
     name: str | None

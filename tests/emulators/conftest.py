@@ -79,7 +79,7 @@ class Emulator:
         return response.json()
 
 
-def incident(**fields: str) -> dict[str, Any]:
+def incident(**fields: Any) -> dict[str, Any]:
     """A create SaveRequest for an Incident with dirty fields given by id."""
     return {
         "busObId": INCIDENT_BUS_OB_ID,

@@ -238,6 +238,27 @@ def test_keys_are_case_insensitive_and_booleans_may_be_strings(emu: Emulator) ->
     assert emu.client.get("/_emulator/records/incident").json()[0]["TpcCorrelationKey"] == "ci"
 
 
+def test_numbers_and_booleans_bind_as_text_and_a_container_is_refused_by_field(
+    emu: Emulator,
+) -> None:
+    """Json.NET binds 42, 1.5 and true to a string property as "42", "1.5" and "True"; an
+    object or array there fails that item alone, its message naming the field."""
+    emu.cherwell()
+    texts: dict[str, object] = {"n": 42, "f": 1.5, "b": True, "s": "plain"}
+    result = emu.save(
+        *(incident(**{CORRELATION: key, DESCRIPTION: value}) for key, value in texts.items()),
+        incident(**{CORRELATION: "bad", DESCRIPTION: ["x"]}),
+    )
+    answers = result["responses"]
+    assert [a["hasError"] for a in answers] == [False] * 4 + [True]
+    assert answers[4]["errorMessage"] == "fields.1.value: Input should be a valid string"
+    stored = {
+        r["TpcCorrelationKey"]: r["Description"]
+        for r in emu.client.get("/_emulator/records/incident").json()
+    }
+    assert stored == {"n": "42", "f": "1.5", "b": "True", "s": "plain"}
+
+
 def test_fields_may_be_addressed_by_full_id_or_by_name(emu: Emulator) -> None:
     """`BO:…,FI:…` full ids and (without an id) field names resolve to the same fields."""
     emu.cherwell()
