@@ -14,6 +14,8 @@ import importlib
 import sys
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
@@ -36,6 +38,37 @@ def load_app(service: str) -> FastAPI:
     return app
 
 
+def settings_problems(exc: Exception) -> list[str]:
+    """One line per invalid setting, named as the operator wrote it (its environment
+    variable) with pydantic's reason. Never the value: it may be a token or a database URL
+    with its password, and this goes to the service's log."""
+    if not isinstance(exc, ValidationError):
+        # pydantic-settings' own error: a list or object setting that is not JSON. Its
+        # message names the field; the JSON error's, where it stopped (not the value).
+        cause = f" ({exc.__cause__}; list and object settings are JSON)" if exc.__cause__ else ""
+        return [f"{exc}{cause}"]
+    prefix = _env_prefix(exc.title)
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = "_".join(str(part) for part in error["loc"])
+        # A check across settings (loc empty) names its variables in its message.
+        lines.append(f"{prefix}{field}".upper() + f": {error['msg']}" if field else error["msg"])
+    return lines
+
+
+def _env_prefix(title: str) -> str:
+    """The env_prefix of the settings class named `title` (WMSettings → WM_)."""
+    from pydantic_settings import BaseSettings
+
+    classes: list[type[BaseSettings]] = [BaseSettings]
+    while classes:
+        cls = classes.pop()
+        if cls.__name__ == title:
+            return str(cls.model_config.get("env_prefix", ""))
+        classes.extend(cls.__subclasses__())
+    return ""
+
+
 def argv(service: str, host: str, port: int) -> list[str]:
     """The command line that runs `service` with this module."""
     # -P: not the current folder first on sys.path (a uvicorn.py or an old checkout there
@@ -52,10 +85,18 @@ def main(args: list[str] | None = None) -> None:
     options = parser.parse_args(args)
 
     import uvicorn
+    from pydantic_settings import SettingsError
 
     from ticketing_common.runtime import settle_allocator, settle_garbage_collector
 
-    app = load_app(options.service)
+    try:
+        app = load_app(options.service)
+    except (ValidationError, SettingsError) as exc:
+        # A readable refusal, not a traceback: which setting, and why (nothing started).
+        print(f"{options.service}: invalid settings, not started:", file=sys.stderr)
+        for line in settings_problems(exc):
+            print(f"  {line}", file=sys.stderr)
+        raise SystemExit(2) from None
     # Collector and allocator settings of ticketing_common/runtime.py, the emulators too:
     # they share the cores with what they measure, and their growing store made the
     # default collector 20 % of their CPU.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +49,34 @@ def test_ticketing_hands_its_process_over_to_the_lean_server() -> None:
         assert command_line[command_line.index(b"ticketing_cli.serve") + 1] == b"emulators"
     finally:
         child.stop()
+
+
+def _serve_with(service: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-P", "-m", "ticketing_cli.serve", service, "--port", str(free_port())],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_an_invalid_setting_is_named_by_its_variable_without_its_value() -> None:
+    """A bad setting stops the service with exit 2 and one line naming the variable and
+    why, not a traceback; the value is never echoed (it may be a token or a password)."""
+    result = _serve_with("wm", {"WM_RETENTION_DAYS": "s3cret-looking-value"})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "wm: invalid settings, not started:",
+        "  WM_RETENTION_DAYS: Input should be a valid number, unable to parse string as a number",
+    ]
+    assert "s3cret-looking-value" not in result.stderr + result.stdout
+
+
+def test_a_list_setting_that_is_not_json_is_refused_by_name() -> None:
+    result = _serve_with("be", {"BE_CHERWELL_OPEN_STATUSES": "New,Assigned"})
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert 'field "open_statuses"' in result.stderr
+    assert "list and object settings are JSON" in result.stderr
+    assert "New,Assigned" not in result.stderr
