@@ -63,7 +63,7 @@ def lower_keys(value: Any) -> Any:
             lower = lowered.get(key)
             if lower is None:
                 lower = key.lower()
-                if len(lowered) < _LOWERED_MAX:
+                if len(key) <= _LOWERED_KEY_MAX and len(lowered) < _LOWERED_MAX:
                     lowered[key] = lower
             result[lower] = inner if type(inner) not in _CONTAINERS else lower_keys(inner)
         return result
@@ -73,9 +73,11 @@ def lower_keys(value: Any) -> Any:
 
 
 _CONTAINERS = frozenset((dict, list))
-# Key -> its lower-case form; clients send a few dozen distinct keys, a hostile one more.
+# Key -> its lower-case form. Clients send a few dozen distinct short keys; long or
+# endless ones (a hostile body) are lower-cased without being kept.
 _LOWERED: dict[str, str] = {}
 _LOWERED_MAX = 4096
+_LOWERED_KEY_MAX = 64
 
 
 class _TextSchema:

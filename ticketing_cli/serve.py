@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -38,35 +41,51 @@ def load_app(service: str) -> FastAPI:
     return app
 
 
-def settings_problems(exc: Exception) -> list[str]:
+def settings_problems(exc: Exception) -> list[str] | None:
     """One line per invalid setting, named as the operator wrote it (its environment
-    variable) with pydantic's reason. Never the value: it may be a token or a database URL
-    with its password, and this goes to the service's log."""
-    if not isinstance(exc, ValidationError):
-        # pydantic-settings' own error: a list or object setting that is not JSON. Its
-        # message names the field; the JSON error's, where it stopped (not the value).
-        cause = f" ({exc.__cause__}; list and object settings are JSON)" if exc.__cause__ else ""
-        return [f"{exc}{cause}"]
-    prefix = _env_prefix(exc.title)
-    lines = []
-    for error in exc.errors(include_url=False, include_input=False):
-        field = "_".join(str(part) for part in error["loc"])
-        # A check across settings (loc empty) names its variables in its message.
-        lines.append(f"{prefix}{field}".upper() + f": {error['msg']}" if field else error["msg"])
-    return lines
+    variable) with pydantic's reason; None when `exc` is not about a settings class (a bug,
+    to be raised as it is). Never the value: it may be a token or a database URL with its
+    password, and this goes to the service's log."""
+    if isinstance(exc, ValidationError):
+        settings = _settings_classes(lambda cls: cls.__name__ == exc.title)
+        if not settings:
+            return None
+        prefix = _prefix(settings[0])
+        lines = []
+        for error in exc.errors(include_url=False, include_input=False):
+            where, *inner = error["loc"] or ("",)
+            if not where:  # a check across settings names its variables in its message
+                lines.append(error["msg"].removeprefix("Value error, "))
+                continue
+            # The variable is the loc's first part; the rest is a path inside its JSON.
+            path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in inner)
+            lines.append(f"{prefix}{where}".upper() + f"{path}: {error['msg']}")
+        return lines
+    # pydantic-settings' own error: a list or object setting that is not JSON. It names
+    # the field (not the variable) and the JSON error where it stopped (not the value).
+    found = re.search(r'field "([^"]+)"', str(exc))
+    if found is None:
+        return None
+    field = found.group(1)
+    owners = _settings_classes(lambda cls: field in cls.model_fields)
+    name = f"{_prefix(owners[0])}{field}".upper() if owners else field
+    cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+    return [f"{name}: not valid JSON{cause}; list and object settings are written as JSON"]
 
 
-def _env_prefix(title: str) -> str:
-    """The env_prefix of the settings class named `title` (WMSettings → WM_)."""
-    from pydantic_settings import BaseSettings
-
-    classes: list[type[BaseSettings]] = [BaseSettings]
+def _settings_classes(wanted: Callable[[type[BaseSettings]], bool]) -> list[type[BaseSettings]]:
+    """The loaded settings classes (WMSettings, BESettings, CherwellFields...) `wanted`."""
+    found, classes = [], list(BaseSettings.__subclasses__())
     while classes:
         cls = classes.pop()
-        if cls.__name__ == title:
-            return str(cls.model_config.get("env_prefix", ""))
+        if wanted(cls):
+            found.append(cls)
         classes.extend(cls.__subclasses__())
-    return ""
+    return found
+
+
+def _prefix(cls: type[BaseSettings]) -> str:
+    return str(cls.model_config.get("env_prefix", ""))
 
 
 def argv(service: str, host: str, port: int) -> list[str]:
@@ -92,9 +111,12 @@ def main(args: list[str] | None = None) -> None:
     try:
         app = load_app(options.service)
     except (ValidationError, SettingsError) as exc:
+        problems = settings_problems(exc)
+        if problems is None:
+            raise
         # A readable refusal, not a traceback: which setting, and why (nothing started).
         print(f"{options.service}: invalid settings, not started:", file=sys.stderr)
-        for line in settings_problems(exc):
+        for line in problems:
             print(f"  {line}", file=sys.stderr)
         raise SystemExit(2) from None
     # Collector and allocator settings of ticketing_common/runtime.py, the emulators too:

@@ -147,10 +147,11 @@ def test_processing_off_keeps_tickets_received_until_switched_on(make_be, emulat
 def test_an_intake_wakes_idle_workers_without_waiting_for_their_poll(make_be, emulator):
     """With a poll interval longer than the wait, only the intake's wake-up can get the
     tickets sent in time (a small intake as one batch); a resume wakes them the same way."""
-    be = make_be(poll_interval_seconds=120, workers=4)
+    # (As many worker tasks as batches in flight: BE_WORKERS_MAX starts one task each.)
+    be = make_be(poll_interval_seconds=120, workers=4, workers_max=4)
     # Each worker looks once as it starts; a look still under way when the tickets arrive
     # would claim some of them beside the one the intake woke (two batches, not one).
-    wait_until(lambda: be.worker_polls() >= be.settings.workers, what="the workers' first look")
+    wait_until(lambda: be.worker_polls() >= 4, what="the workers' first look")
     be.intake([make_ticket() for _ in range(30)])
     be.wait_all(30, timeout=20)
     assert emulator.requests("getsearchresults") == 1

@@ -222,11 +222,11 @@ async def test_the_worker_hands_a_silent_backends_unfinished_work_to_the_other(
             )
         )
         await outbox.wait_until(all_delivered)
+        first = await _generation(sessionmaker, "be-silent")  # while it still heartbeats
     finally:
         beating.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await beating
-    first = await _generation(sessionmaker, "be-silent")
     assert set(silent.generations) == {first}
     await register(sessionmaker, "be-up", healthy)  # by hand: available while it answers
     worker.wake()
