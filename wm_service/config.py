@@ -87,7 +87,11 @@ class WMSettings(BaseSettings):
         "end of its lease ends by then (the BE enforces it).",
     )
     distribution_poll_seconds: float = Field(
-        default=0.2, gt=0, le=60, description="Pause of the idle distribution loop."
+        default=0.2,
+        gt=0,
+        le=60,
+        description="Pause between distribution passes (a push wakes it at once); after 5 s "
+        "without a row to assign or send, at least 1 s.",
     )
     backend_probe_interval_seconds: float = Field(
         default=5, gt=0, description="How often each BE's /readyz is probed."

@@ -37,6 +37,12 @@ ASSIGN_CHUNK = 5_000
 # How often, with every backend kept, the pending outbox is swept for rows of a backend that
 # is no longer registered.
 SWEEP_SECONDS = 30.0
+# After this long without a row to assign or a batch to send, passes come at least a second
+# apart instead of every poll_seconds: an idle WM's passes (its backends, an assignment and a
+# claim per backend, ~12 ms of CPU each) kept 6 % of a core busy at 0.2 s. A push wakes the
+# loop at once whatever the pace; a retry due or a backend back waits at most the second.
+IDLE_AFTER_SECONDS = 5.0
+IDLE_POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,7 @@ class DistributionWorker:
         self._loops: list[asyncio.Task[None]] = []
         self._senders: dict[str, asyncio.Task[None]] = {}
         self._next_sweep = 0.0
+        self._last_work = time.monotonic()  # a row assigned or a batch sent
 
     async def start(self) -> None:
         # The BE intake takes a whole batch per request: the read timeout must cover the
@@ -166,6 +173,8 @@ class DistributionWorker:
                 )
             # Senders start after the first chunk: a large backlog flows while the rest of
             # it is still being assigned.
+            if assigned:
+                self._last_work = time.monotonic()
             self._ensure_senders(available)
             if assigned < ASSIGN_CHUNK:
                 break
@@ -245,8 +254,14 @@ class DistributionWorker:
                 await self.dispatch_once()
             except Exception:
                 log.exception("distribution pass failed; retrying")
-            await wait_for_event(self._wake, self._config.poll_seconds)
+            await wait_for_event(self._wake, self.pause())
             self._wake.clear()
+
+    def pause(self) -> float:
+        """How long the dispatch loop waits for a wake before its next pass."""
+        if time.monotonic() - self._last_work < IDLE_AFTER_SECONDS:
+            return self._config.poll_seconds
+        return max(self._config.poll_seconds, IDLE_POLL_SECONDS)
 
     async def _probe_loop(self) -> None:
         while True:
@@ -308,6 +323,7 @@ class DistributionWorker:
             )
             return False
         if result.sent:
+            self._last_work = time.monotonic()
             outcome = "delivered" if result.delivered else "failed"
             self._metrics.deliveries.labels(target.name, outcome).inc()
         if result.delivered:

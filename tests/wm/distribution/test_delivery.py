@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from tests.wm.distribution.conftest import (
     scope,
 )
 from wm_service.distribution import assignment, registry, rendezvous
+from wm_service.distribution import worker as worker_module
 from wm_service.distribution.delivery import BatchResult, Target, deliver_batch
 
 SENDER = "wm:test:be-1/0"
@@ -209,6 +211,27 @@ async def test_failover_moves_a_silent_backends_rows_to_the_other(
     assert {r.backend_name for r in rows} == {"be-up"}
     assert sorted(healthy.received()) == sorted((key, 1) for key in KEYS[:60])
     assert down.accepted == []
+
+
+async def test_an_idle_worker_spaces_its_passes_and_work_brings_the_pace_back(
+    monkeypatch: pytest.MonkeyPatch,
+    outbox: Outbox,
+    stand_in: StandIn,
+    sessionmaker: Sessions,
+    run_worker: RunWorker,
+) -> None:
+    """Passes every poll_seconds while there is work; after IDLE_AFTER_SECONDS without a row
+    assigned or sent, at least IDLE_POLL_SECONDS apart; a push's wake is served at once."""
+    monkeypatch.setattr(worker_module, "IDLE_AFTER_SECONDS", 2.0)
+    worker = await run_worker(poll_seconds=0.05)
+    assert worker.pause() == 0.05  # just started: not idle yet
+    await asyncio.sleep(2.1)
+    assert worker.pause() == worker_module.IDLE_POLL_SECONDS
+    await register(sessionmaker, "be-1", stand_in())
+    await outbox.add(KEYS[:10])
+    worker.wake()
+    await outbox.wait_until(all_delivered, seconds=10)
+    assert worker.pause() == 0.05
 
 
 async def test_without_any_backend_rows_wait_and_are_delivered_later(
