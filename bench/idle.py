@@ -18,14 +18,15 @@ from bench.e2e import critical_aggregation, running_system
 from bench.support import CpuMeter
 from ticketing_cli.tour import be_status_counts
 
-# The WM keeps its fast pace for 5 s after its last work (IDLE_AFTER_SECONDS in
-# wm_service/distribution/worker.py); the default settle covers it with a margin.
+# Enough for every loop to have worked (WM → both BEs → both platforms, reports back).
 WARM_UP_TICKETS = 200
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=60, help="the measured quiet window")
+    # The WM keeps its fast pace for 5 s after its last work (IDLE_AFTER_SECONDS in
+    # wm_service/distribution/worker.py); the default settle covers it with a margin.
     parser.add_argument("--settle", type=float, default=10, help="wait after the last ticket")
     args = parser.parse_args()
     with running_system("bench-idle-", latency_ms=20, batch_size=100) as (stack, wm, bes, _):

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, SettingsError
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -104,7 +104,6 @@ def main(args: list[str] | None = None) -> None:
     options = parser.parse_args(args)
 
     import uvicorn
-    from pydantic_settings import SettingsError
 
     from ticketing_common.runtime import settle_allocator, settle_garbage_collector
 
