@@ -6,8 +6,8 @@ entries (default 20 000), and measures the time until every ticket is Completed 
 Interleaved with each of our runs, Prometheus Alertmanager delivers the same N problems
 (bench/alertmanager.py; `--am-receiver asgi` for a receiver built like our emulators): the
 machine is noisy, so it runs 3 + 3 and compares medians. Prints tickets/s, the push time,
-CPU seconds per process (Postgres with its finished backends) and per ticket, and the peak
-PSS of every process; stops everything it started.
+CPU seconds per process (Postgres with its finished backends, and split by database) and per
+ticket, and the peak PSS of every process; stops everything it started.
 
     .venv/bin/python -m bench.e2e [--tickets 20000] [--runs 3] [--no-alertmanager]
                                   [--am-receiver bare|asgi]
@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from bench import alertmanager
-from bench.support import CpuMeter, PeakMemory
+from bench.support import CpuMeter, DatabaseCpu, PeakMemory
 from ticketing_cli.client import BEClient, EmulatorClient, WMClient
 from ticketing_cli.stack import Stack, StackLayout, start_stack
 from ticketing_cli.tour import be_status_counts, clients, wait_for_backends
@@ -71,6 +71,7 @@ class OurRun:
     seconds: float
     requests_per_ticket: float
     cpu: dict[str, float]
+    postgres_by_database: dict[str, float]  # bench.support.DatabaseCpu.split
     peak_pss: dict[str, int]
     machine: str  # the cores' busy and stolen shares over the run (bench.support.CpuMeter)
 
@@ -110,7 +111,7 @@ def our_run(args: argparse.Namespace) -> OurRun:
         body = json.dumps(critical_aggregation(args.tickets)).encode()
         pids = {child.name: child.process.pid for child in stack.children}
         pids["postgres"] = stack.database.pid
-        with PeakMemory(pids) as rss, CpuMeter(pids) as cpu:
+        with PeakMemory(pids) as rss, CpuMeter(pids) as cpu, DatabaseCpu(pids["postgres"]) as db:
             started = time.perf_counter()
             result = wm.push("snr-upstream", body)
             push_seconds = time.perf_counter() - started
@@ -140,6 +141,7 @@ def our_run(args: argparse.Namespace) -> OurRun:
         seconds=elapsed,
         requests_per_ticket=sum(stats["requests"].values()) / max(done, 1),
         cpu=cpu.seconds,
+        postgres_by_database=db.split(cpu.seconds["postgres"]),
         peak_pss=rss.peaks,
         machine=cpu.machine(),
     )
@@ -206,6 +208,10 @@ def report_ours(n: int, run: OurRun) -> None:
         + f"; per ticket: WM+BEs {1000 * services / run.tickets:.2f} ms, Postgres "
         f"{1000 * run.cpu['postgres'] / run.tickets:.2f} ms, emulators "
         f"{1000 * run.cpu['emulators'] / run.tickets:.2f} ms"
+    )
+    print(
+        "  Postgres CPU s by database: "
+        + ", ".join(f"{name} {seconds:.1f}" for name, seconds in run.postgres_by_database.items())
     )
     print(f"  machine: {run.machine}")
     print(

@@ -65,6 +65,58 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def backend_seconds(postmaster_pid: int) -> dict[int, tuple[str, float]]:
+    """Each live child of a Postgres server: its database ("other" for the server's own
+    processes: checkpointer, WAL writer, autovacuum) and its CPU seconds so far."""
+    found: dict[int, tuple[str, float]] = {}
+    for child in psutil.Process(postmaster_pid).children():
+        try:
+            title = " ".join(child.cmdline())
+            times = child.cpu_times()
+        except psutil.Error:
+            continue
+        found[child.pid] = (database_of(title), times.user + times.system)
+    return found
+
+
+def database_of(title: str) -> str:
+    """The database of a Postgres backend's process title ("postgres: <user> <database>
+    <client> <state>"), or "other" for the server's own processes, which name no client
+    ("postgres: autovacuum worker wm", "postgres: checkpointer")."""
+    words = title.split()
+    client = len(words) > 3 and ("(" in words[3] or words[3] == "[local]")
+    return words[2] if client else "other"
+
+
+class DatabaseCpu:
+    """Postgres's CPU seconds between `__enter__` and `__exit__` per database, from its
+    live backends (the services hold their pooled connections for the whole run).
+    `split(total)` puts the rest of the server's CPU, including backends that ended in
+    between, under "other"."""
+
+    def __init__(self, postmaster_pid: int) -> None:
+        self.postmaster_pid = postmaster_pid
+        self._start: dict[int, tuple[str, float]] = {}
+        self.seconds: dict[str, float] = {}
+
+    def __enter__(self) -> DatabaseCpu:
+        self._start = backend_seconds(self.postmaster_pid)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.seconds = {}
+        for pid, (database, spent) in backend_seconds(self.postmaster_pid).items():
+            if database == "other":
+                continue
+            before = self._start.get(pid, (database, 0.0))[1]
+            self.seconds[database] = self.seconds.get(database, 0.0) + spent - before
+
+    def split(self, total: float) -> dict[str, float]:
+        """Per database, largest first, then "other" (what `total` leaves)."""
+        ranked = dict(sorted(self.seconds.items(), key=lambda item: -item[1]))
+        return ranked | {"other": max(0.0, total - sum(ranked.values()))}
+
+
 _MACHINE_TIME_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 
 
