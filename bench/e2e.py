@@ -212,6 +212,7 @@ def report_ours(n: int, run: OurRun) -> None:
     print(
         "  Postgres CPU s by database: "
         + ", ".join(f"{name} {seconds:.1f}" for name, seconds in run.postgres_by_database.items())
+        + " (rest: the server's own processes, autovacuum, backends that ended)"
     )
     print(f"  machine: {run.machine}")
     print(

@@ -65,38 +65,41 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def backend_seconds(postmaster_pid: int) -> dict[int, tuple[str, float]]:
-    """Each live child of a Postgres server: its database ("other" for the server's own
-    processes: checkpointer, WAL writer, autovacuum) and its CPU seconds so far."""
-    found: dict[int, tuple[str, float]] = {}
+def backend_seconds(postmaster_pid: int) -> dict[tuple[int, float], tuple[str, float]]:
+    """Each live client backend of a Postgres server, keyed by PID and start time (a PID
+    can be reused): its database and its CPU seconds so far."""
+    found: dict[tuple[int, float], tuple[str, float]] = {}
     for child in psutil.Process(postmaster_pid).children():
         try:
-            title = " ".join(child.cmdline())
+            database = database_of(" ".join(child.cmdline()))
             times = child.cpu_times()
+            key = (child.pid, child.create_time())
         except psutil.Error:
             continue
-        found[child.pid] = (database_of(title), times.user + times.system)
+        if database is not None:
+            found[key] = (database, times.user + times.system)
     return found
 
 
-def database_of(title: str) -> str:
-    """The database of a Postgres backend's process title ("postgres: <user> <database>
-    <client> <state>"), or "other" for the server's own processes, which name no client
-    ("postgres: autovacuum worker wm", "postgres: checkpointer")."""
+def database_of(title: str) -> str | None:
+    """The database of a client backend's process title ("postgres: <user> <database>
+    <client> <state>"); None for the server's own processes, which name no client
+    ("postgres: autovacuum worker wm", "postgres: checkpointer"). (Titles as this
+    project's servers set them: no cluster_name, which would come first.)"""
     words = title.split()
     client = len(words) > 3 and ("(" in words[3] or words[3] == "[local]")
-    return words[2] if client else "other"
+    return words[2] if client else None
 
 
 class DatabaseCpu:
     """Postgres's CPU seconds between `__enter__` and `__exit__` per database, from its
-    live backends (the services hold their pooled connections for the whole run).
-    `split(total)` puts the rest of the server's CPU, including backends that ended in
-    between, under "other"."""
+    client backends alive at the end (the services hold their pooled connections for the
+    whole run). The rest of the server's CPU, which `split` adds as "rest", is its own
+    processes, autovacuum, and the backends that ended in between."""
 
     def __init__(self, postmaster_pid: int) -> None:
         self.postmaster_pid = postmaster_pid
-        self._start: dict[int, tuple[str, float]] = {}
+        self._start: dict[tuple[int, float], tuple[str, float]] = {}
         self.seconds: dict[str, float] = {}
 
     def __enter__(self) -> DatabaseCpu:
@@ -104,17 +107,21 @@ class DatabaseCpu:
         return self
 
     def __exit__(self, *_: object) -> None:
+        try:
+            now = backend_seconds(self.postmaster_pid)
+        except psutil.Error:
+            return  # the server is gone: nothing to split (the caller's error tells why)
         self.seconds = {}
-        for pid, (database, spent) in backend_seconds(self.postmaster_pid).items():
-            if database == "other":
-                continue
-            before = self._start.get(pid, (database, 0.0))[1]
+        for key, (database, spent) in now.items():
+            before = self._start.get(key, (database, 0.0))[1]
             self.seconds[database] = self.seconds.get(database, 0.0) + spent - before
 
     def split(self, total: float) -> dict[str, float]:
-        """Per database, largest first, then "other" (what `total` leaves)."""
+        """Per database, largest first, then "rest": what `total` (the server's CPU over
+        the same span, bench.support.CpuMeter) leaves. A negative rest would mean the two
+        were not measured over the same span: printed as it is, not hidden."""
         ranked = dict(sorted(self.seconds.items(), key=lambda item: -item[1]))
-        return ranked | {"other": max(0.0, total - sum(ranked.values()))}
+        return ranked | {"rest": total - sum(ranked.values())}
 
 
 _MACHINE_TIME_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
