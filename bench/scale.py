@@ -38,6 +38,7 @@ from wm_service.distribution import assignment, delivery, reports
 from wm_service.services import retention as wm_retention
 from wm_service.services import tickets as wm_tickets
 from wm_service.services.bulk import driver_connection
+from wm_service.services.ingestion import BULK_TABLES
 
 Probe = Callable[[AsyncSession], Awaitable[Any]]
 
@@ -144,6 +145,17 @@ async def apply_reports(session: AsyncSession) -> Any:
     return await reports.apply(session, backend_name="be1", reports=batch)
 
 
+def analyze(*tables: str) -> Probe:
+    """What a service's statistics refresh runs after a bulk write that grew its tables by a
+    tenth (ticketing_common.db.StatisticsRefresher)."""
+
+    async def run(session: AsyncSession) -> None:
+        for table in tables:
+            await (await session.connection()).exec_driver_sql(f"ANALYZE {table}")
+
+    return run
+
+
 async def record_batch(session: AsyncSession) -> Any:
     """A BE worker's claim of 400 and the record of their completion, with their reports."""
     claimed = await store.claim_batch(session, worker="scale", limit=400, lease_seconds=30)
@@ -190,6 +202,7 @@ async def main_async(args: argparse.Namespace, server: embedded_pg.EmbeddedPostg
             s, state="open"
         ),
         "WM outcome reports (200 of be1's)": apply_reports,
+        "WM statistics refresh (ANALYZE of its 3 tables)": analyze(*BULK_TABLES),
         "WM retention: cleared tickets": lambda s: wm_prune["ticket"](s, horizon, 1000),
         "WM retention: superseded revisions": lambda s: wm_prune["ticket_revision"](
             s, horizon, 1000
@@ -215,6 +228,7 @@ async def main_async(args: argparse.Namespace, server: embedded_pg.EmbeddedPostg
             limit=50,
         ),
         "BE retention: finished revisions": lambda s: be_prune["ticket_revision"](s, horizon, 1000),
+        "BE statistics refresh (ANALYZE ticket_revision)": analyze("ticket_revision"),
     }
     try:
         for sessionmaker, probes in ((wm, wm_probes), (be, be_probes)):

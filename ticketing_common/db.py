@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import asyncpg
 import msgspec
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import registry
@@ -250,15 +250,32 @@ async def resolve_database_url(
     return url, server if server.started_here else None
 
 
+# The rows of the smallest of these tables, as their last ANALYZE estimated them.
+_SMALLEST_TABLE = text(
+    "SELECT min(greatest(reltuples, 0)) FROM pg_class "
+    "WHERE oid = ANY(CAST(CAST(:tables AS text[]) AS regclass[]))"
+)
+
+
 class StatisticsRefresher:
-    """ANALYZE a service's busiest tables right after a bulk write, at most every so often.
+    """ANALYZE a service's busiest tables right after a bulk write that changes them enough,
+    at most every so often.
 
     Autovacuum analyses a table a minute or more after it changed; until then the planner
     plans for what it saw last. After the first push into an empty outbox (a new install,
     an outage's backlog) that was an empty table: the claims' key probes became scans,
     0.7 s per claim at 1 000 rows and growing with the square of the backlog (measured).
     ANALYZE takes no lock that blocks reads or writes.
+
+    "Enough" is autovacuum's own measure (autovacuum_analyze_scale_factor): a tenth of the
+    rows the tables had at the last refresh, reached at once instead of a minute later.
+    Without it, every write of `min_rows` refreshed: a BE fed batches of 500 analysed its
+    revisions every `min_interval`, 0.76 s of Postgres's time at a million rows, and the WM's
+    three tables took 1.6 s after each big push (bench.scale prints both; docs/performance.md
+    item 49).
     """
+
+    GROWTH_SHARE = 0.1
 
     def __init__(
         self, engine: AsyncEngine, tables: tuple[str, ...], *, min_rows: int, min_interval: float
@@ -268,11 +285,15 @@ class StatisticsRefresher:
         self._min_rows = min_rows
         self._min_interval = min_interval
         self._last = float("-inf")
+        # The smallest table's rows at the last refresh; 0 until one (after a start, the
+        # first big write refreshes whatever the tables hold).
+        self._known_rows = 0.0
 
     def due(self, rows: int) -> bool:
         """Whether writing `rows` calls for a refresh now (and, if so, claims it)."""
         now = time.monotonic()
-        if rows < self._min_rows or now - self._last < self._min_interval:
+        enough = max(self._min_rows, self.GROWTH_SHARE * self._known_rows)
+        if rows < enough or now - self._last < self._min_interval:
             return False
         self._last = now
         return True
@@ -283,5 +304,7 @@ class StatisticsRefresher:
             async with self._engine.begin() as connection:
                 for table in self._tables:
                     await connection.exec_driver_sql(f"ANALYZE {table}")
+                counted = await connection.execute(_SMALLEST_TABLE, {"tables": list(self._tables)})
+                self._known_rows = float(counted.scalar_one() or 0.0)
         except Exception:
             log.warning("table statistics not refreshed after a bulk write", exc_info=True)
