@@ -24,6 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from be_service import metrics as be_metrics
 from be_service import retention as be_retention
 from be_service.models import Status
 from be_service.pipeline import store
@@ -34,6 +35,7 @@ from ticketing_common import embedded_pg
 from ticketing_common.db import asyncpg_dsn, create_engine, ensure_database, make_sessionmaker
 from ticketing_common.migrate import upgrade_to_head
 from ticketing_common.outcome import OutcomeReport
+from wm_service import metrics as wm_metrics
 from wm_service.distribution import assignment, delivery, reports
 from wm_service.services import retention as wm_retention
 from wm_service.services import tickets as wm_tickets
@@ -203,6 +205,9 @@ async def main_async(args: argparse.Namespace, server: embedded_pg.EmbeddedPostg
         ),
         "WM outcome reports (200 of be1's)": apply_reports,
         "WM statistics refresh (ANALYZE of its 3 tables)": analyze(*BULK_TABLES),
+        "WM metrics scrape (stored-state gauges)": lambda s: wm_metrics.refresh_stored_state(
+            s, wm_metrics.WMMetrics()
+        ),
         "WM retention: cleared tickets": lambda s: wm_prune["ticket"](s, horizon, 1000),
         "WM retention: superseded revisions": lambda s: wm_prune["ticket_revision"](
             s, horizon, 1000
@@ -229,6 +234,9 @@ async def main_async(args: argparse.Namespace, server: embedded_pg.EmbeddedPostg
         ),
         "BE retention: finished revisions": lambda s: be_prune["ticket_revision"](s, horizon, 1000),
         "BE statistics refresh (ANALYZE ticket_revision)": analyze("ticket_revision"),
+        "BE metrics scrape (stored-state gauges)": lambda s: be_metrics.refresh_stored_state(
+            s, be_metrics.BEMetrics(), processing_default=True
+        ),
     }
     try:
         for sessionmaker, probes in ((wm, wm_probes), (be, be_probes)):
