@@ -157,22 +157,32 @@ async def delete(session: AsyncSession, *, name: str, now: datetime, health: Hea
     await assignment.move_all_from(session, backend_name=name, targets=targets, now=now)
 
 
+# A backend without a row in the outbox.
+_NONE = DeliveryCounts(assigned=0, pending=0, delivered=0)
+
+
 async def overview(session: AsyncSession, *, now: datetime, health: Health) -> BackendList:
     """Every backend with its availability and outbox counts, plus the unassigned backlog."""
     counts = await _delivery_counts(session)
     backends = [
-        _public(b, counts.get(b.name), now=now, health=health) for b in await list_all(session)
+        _public(b, counts.get(b.name, _NONE), now=now, health=health)
+        for b in await list_all(session)
     ]
-    unassigned = counts.get(None, DeliveryCounts(assigned=0, pending=0, delivered=0)).pending
+    unassigned = counts.get(None, _NONE).pending
     return BackendList(backends=backends, unassigned=unassigned)
 
 
 async def describe(
-    session: AsyncSession, *, name: str, now: datetime, health: Health
+    session: AsyncSession, *, name: str, now: datetime, health: Health, counted: bool = True
 ) -> BackendPublic:
+    """The backend as operators see it; `counted=False` leaves its ticket counts out (null):
+    counting reads every outbox row ever assigned to it, 0.29 s at a million rows
+    (bench.scale), which the answer to each heartbeat paid for a BE that never reads them."""
     backend = await get(session, name=name)
+    if not counted:
+        return _public(backend, None, now=now, health=health)
     counts = await _delivery_counts(session, backend_name=name)
-    return _public(backend, counts.get(name), now=now, health=health)
+    return _public(backend, counts.get(name, _NONE), now=now, health=health)
 
 
 async def _delivery_counts(
@@ -208,7 +218,7 @@ def _public(
         last_probe_at=backend.last_probe_at,
         last_probe_ok_at=backend.last_probe_ok_at,
         last_probe_error=backend.last_probe_error,
-        tickets=counts or DeliveryCounts(assigned=0, pending=0, delivered=0),
+        tickets=counts,
         health=backend.health,
         health_at=backend.health_at,
         fenced=fencing.is_fenced(backend),

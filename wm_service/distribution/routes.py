@@ -54,7 +54,9 @@ async def put_backend(
         session, name=name, registration=registration, now=now, heartbeat=heartbeat
     )
     health = _health(request)
-    described = await registry.describe(session, name=name, now=now, health=health)
+    described = await registry.describe(
+        session, name=name, now=now, health=health, counted=not heartbeat
+    )
     if heartbeat:
         described.lease = registry.lease_grant(backend, health)
     return described

@@ -86,7 +86,10 @@ class BackendPublic(BaseModel):
     last_probe_at: datetime | None
     last_probe_ok_at: datetime | None
     last_probe_error: str | None
-    tickets: DeliveryCounts
+    tickets: DeliveryCounts | None = Field(
+        description="Its revisions in the outbox; null in the answer to a heartbeat, which "
+        "comes every few seconds and would count them all each time."
+    )
     health: BackendHealthReport | None = Field(description="Sent with the last heartbeat.")
     health_at: datetime | None
     fenced: bool = Field(

@@ -172,6 +172,24 @@ async def test_the_list_counts_each_backends_tickets(
     assert listed["unassigned"] == 2
 
 
+async def test_a_heartbeat_is_answered_with_its_lease_and_without_counting_tickets(
+    api: httpx.AsyncClient, outbox: Outbox
+) -> None:
+    """The BE reads only the lease from the answer to its heartbeat (every few seconds), and
+    counting its tickets reads its whole outbox: they are left to GET (null here)."""
+    await api.put("/api/v1/backends/be-1", json=body(), headers=BACKEND)
+    await outbox.add(KEYS)
+    await place(outbox, backend="be-1", delivered=5)
+
+    heartbeat = (await api.put("/api/v1/backends/be-1", json=body(), headers=BACKEND)).json()
+    assert heartbeat["tickets"] is None
+    assert set(heartbeat["lease"]) == {"generation", "lease_seconds", "max_call_seconds"}
+    by_hand = (await api.put("/api/v1/backends/be-1", json=body(), headers=ADMIN)).json()
+    shown = (await api.get("/api/v1/backends/be-1", headers=ADMIN)).json()
+    assert by_hand["tickets"] == shown["tickets"] == {"assigned": 12, "pending": 7, "delivered": 5}
+    assert "lease" not in shown or shown["lease"] is None
+
+
 async def test_deleting_a_backend_moves_its_undelivered_rows_to_the_others(
     api: httpx.AsyncClient, outbox: Outbox
 ) -> None:
