@@ -110,7 +110,8 @@ class BEMetrics:
 # So the statuses that stay few (Received, Error, Moved) are grouped through the status
 # index, and Completed, which grows with every ticket, is counted from that index alone:
 # a Completed revision's step is always `done` (pipeline/policy.py completes a revision
-# only past its last step; an operator's retry that finds it done marks it so too).
+# only past its last step; an operator's retry completes an Error revision a later clear
+# superseded with step `done` too: services/tickets.py).
 _REVISIONS = text(
     """
     SELECT status, step, count(*) FROM ticket_revision

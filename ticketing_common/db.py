@@ -250,7 +250,8 @@ async def resolve_database_url(
     return url, server if server.started_here else None
 
 
-# The rows of the smallest of these tables, as their last ANALYZE estimated them.
+# The rows of the smallest of these tables as Postgres last counted them (an ANALYZE, ours
+# or autovacuum's, or a VACUUM); -1, never counted, reads as 0.
 _SMALLEST_TABLE = text(
     "SELECT min(greatest(reltuples, 0)) FROM pg_class "
     "WHERE oid = ANY(CAST(CAST(:tables AS text[]) AS regclass[]))"
@@ -258,7 +259,7 @@ _SMALLEST_TABLE = text(
 
 
 class StatisticsRefresher:
-    """ANALYZE a service's busiest tables right after a bulk write that changes them enough,
+    """ANALYZE a service's busiest tables right after bulk writes that changed them enough,
     at most every so often.
 
     Autovacuum analyses a table a minute or more after it changed; until then the planner
@@ -267,12 +268,14 @@ class StatisticsRefresher:
     0.7 s per claim at 1 000 rows and growing with the square of the backlog (measured).
     ANALYZE takes no lock that blocks reads or writes.
 
-    "Enough" is autovacuum's own measure (autovacuum_analyze_scale_factor): a tenth of the
-    rows the tables had at the last refresh, reached at once instead of a minute later.
-    Without it, every write of `min_rows` refreshed: a BE fed batches of 500 analysed its
-    revisions every `min_interval`, 0.76 s of Postgres's time at a million rows, and the WM's
-    three tables took 1.6 s after each big push (bench.scale prints both; docs/performance.md
-    item 49).
+    "Enough" is autovacuum's own measure (autovacuum_analyze_scale_factor), met at once
+    instead of a minute later: the rows written since the last refresh add up to a tenth of
+    the smallest table's rows as Postgres last counted them (so a table that retention
+    shrank, and autovacuum counted again, is judged by its size now), and to `min_rows`.
+    Judged by `min_rows` alone, a BE fed batches of 500 analysed its revisions every
+    `min_interval` while a flow lasted, 0.5-0.8 s of Postgres's time a time at a million
+    rows, and the WM's three tables took 1.1-1.6 s (bench.scale prints both;
+    docs/performance.md item 49).
     """
 
     GROWTH_SHARE = 0.1
@@ -285,18 +288,31 @@ class StatisticsRefresher:
         self._min_rows = min_rows
         self._min_interval = min_interval
         self._last = float("-inf")
-        # The smallest table's rows at the last refresh; 0 until one (after a start, the
-        # first big write refreshes whatever the tables hold).
-        self._known_rows = 0.0
+        self._written = 0  # rows written since the last refresh (or the start)
 
-    def due(self, rows: int) -> bool:
-        """Whether writing `rows` calls for a refresh now (and, if so, claims it)."""
-        now = time.monotonic()
-        enough = max(self._min_rows, self.GROWTH_SHARE * self._known_rows)
-        if rows < enough or now - self._last < self._min_interval:
+    async def due(self, rows: int) -> bool:
+        """Whether writing `rows` (after what was written since the last refresh) calls for
+        a refresh now; if so, claims it. Past `min_rows`, asks Postgres for the tables'
+        size: one catalog read per bulk write."""
+        self._written += rows
+        if self._written < self._min_rows or not self._interval_passed():
             return False
-        self._last = now
+        try:
+            async with self._engine.connect() as connection:
+                found = await connection.execute(_SMALLEST_TABLE, {"tables": list(self._tables)})
+                table_rows = float(found.scalar_one() or 0.0)
+        except Exception:
+            # Never the write's failure: its rows are stored; the next write asks again.
+            log.warning("table sizes not read after a bulk write", exc_info=True)
+            return False
+        if self._written < self.GROWTH_SHARE * table_rows or not self._interval_passed():
+            return False  # (the second look: another write claimed it during the read)
+        self._last = time.monotonic()
+        self._written = 0
         return True
+
+    def _interval_passed(self) -> bool:
+        return time.monotonic() - self._last >= self._min_interval
 
     async def refresh(self) -> None:
         """Run in the background, after the commit; a failure leaves it to autovacuum."""
@@ -304,7 +320,5 @@ class StatisticsRefresher:
             async with self._engine.begin() as connection:
                 for table in self._tables:
                     await connection.exec_driver_sql(f"ANALYZE {table}")
-                counted = await connection.execute(_SMALLEST_TABLE, {"tables": list(self._tables)})
-                self._known_rows = float(counted.scalar_one() or 0.0)
         except Exception:
             log.warning("table statistics not refreshed after a bulk write", exc_info=True)

@@ -40,7 +40,7 @@ async def post_tickets(
     result = await intake.create(
         session, tickets=body.tickets, generation=body.generation, report=_reports(request)
     )
-    if request.app.state.statistics.due(result.accepted):
+    if await request.app.state.statistics.due(result.accepted):
         background.add_task(request.app.state.statistics.refresh)
     return result
 

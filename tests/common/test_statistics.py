@@ -33,9 +33,9 @@ async def test_a_bulk_write_refreshes_the_statistics_once_per_interval(
         refresher = StatisticsRefresher(
             engine, ("ticket_revision",), min_rows=100, min_interval=3600
         )
-        assert not refresher.due(99)  # a small write leaves it to autovacuum
-        assert refresher.due(100)
-        assert not refresher.due(10_000)  # within the interval
+        assert not await refresher.due(99)  # a small write leaves it to autovacuum
+        assert await refresher.due(1)  # with the one before: min_rows written
+        assert not await refresher.due(10_000)  # within the interval
         before = await _analyzed(engine, "ticket_revision")
         await refresher.refresh()
         assert await _analyzed(engine, "ticket_revision") == before + 1
@@ -43,7 +43,7 @@ async def test_a_bulk_write_refreshes_the_statistics_once_per_interval(
         await engine.dispose()
 
 
-async def test_after_a_refresh_only_a_tenth_of_the_smallest_table_calls_for_another(
+async def test_writes_add_up_to_a_tenth_of_the_smallest_table_as_postgres_counts_it(
     be_database_url: str,
 ) -> None:
     engine = create_engine(be_database_url, pool_size=1)
@@ -58,14 +58,20 @@ async def test_after_a_refresh_only_a_tenth_of_the_smallest_table_calls_for_anot
             engine, ("small_table", "big_table"), min_rows=100, min_interval=0.0
         )
         assert await _rows(engine, "small_table") == -1
-        assert refresher.due(100)  # never refreshed since the start: any bulk write
+        assert await refresher.due(100)  # tables never counted: min_rows is enough
         await refresher.refresh()
         assert (await _rows(engine, "small_table"), await _rows(engine, "big_table")) == (
             2_000,
             10_000,
         )
-        # A tenth of the smaller table (2 000), not of the bigger one.
-        assert not refresher.due(199)
-        assert refresher.due(200)
+        # A tenth of the smaller table (2 000), not of the bigger one; writes add up.
+        assert not await refresher.due(150)
+        assert await refresher.due(50)
+        # Retention shrinks the small table, and autovacuum counts it again: judged by the
+        # 500 rows it has now (a tenth: 50), not by the 2 000 of the last refresh.
+        async with engine.begin() as connection:
+            await connection.execute(text("DELETE FROM small_table WHERE n > 500"))
+            await connection.execute(text("ANALYZE small_table"))
+        assert await refresher.due(100)
     finally:
         await engine.dispose()

@@ -107,7 +107,7 @@ async def push_aggregation(
                 wake_after_response(background, applier.wake)
         else:
             statistics = request.app.state.statistics
-            if statistics.due(revisions):
+            if await statistics.due(revisions):
                 background.add_task(statistics.refresh)
             if distribution is not None:
                 # Background tasks run after the response, hence after the commit: the new

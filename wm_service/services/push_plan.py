@@ -400,7 +400,7 @@ class PushApplier(LoopWorker):
                 written = await self.apply_stored()
                 if written:
                     log.info("wrote %d revision(s) stored by big pushes", written)
-                    if self._statistics.due(written):
+                    if await self._statistics.due(written):
                         await self._statistics.refresh()
             except Exception:
                 # The database itself (listing the kinds); each kind's failures are logged above.
