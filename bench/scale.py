@@ -154,7 +154,7 @@ async def apply_reports(session: AsyncSession) -> Any:
 
 def heartbeat(name: str, now: datetime) -> Probe:
     """What the WM does for a BE's heartbeat (PUT /api/v1/backends/{name}): the upsert, then
-    the description it answers with (without ticket counts, as the route asks)."""
+    its answer (registry.registered)."""
 
     async def run(session: AsyncSession) -> Any:
         registration = BackendRegistration.model_validate(
@@ -163,7 +163,7 @@ def heartbeat(name: str, now: datetime) -> Probe:
         await registry.register(
             session, name=name, registration=registration, now=now, heartbeat=True
         )
-        return await registry.describe(session, name=name, now=now, health=HEALTH, counted=False)
+        return await registry.registered(session, name=name, now=now, health=HEALTH, heartbeat=True)
 
     return run
 

@@ -20,6 +20,7 @@ from wm_service.distribution.schemas import (
     BACKEND_NAME_PATTERN,
     BackendList,
     BackendPublic,
+    BackendRegistered,
     BackendRegistration,
 )
 from wm_service.distribution.worker import DistributionConfig
@@ -38,7 +39,7 @@ def _health(request: Request) -> registry.Health:
 
 @router.put(
     "/{name}",
-    response_model=BackendPublic,
+    response_model=BackendRegistered,
     summary="Register a BE: its heartbeat (backend token) or a registration by hand (admin)",
 )
 async def put_backend(
@@ -47,19 +48,15 @@ async def put_backend(
     request: Request,
     session: SessionDep,
     caller: Annotated[str, Depends(identify_registrant)],
-) -> BackendPublic:
+) -> BackendRegistered:
     heartbeat = caller == BACKEND
     now = utcnow()
-    backend = await registry.register(
+    await registry.register(
         session, name=name, registration=registration, now=now, heartbeat=heartbeat
     )
-    health = _health(request)
-    described = await registry.describe(
-        session, name=name, now=now, health=health, counted=not heartbeat
+    return await registry.registered(
+        session, name=name, now=now, health=_health(request), heartbeat=heartbeat
     )
-    if heartbeat:
-        described.lease = registry.lease_grant(backend, health)
-    return described
 
 
 @router.post(

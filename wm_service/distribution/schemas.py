@@ -70,8 +70,8 @@ class LeaseGrant(BaseModel):
     max_call_seconds: float
 
 
-class BackendPublic(BaseModel):
-    """A registered backend as operators see it (no token)."""
+class BackendState(BaseModel):
+    """A registered backend (no token): what GET and the answer to a PUT both show."""
 
     name: str
     url: str
@@ -86,10 +86,6 @@ class BackendPublic(BaseModel):
     last_probe_at: datetime | None
     last_probe_ok_at: datetime | None
     last_probe_error: str | None
-    tickets: DeliveryCounts | None = Field(
-        description="Its revisions in the outbox; null in the answer to a heartbeat, which "
-        "comes every few seconds and would count them all each time."
-    )
     health: BackendHealthReport | None = Field(description="Sent with the last heartbeat.")
     health_at: datetime | None
     fenced: bool = Field(
@@ -100,6 +96,20 @@ class BackendPublic(BaseModel):
         description="Its ownership generation: bumped by each failover (fenced backends)."
     )
     failed_over_at: datetime | None = Field(description="Its last failover, if any.")
+
+
+class BackendPublic(BackendState):
+    """A registered backend as operators see it, with its revisions in the outbox."""
+
+    tickets: DeliveryCounts
+
+
+class BackendRegistered(BackendState):
+    """The answer to PUT /api/v1/backends/{name}: the backend as GET shows it, except that
+    the answer to the BE's own heartbeat carries its lease and leaves its ticket counts out
+    (a heartbeat comes every few seconds, and counting reads all of them each time)."""
+
+    tickets: DeliveryCounts | None = Field(description="Null in the answer to a heartbeat.")
     lease: LeaseGrant | None = Field(
         default=None, description="Only in the answer to the BE's own heartbeat."
     )
