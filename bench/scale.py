@@ -36,18 +36,18 @@ from ticketing_common.db import asyncpg_dsn, create_engine, ensure_database, mak
 from ticketing_common.migrate import upgrade_to_head
 from ticketing_common.outcome import OutcomeReport
 from wm_service import metrics as wm_metrics
+from wm_service.config import WMSettings
 from wm_service.distribution import assignment, delivery, registry, reports
 from wm_service.distribution.schemas import BackendRegistration
+from wm_service.distribution.worker import DistributionConfig
 from wm_service.services import retention as wm_retention
 from wm_service.services import tickets as wm_tickets
 from wm_service.services.bulk import driver_connection
 from wm_service.services.ingestion import BULK_TABLES
 
 Probe = Callable[[AsyncSession], Awaitable[Any]]
-# The WM's defaults (WMSettings): a backend silent 30 s is unavailable, failed over a minute on.
-HEALTH = registry.Health(
-    backend_timeout=timedelta(seconds=30), failover_after=timedelta(seconds=60)
-)
+# How the WM judges a backend's silence and grants leases, at its defaults.
+HEALTH = DistributionConfig.from_settings(WMSettings()).health
 
 _SEED_WM = """
 INSERT INTO ticket (id, kind, entity_id, dedup_key, open_key, state, category, revision,
@@ -229,7 +229,7 @@ async def main_async(args: argparse.Namespace, server: embedded_pg.EmbeddedPostg
         "WM metrics scrape (stored-state gauges)": lambda s: wm_metrics.refresh_stored_state(
             s, wm_metrics.WMMetrics()
         ),
-        "WM heartbeat of be1 (registered, described)": heartbeat("be1", now),
+        "WM heartbeat of be1 (upsert and answer)": heartbeat("be1", now),
         "WM retention: cleared tickets": lambda s: wm_prune["ticket"](s, horizon, 1000),
         "WM retention: superseded revisions": lambda s: wm_prune["ticket_revision"](
             s, horizon, 1000

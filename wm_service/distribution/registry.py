@@ -178,8 +178,8 @@ async def describe(
     session: AsyncSession, *, name: str, now: datetime, health: Health
 ) -> BackendPublic:
     backend = await get(session, name=name)
-    counts = await _delivery_counts(session, backend_name=name)
-    return BackendPublic(**_state(backend, now=now, health=health), tickets=counts.get(name, _NONE))
+    counts = await _counts_of(session, name)
+    return BackendPublic(**_state(backend, now=now, health=health), tickets=counts)
 
 
 async def registered(
@@ -189,15 +189,16 @@ async def registered(
     of its ticket counts. Counting reads every outbox row assigned to it that retention
     keeps, 0.29 s at a million rows (bench.scale), which each heartbeat paid for a BE that
     reads only the lease."""
-    if not heartbeat:
-        shown = await describe(session, name=name, now=now, health=health)
-        return BackendRegistered(**shown.model_dump())
     backend = await get(session, name=name)
     return BackendRegistered(
         **_state(backend, now=now, health=health),
-        tickets=None,
-        lease=lease_grant(backend, health),
+        tickets=None if heartbeat else await _counts_of(session, name),
+        lease=lease_grant(backend, health) if heartbeat else None,
     )
+
+
+async def _counts_of(session: AsyncSession, name: str) -> DeliveryCounts:
+    return (await _delivery_counts(session, backend_name=name)).get(name, _NONE)
 
 
 async def _delivery_counts(
