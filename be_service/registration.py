@@ -22,6 +22,7 @@ from be_service.metrics import read_stored_state
 from be_service.pipeline.fence import Fence, LeaseGrant
 from be_service.pipeline.health import PlatformHealth
 from ticketing_common.db import session_scope
+from ticketing_common.errors import log_retried_failure
 from ticketing_common.outcome import BackendHealthReport, PlatformHealthReport
 from ticketing_common.waits import wait_for_event
 
@@ -80,7 +81,7 @@ async def register_once(
         report = await health()
     except Exception:
         # The heartbeat matters more than its health: without a database, beat without it.
-        log.warning("BE health not read for the heartbeat", exc_info=True)
+        log_retried_failure(log, "BE health not read for the heartbeat")
         report = None
     if report is not None:
         body["health"] = report.model_dump(mode="json")
@@ -127,7 +128,7 @@ async def heartbeat(
                 _renew(fence, grant, sent_at=sent_at, heartbeat_seconds=settings.heartbeat_seconds)
                 await renewed(grant.generation)
         except Exception:
-            log.exception("registration on the WM failed unexpectedly")
+            log_retried_failure(log, "registration on the WM failed unexpectedly")
         await wait_for_event(stop, settings.heartbeat_seconds)
 
 

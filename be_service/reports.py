@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from be_service.models import ReportStage, Status
 from ticketing_common.backoff import Backoff
 from ticketing_common.db import session_scope
+from ticketing_common.errors import log_retried_failure
 from ticketing_common.outcome import ERROR_MAX, OutcomeReport, ReportBatch
 from ticketing_common.waits import wait_for_event
 
@@ -151,5 +152,5 @@ async def run_reporter(
         except Exception:
             failures += 1
             delay = backoff.delay(failures)
-            log.exception("sending outcome reports failed unexpectedly")
+            log_retried_failure(log, "sending outcome reports failed")
         await wait_for_event(stop, max(delay, 0.01))

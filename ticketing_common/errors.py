@@ -10,13 +10,16 @@ own validation errors and unexpected exceptions in that shape.
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -74,16 +77,60 @@ class Unavailable(DomainError):
     retry_after_seconds = 5
 
 
-# What a request meets when the database is down or restarting: the driver cannot connect
-# (asyncpg raises OSError: refused, unreachable, timed out) or loses its connection
-# (SQLAlchemy's OperationalError/InterfaceError), or the pool has none to give. Transient
-# and ours: a 503 with Retry-After, so that the aggregator and the WM resend.
+# What a request or a background step meets when the database is down or restarting: the
+# driver cannot connect (asyncpg raises OSError: refused, unreachable, timed out) or loses
+# its connection (SQLAlchemy's OperationalError/InterfaceError), or the pool has none to give.
+# Transient and ours: a request gets a 503 with Retry-After, so that the aggregator and the WM
+# resend; a background step logs one line and retries (`log_retried_failure`).
 DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     OSError,
     OperationalError,
     InterfaceError,
     PoolTimeout,
+    asyncpg.InterfaceError,
 )
+
+# Server answers that say "not now" rather than "wrong": SQLSTATE class 08 (connection
+# exception), 57P01-57P03 (a shutdown, or "the database system is starting up") and 53300 (too
+# many connections). SQLAlchemy wraps asyncpg's as a plain DBAPIError, which on its type alone
+# is indistinguishable from a bug's.
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means the database cannot be reached right now (retry later), as opposed
+    to a statement that failed on its own merits."""
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        return True
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or (
+            exc.orig is not None and is_database_unavailable(exc.orig)
+        )
+    sqlstate = getattr(exc, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+
+
+def _database_reason(exc: BaseException) -> str:
+    """The driver's own words, on one line: SQLAlchemy's text adds the statement and a link."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    cause = cause.__cause__ or cause  # the dialect's adapter wraps the asyncpg error
+    words = " ".join(str(cause).split())[:200]
+    return f"{type(cause).__name__}: {words}" if words else type(cause).__name__
+
+
+def log_retried_failure(
+    logger: logging.Logger, message: str, *args: object, extra: Mapping[str, object] | None = None
+) -> None:
+    """Log the exception being handled by a step that will be retried. The database away is
+    expected (a restart, a failover) and says nothing new at every retry: one WARNING line
+    naming it, no traceback, or a restart prints screens of them at 3 a.m. Anything else may
+    be a bug: ERROR with its traceback."""
+    exc = sys.exc_info()[1]
+    if exc is not None and is_database_unavailable(exc):
+        reason = _database_reason(exc)
+        logger.warning(f"{message} (database unavailable: %s)", *args, reason, extra=extra)
+    else:
+        logger.exception(message, *args, extra=extra)
 
 
 class PayloadTooLarge(DomainError):
@@ -160,9 +207,15 @@ async def _http_exception_handler(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
+async def _database_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    if not is_database_unavailable(exc):
+        return await _unexpected_handler(request, exc)
+    # One line: the outage is the news, not the stack that met it.
     log.warning(
-        "database unavailable on %s %s: %s", request.method, request.url.path, exc, exc_info=exc
+        "database unavailable on %s %s: %s",
+        request.method,
+        request.url.path,
+        _database_reason(exc),
     )
     answer = Unavailable("the database is unavailable; nothing was stored, retry later")
     return await _domain_error_handler(request, answer)
@@ -178,6 +231,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error_handler)
     app.add_exception_handler(RequestValidationError, _request_validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
-    for unavailable in DATABASE_UNAVAILABLE:
-        app.add_exception_handler(unavailable, _unavailable_handler)
+    for database_error in (*DATABASE_UNAVAILABLE, DBAPIError, asyncpg.PostgresError):
+        app.add_exception_handler(database_error, _database_error_handler)
     app.add_exception_handler(Exception, _unexpected_handler)

@@ -15,6 +15,8 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from ticketing_common.errors import log_retried_failure
+
 log = logging.getLogger(__name__)
 
 
@@ -43,7 +45,7 @@ async def keep_lease(
             try:
                 await renew()
             except Exception:
-                log.warning("%s: could not renew its lease", name, exc_info=True)
+                log_retried_failure(log, "%s: could not renew its lease", name)
 
     renewer = asyncio.create_task(renewing(), name=f"lease-{name}")
     try:

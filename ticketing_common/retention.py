@@ -28,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ticketing_common.clock import Clock
 from ticketing_common.db import session_scope
+from ticketing_common.errors import log_retried_failure
 from ticketing_common.waits import LoopWorker
 
 log = logging.getLogger(__name__)
@@ -123,5 +124,7 @@ class RetentionWorker(LoopWorker):
             try:
                 await self.prune_once()
             except Exception:
-                log.exception("%s retention pass failed; retrying next interval", self._service)
+                log_retried_failure(
+                    log, "%s retention pass failed; retrying next interval", self._service
+                )
             await asyncio.sleep(self._policy.interval_seconds)

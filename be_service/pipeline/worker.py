@@ -18,6 +18,7 @@ from be_service.pipeline.sender import BatchSender, SenderContext
 from be_service.pipeline.slots import BatchSlots, SlotsWindow
 from be_service.services import settings as settings_service
 from ticketing_common.db import session_scope
+from ticketing_common.errors import log_retried_failure
 from ticketing_common.lease import keep_lease
 from ticketing_common.waits import Bell
 
@@ -131,7 +132,7 @@ async def run_worker(
                 busy = await work_once(ctx, worker=worker, bell=wakeups.bell, window=window)
         except Exception:
             # The claimed revisions keep their lease and are taken again when it expires.
-            log.exception("worker %s: batch failed", worker)
+            log_retried_failure(log, "worker %s: batch failed", worker)
             busy = False
         stats.polls += 1
         wait = poll_interval

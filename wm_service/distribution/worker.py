@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ticketing_common.backoff import Backoff
 from ticketing_common.db import session_scope
+from ticketing_common.errors import log_retried_failure
 from ticketing_common.lease import worker_name
 from ticketing_common.waits import wait_for_event
 from wm_service.config import WMSettings
@@ -253,7 +254,7 @@ class DistributionWorker:
             try:
                 await self.dispatch_once()
             except Exception:
-                log.exception("distribution pass failed; retrying")
+                log_retried_failure(log, "distribution pass failed; retrying")
             await wait_for_event(self._wake, self.pause())
             self._wake.clear()
 
@@ -268,7 +269,7 @@ class DistributionWorker:
             try:
                 await self.probe_once()
             except Exception:
-                log.exception("backend probes failed; retrying")
+                log_retried_failure(log, "backend probes failed; retrying")
             await asyncio.sleep(self._config.probe_interval_seconds)
 
     async def _probe(self, backend: Backend) -> tuple[str, str | None]:
@@ -316,7 +317,8 @@ class DistributionWorker:
             )
         except Exception:
             self._metrics.deliveries.labels(target.name, "failed").inc()
-            log.exception(
+            log_retried_failure(
+                log,
                 "delivery to %s failed; retrying on the next pass",
                 target.name,
                 extra={"backend": target.name},

@@ -30,6 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ticketing_common.array_text import int_array, text_array
 from ticketing_common.db import StatisticsRefresher, session_scope
+from ticketing_common.errors import log_retried_failure
 from ticketing_common.waits import Bell, LoopWorker
 from wm_service import kinds
 from wm_service.distribution.assignment import choose_for_push
@@ -384,7 +385,8 @@ class PushApplier(LoopWorker):
                         session, db, push_kind=push_kind, targets=targets, limit=1
                     )
             except Exception:
-                log.exception(
+                log_retried_failure(
+                    log,
                     "writing a big push's planned revisions failed; retrying",
                     extra={"kind": push_kind},
                 )
@@ -404,5 +406,5 @@ class PushApplier(LoopWorker):
                         await self._statistics.refresh()
             except Exception:
                 # The database itself (listing the kinds); each kind's failures are logged above.
-                log.exception("writing a big push's planned revisions failed; retrying")
+                log_retried_failure(log, "writing a big push's planned revisions failed; retrying")
             await self._bell.wait(self._poll_seconds)
