@@ -125,10 +125,12 @@ class BESettings(BaseSettings):
     wm_url: str | None = None
     wm_token: SecretStr | None = None
     heartbeat_seconds: float = Field(10.0, gt=0)
-    # Outcome reports (be_service/reports.py): how many per POST, and how soon after being
-    # written an idle reporter looks for new ones.
+    # Outcome reports (be_service/reports.py): how many per POST, how soon after being
+    # written an idle reporter looks for new ones, and how often one refused as invalid (set
+    # aside so that the others flow) is tried again, say once the WM or this BE is fixed.
     report_batch_size: int = Field(200, ge=1, le=1000)
     report_poll_seconds: float = Field(0.5, gt=0)
+    report_refused_retry_seconds: float = Field(600.0, gt=0)
     # Retention (be_service/retention.py): finished revisions older than this, by the time of
     # the push that made them, are pruned every interval, so many per transaction.
     retention_days: float = Field(30.0, gt=0)

@@ -31,6 +31,7 @@ from be_service.pipeline.worker import WorkerStats, WorkerWakeups, run_worker
 from be_service.platforms.registry import PLATFORMS, build_health, build_steps
 from be_service.registration import health_source, heartbeat
 from be_service.reports import Reporter, run_reporter
+from be_service.routes import outcome_reports as outcome_report_routes
 from be_service.routes import platforms as platform_routes
 from be_service.routes import processing as processing_routes
 from be_service.routes import settings as settings_routes
@@ -227,6 +228,7 @@ def _reporter(settings: BESettings, app: FastAPI, http: httpx.AsyncClient) -> Re
         url=f"{base}/api/v1/backends/{settings.name}/reports",
         token=settings.wm_token.get_secret_value() if settings.wm_token else None,
         batch_size=settings.report_batch_size,
+        retry_refused_seconds=settings.report_refused_retry_seconds,
     )
 
 
@@ -300,6 +302,7 @@ def create_app(settings: BESettings | None = None, *, clock: Clock = system_cloc
         settings_routes.router,
         platform_routes.router,
         processing_routes.router,
+        outcome_report_routes.router,
     ):
         app.include_router(router)
     install_metrics_route(

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from be_service.models import DONE, Status
+from be_service.reports import ReportState, outbox_counts
 from ticketing_common.metrics import LATENCY_BUCKETS, set_gauge_family
 
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 200)
@@ -102,6 +103,18 @@ class BEMetrics:
             "1 while ticket processing is on (run-time setting).",
             registry=r,
         )
+        self.outcome_reports = Gauge(
+            "be_outcome_reports",
+            "Outcome reports not yet acknowledged by the WM: waiting, or refused as invalid "
+            "and set aside.",
+            ["state"],
+            registry=r,
+        )
+        self.oldest_outcome_report_age = Gauge(
+            "be_oldest_outcome_report_age_seconds",
+            "Age of the oldest outcome report waiting for the WM's ack (0 when none).",
+            registry=r,
+        )
 
 
 # Revisions by status and step, read for every heartbeat (every BE_HEARTBEAT_SECONDS) and
@@ -166,3 +179,8 @@ async def refresh_stored_state(
     set_gauge_family(metrics.revisions, {k: float(n) for k, n in state.revisions.items()})
     metrics.oldest_received_age.set(state.oldest_received_age)
     metrics.processing_enabled.set(1 if state.processing_enabled else 0)
+    # The outbox of outcome reports: read at scrape time only, not per heartbeat.
+    reports = await outbox_counts(session)
+    metrics.outcome_reports.labels(ReportState.waiting).set(reports.waiting)
+    metrics.outcome_reports.labels(ReportState.refused).set(reports.refused)
+    metrics.oldest_outcome_report_age.set(reports.oldest_waiting_seconds)

@@ -159,7 +159,8 @@ class ReportStage(StrEnum):
 
 class OutcomeReport(BEModel, table=True):
     """Outbox row: one outcome of one revision, written with the state change, deleted once
-    the WM acknowledged it (be_service/reports.py)."""
+    the WM acknowledged it (be_service/reports.py); set aside, with why, if it was refused
+    as invalid."""
 
     __tablename__ = "outcome_report"
     __table_args__ = (Index("ix_outcome_report_ticket_id", "ticket_id", "revision"),)
@@ -173,6 +174,8 @@ class OutcomeReport(BEModel, table=True):
     stage: str = Field(sa_column=Column(String(16), nullable=False))
     body: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     created_at: datetime = _tz()
+    refused_at: datetime | None = _tz(nullable=True)
+    refusal: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class BESetting(BEModel, table=True):

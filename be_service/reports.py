@@ -12,15 +12,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
 
 import httpx
+from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from be_service.models import ReportStage, Status
+from be_service.pipeline.steps import truncate
+from be_service.schemas import OutcomeReportPage, OutcomeReportPublic
 from ticketing_common.backoff import Backoff
 from ticketing_common.db import session_scope
 from ticketing_common.errors import log_retried_failure
@@ -85,8 +91,26 @@ async def record(session: AsyncSession, stages: Mapping[int, ReportStage]) -> No
         )
 
 
-_OLDEST = text("SELECT id, body FROM outcome_report ORDER BY id LIMIT :limit")
+# The oldest reports to send: those not refused, and a refused one once it has waited
+# `retry_refused` seconds (a fix to the WM or to this BE may have made it acceptable).
+_OLDEST = text(
+    """
+    SELECT id, body FROM outcome_report
+    WHERE refused_at IS NULL OR refused_at < now() - make_interval(secs => :retry_refused)
+    ORDER BY id LIMIT :limit
+    """
+)
 _DELETE = text("DELETE FROM outcome_report WHERE id = ANY(CAST(:ids AS bigint[]))")
+_REFUSE = text(
+    """
+    UPDATE outcome_report o SET refused_at = now(), refusal = v.refusal
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:refusals AS text[])) AS v(id, refusal)
+    WHERE o.id = v.id
+    """
+)
+# A field of the WM's 422 that names one report of the batch: "reports[3].stage".
+_REPORT_FIELD = re.compile(r"^reports\[(\d+)\]")
+REFUSAL_MAX = 500
 
 
 class ReportRefused(Exception):
@@ -95,26 +119,62 @@ class ReportRefused(Exception):
 
 @dataclass
 class Reporter:
-    """Sends this BE's outbox of reports to the WM; one per process."""
+    """Sends this BE's outbox of reports to the WM; one per process.
+
+    A report that can never be accepted as it is (invalid by the contract here, or named by
+    the WM's 422) is set aside, with why, so that the reports behind it flow; it is tried
+    again every `retry_refused_seconds`, and counted by the `be_outcome_reports` gauge.
+    """
 
     sessionmaker: async_sessionmaker[AsyncSession]
     http: httpx.AsyncClient
     url: str  # {BE_WM_URL}/api/v1/backends/{BE_NAME}/reports
     token: str | None = field(repr=False)
     batch_size: int = 200
+    retry_refused_seconds: float = 600.0
 
     async def send_once(self) -> int:
-        """Send the oldest reports and delete them on the WM's ack; how many were sent.
+        """Send the oldest reports and delete them on the WM's ack, or set aside the ones
+        refused as invalid; how many were dealt with.
 
         No transaction is held across the POST: a report sent twice (the BE died before the
         delete) is harmless, the WM ignores a seq it already has.
         """
         async with _scope(self.sessionmaker) as session:
             connection = await session.connection()
-            rows = (await connection.execute(_OLDEST, {"limit": self.batch_size})).all()
+            params = {"limit": self.batch_size, "retry_refused": self.retry_refused_seconds}
+            rows = (await connection.execute(_OLDEST, params)).all()
         if not rows:
             return 0
-        batch = ReportBatch(reports=[OutcomeReport.model_validate(body) for _, body in rows])
+        reports: dict[int, OutcomeReport] = {}
+        refusals: dict[int, str] = {}
+        for row_id, body in rows:
+            try:
+                reports[row_id] = OutcomeReport.model_validate(body)
+            except ValidationError as exc:
+                refusals[row_id] = _refusal(exc)
+        acknowledged: list[int] = []
+        if reports:
+            refused_by_wm = await self._post(reports)
+            refusals |= refused_by_wm
+            # A 422 applies nothing: the rest of the batch goes again on the next pass.
+            acknowledged = [] if refused_by_wm else list(reports)
+        async with _scope(self.sessionmaker) as session:
+            connection = await session.connection()
+            if acknowledged:
+                await connection.execute(_DELETE, {"ids": acknowledged})
+            if refusals:
+                await connection.execute(
+                    _REFUSE, {"ids": list(refusals), "refusals": list(refusals.values())}
+                )
+        if refusals:
+            self._log_refused(refusals, rows)
+        return len(acknowledged) + len(refusals)
+
+    async def _post(self, reports: dict[int, OutcomeReport]) -> dict[int, str]:
+        """POST the batch; {} once the WM acknowledged it, the reports its 422 names (with
+        why) when it refused some as invalid. Any other failure raises ReportRefused."""
+        batch = ReportBatch(reports=list(reports.values()))
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
             response = await self.http.post(
@@ -122,14 +182,129 @@ class Reporter:
             )
         except httpx.HTTPError as exc:
             raise ReportRefused(type(exc).__name__) from exc
-        if not response.is_success:
+        if response.is_success:
+            return {}
+        named = _named_by_422(response, list(reports)) if response.status_code == 422 else {}
+        if not named:
             raise ReportRefused(f"HTTP {response.status_code}")
-        async with _scope(self.sessionmaker) as session:
-            await (await session.connection()).execute(_DELETE, {"ids": [i for i, _ in rows]})
-        return len(rows)
+        return named
+
+    def _log_refused(self, refusals: dict[int, str], rows: Sequence[Any]) -> None:
+        bodies = {row_id: body for row_id, body in rows}
+        first_id, first_why = next(iter(refusals.items()))
+        first = bodies[first_id]
+        log.error(
+            "%d outcome report(s) refused as invalid, set aside so the others flow, tried "
+            "again every %g s; the first: ticket %s revision %s: %s",
+            len(refusals),
+            self.retry_refused_seconds,
+            first.get("ticket_id"),
+            first.get("revision"),
+            first_why,
+            extra={"refused": len(refusals), "ticket_id": first.get("ticket_id")},
+        )
+
+
+def _refusal(exc: ValidationError) -> str:
+    """Which fields and why, on one line."""
+    parts = [
+        f"{'.'.join(str(p) for p in error['loc']) or 'report'}: {error['msg']}"
+        for error in exc.errors(include_url=False, include_input=False)
+    ]
+    return truncate("; ".join(parts), REFUSAL_MAX) or "invalid"
+
+
+def _named_by_422(response: httpx.Response, row_ids: list[int]) -> dict[int, str]:
+    """The reports a WM's 422 names, by row id, with its messages; {} when it names none (a
+    fault of the whole batch, which nothing here can set aside)."""
+    try:
+        details = response.json()["error"]["details"]
+    except (ValueError, KeyError, TypeError):
+        return {}
+    named: dict[int, list[str]] = {}
+    for detail in details if isinstance(details, list) else []:
+        if not isinstance(detail, dict):
+            continue
+        found = _REPORT_FIELD.match(str(detail.get("field", "")))
+        if found and int(found.group(1)) < len(row_ids):
+            row_id = row_ids[int(found.group(1))]
+            named.setdefault(row_id, []).append(f"{detail['field']}: {detail.get('message')}")
+    return {
+        row_id: truncate("the WM refused it: " + "; ".join(why), REFUSAL_MAX) or "refused"
+        for row_id, why in named.items()
+    }
 
 
 _JSON = {"Content-Type": "application/json"}
+
+
+class ReportState(StrEnum):
+    """Of a report in the outbox: waiting its turn, or refused as invalid and set aside."""
+
+    waiting = "waiting"
+    refused = "refused"
+
+
+# How many wait, how many are set aside, and how long the oldest waiting one has waited: a
+# handful of rows while the WM acknowledges them, more only while it does not.
+_COUNTS = text(
+    """
+    SELECT count(*) FILTER (WHERE refused_at IS NULL),
+           count(*) FILTER (WHERE refused_at IS NOT NULL),
+           coalesce(extract(epoch FROM
+               now() - min(created_at) FILTER (WHERE refused_at IS NULL)), 0)
+    FROM outcome_report
+    """
+)
+_LIST = text(
+    """
+    SELECT id, ticket_id, revision, seq, stage, created_at, refused_at, refusal
+    FROM outcome_report
+    -- Every report, or those of one state: refused ones have refused_at, waiting ones none.
+    WHERE CAST(:state AS text) IS NULL
+       OR (CAST(:state AS text) = 'refused') = (refused_at IS NOT NULL)
+    ORDER BY id LIMIT :limit
+    """
+)
+_RETRY_REFUSED = text(
+    "UPDATE outcome_report SET refused_at = NULL WHERE refused_at IS NOT NULL RETURNING id"
+)
+
+
+@dataclass(frozen=True)
+class OutboxCounts:
+    waiting: int
+    refused: int
+    oldest_waiting_seconds: float  # 0 when none waits
+
+
+async def outbox_counts(session: AsyncSession) -> OutboxCounts:
+    """The outbox in three numbers (its gauges, and the operator's listing)."""
+    found = await (await session.connection()).execute(_COUNTS)
+    waiting, refused, oldest = found.one()
+    return OutboxCounts(waiting=waiting, refused=refused, oldest_waiting_seconds=float(oldest))
+
+
+async def outbox(
+    session: AsyncSession, *, state: ReportState | None, limit: int
+) -> OutcomeReportPage:
+    """The outbox for an operator: its counts and its oldest reports (of one state)."""
+    counts = await outbox_counts(session)
+    rows = await (await session.connection()).execute(
+        _LIST, {"state": state.value if state else None, "limit": limit}
+    )
+    return OutcomeReportPage(
+        waiting=counts.waiting,
+        refused=counts.refused,
+        oldest_waiting_seconds=counts.oldest_waiting_seconds,
+        reports=[OutcomeReportPublic.model_validate(dict(row._mapping)) for row in rows],
+    )
+
+
+async def retry_refused(session: AsyncSession) -> int:
+    """Put every refused report back in line now (say after the fix to the WM or this BE
+    was deployed) instead of at its next retry; how many."""
+    return len((await (await session.connection()).execute(_RETRY_REFUSED)).all())
 
 
 async def run_reporter(

@@ -161,3 +161,27 @@ class PlatformHealthPublic(BaseModel):
     next_probe_in_seconds: float | None = Field(
         description="While the circuit is not closed: seconds until the next trial."
     )
+
+
+class OutcomeReportPublic(BaseModel):
+    """One outcome report not yet acknowledged by the WM (be_service/reports.py)."""
+
+    id: int
+    ticket_id: uuid.UUID
+    revision: int
+    seq: int
+    stage: str
+    created_at: datetime
+    refused_at: datetime | None = Field(
+        description="When it was last refused as invalid; null while it waits its turn."
+    )
+    refusal: str | None = Field(description="Which fields, and why, as last refused.")
+
+
+class OutcomeReportPage(BaseModel):
+    """The outbox of outcome reports: how many wait, how many are set aside, the oldest."""
+
+    waiting: int
+    refused: int
+    oldest_waiting_seconds: float = Field(description="0 when none waits.")
+    reports: list[OutcomeReportPublic]
