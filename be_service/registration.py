@@ -21,6 +21,7 @@ from be_service.config import BESettings
 from be_service.metrics import read_stored_state
 from be_service.pipeline.fence import Fence, LeaseGrant
 from be_service.pipeline.health import PlatformHealth
+from be_service.reports import outbox_counts
 from ticketing_common.db import session_scope
 from ticketing_common.errors import log_retried_failure
 from ticketing_common.outcome import BackendHealthReport, PlatformHealthReport
@@ -43,11 +44,13 @@ def health_source(
     processing_default: bool,
 ) -> HealthSource:
     """Reads this BE's health for the next heartbeat: each platform's circuit and last
-    answers, processing on/off, revisions by status and the oldest Received age."""
+    answers, processing on/off, revisions by status, the oldest Received age and its outcome
+    reports waiting and refused (the console shows a BE whose reports do not get through)."""
 
     async def read() -> BackendHealthReport:
         async for session in session_scope(sessionmaker):
             state = await read_stored_state(session, processing_default=processing_default)
+            reports = await outbox_counts(session)
         return BackendHealthReport(
             platforms=[
                 PlatformHealthReport.model_validate(asdict(h.snapshot()))
@@ -56,6 +59,8 @@ def health_source(
             processing_enabled=state.processing_enabled,
             revisions=state.by_status(),
             oldest_received_age_seconds=state.oldest_received_age,
+            reports_waiting=reports.waiting,
+            reports_refused=reports.refused,
         )
 
     return read

@@ -89,3 +89,10 @@ class BackendHealthReport(BaseModel):
     processing_enabled: bool
     revisions: dict[str, int] = Field(description="Revisions by status.", max_length=16)
     oldest_received_age_seconds: float = Field(ge=0)
+    # Its outcome reports to the WM (docs/contracts.md §10); absent from an older BE.
+    reports_waiting: int | None = Field(
+        default=None, ge=0, description="Outcome reports waiting for the WM's ack."
+    )
+    reports_refused: int | None = Field(
+        default=None, ge=0, description="Outcome reports refused as invalid and set aside."
+    )

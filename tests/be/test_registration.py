@@ -56,6 +56,7 @@ def test_be_registers_on_the_wm_and_keeps_beating(make_be):
     assert {p["circuit"] for p in health["platforms"]} == {"closed"}
     assert health["processing_enabled"] is False
     assert health["revisions"] == {} and health["oldest_received_age_seconds"] == 0
+    assert (health["reports_waiting"], health["reports_refused"]) == (0, 0)
 
 
 def test_an_unreachable_wm_is_retried_without_stopping_the_be(make_be, emulator):

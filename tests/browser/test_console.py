@@ -14,7 +14,7 @@ from playwright.sync_api import Page
 
 from tests.browser.conftest import screenshot
 from tests.support.servers import serve_in_thread
-from tests.wm.conftest import ADMIN, ADMIN_TOKEN, INGEST, INGEST_TOKEN, wm_settings
+from tests.wm.conftest import ADMIN, ADMIN_TOKEN, BACKEND, INGEST, INGEST_TOKEN, wm_settings
 from tests.wm.support import T0, entry, push_body, sample
 from wm_service.main import create_app
 
@@ -44,6 +44,27 @@ def test_sign_in_shows_the_overview_with_the_apis_counts(page: Page, wm_url: str
     assert page.inner_text("#open-total") == str(api["open"]) == "7"
     assert "snr-upstream" in page.inner_text("#pushes")
     screenshot(page, "console-overview")
+
+
+def test_the_overview_shows_a_be_whose_outcome_reports_are_refused(page: Page, wm_url: str) -> None:
+    """A BE's heartbeat says how many of its outcome reports wait and how many were refused as
+    invalid; the backends table shows both, the refused ones marked."""
+    health = {
+        "platforms": [],
+        "processing_enabled": True,
+        "revisions": {"Completed": 5},
+        "oldest_received_age_seconds": 0,
+        "reports_waiting": 3,
+        "reports_refused": 2,
+    }
+    registration = {"url": "http://127.0.0.1:9", "intake_token": "i", "health": health}
+    answer = httpx.put(f"{wm_url}/api/v1/backends/be7", json=registration, headers=BACKEND)
+    assert answer.status_code == 200, answer.text
+    sign_in(page, wm_url, ADMIN_TOKEN)
+    row = page.locator("#backends tbody tr", has_text="be7")
+    assert row.locator("td.reports").inner_text() == "3 waiting · 2 refused"
+    assert row.locator(".refused").inner_text() == "2 refused"
+    screenshot(page, "console-reports-refused")
 
 
 def test_the_ingest_token_cannot_sign_in(page: Page, wm_url: str) -> None:
