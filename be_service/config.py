@@ -58,6 +58,8 @@ class BESettings(BaseSettings):
     database_url: SecretStr | None = None
     data_dir: Path = Path(".data")
     database_name: str = ""
+    # How long a start waits for a database that is not reachable yet (ticketing_common/db.py).
+    database_wait_seconds: float = Field(60.0, ge=0)
     # Connections kept once opened; None: effective_db_pool_size. Fewer than the batches
     # in flight, and connections opened for a burst were closed and opened again all the
     # time, each paying what a new connection costs Postgres (18 ms of CPU then, 5.5 ms

@@ -48,6 +48,7 @@ from ticketing_common.db import (
     redact_url,
     resolve_database_url,
     session_scope,
+    wait_for_database,
 )
 from ticketing_common.lease import worker_name
 from ticketing_common.logging import configure_logging
@@ -117,6 +118,7 @@ async def _database(settings: BESettings, app: FastAPI) -> AsyncIterator[None]:
             max_overflow=settings.db_pool_overflow,
         )
         app.state.engine = engine
+        await wait_for_database(engine, url=url, timeout_seconds=settings.database_wait_seconds)
         await ensure_at_head("be", url, engine)
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.statistics = StatisticsRefresher(

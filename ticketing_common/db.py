@@ -6,6 +6,7 @@ schemas never mix even when one process imports both (tests, `ticketing up`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -24,6 +25,7 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ticketing_common import embedded_pg
+from ticketing_common.errors import database_reason, is_database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +235,47 @@ async def ensure_database(url: str) -> None:
                 await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
+
+
+class DatabaseUnreachable(RuntimeError):
+    """The database could not be reached within the start-up's wait."""
+
+
+async def wait_for_database(
+    engine: AsyncEngine, *, url: str, timeout_seconds: float, max_pause_seconds: float = 5.0
+) -> None:
+    """Return once the database answers; a start-up waits here for one that is not up yet
+    (a host boots the services and Postgres together; a Postgres restart meets a service
+    restart) instead of exiting with a traceback. One WARNING line per try; after
+    `timeout_seconds`, DatabaseUnreachable saying where and why. Anything but the database
+    being away (a wrong password, a missing database) is raised at once: waiting cannot
+    mend it."""
+    deadline = time.monotonic() + timeout_seconds
+    pause = 0.5
+    while True:
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            return
+        except Exception as exc:
+            if not is_database_unavailable(exc):
+                raise
+            reason = database_reason(exc)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise DatabaseUnreachable(
+                f"the database at {redact_url(url)} was unreachable for "
+                f"{timeout_seconds:g} s: {reason}"
+            )
+        pause = min(pause, left)
+        log.warning(
+            "the database at %s is not reachable yet (%s); trying again in %.1f s",
+            redact_url(url),
+            reason,
+            pause,
+        )
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, max_pause_seconds)
 
 
 async def resolve_database_url(

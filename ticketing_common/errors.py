@@ -110,7 +110,7 @@ def is_database_unavailable(exc: BaseException) -> bool:
     return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
 
 
-def _database_reason(exc: BaseException) -> str:
+def database_reason(exc: BaseException) -> str:
     """The driver's own words, on one line: SQLAlchemy's text adds the statement and a link."""
     cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
     cause = cause.__cause__ or cause  # the dialect's adapter wraps the asyncpg error
@@ -127,7 +127,7 @@ def log_retried_failure(
     be a bug: ERROR with its traceback."""
     exc = sys.exc_info()[1]
     if exc is not None and is_database_unavailable(exc):
-        reason = _database_reason(exc)
+        reason = database_reason(exc)
         logger.warning(f"{message} (database unavailable: %s)", *args, reason, extra=extra)
     else:
         logger.exception(message, *args, extra=extra)
@@ -215,7 +215,7 @@ async def _database_error_handler(request: Request, exc: Exception) -> JSONRespo
         "database unavailable on %s %s: %s",
         request.method,
         request.url.path,
-        _database_reason(exc),
+        database_reason(exc),
     )
     answer = Unavailable("the database is unavailable; nothing was stored, retry later")
     return await _domain_error_handler(request, answer)

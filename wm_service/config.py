@@ -26,6 +26,9 @@ class WMSettings(BaseSettings):
     )
     data_dir: Path = Field(default=Path(".data"), description="Folder of the embedded Postgres.")
     database_name: str = Field(default="wm", description="Database name on the embedded server.")
+    database_wait_seconds: float = Field(
+        default=60.0, ge=0, description="How long a start waits for an unreachable database."
+    )
     ingest_token: SecretStr | None = Field(
         default=None, description="Bearer token of the aggregator (pushes only)."
     )

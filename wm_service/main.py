@@ -23,6 +23,7 @@ from ticketing_common.db import (
     redact_url,
     resolve_database_url,
     session_scope,
+    wait_for_database,
 )
 from ticketing_common.logging import configure_logging
 from ticketing_common.metrics import install_metrics_route, set_gauge_family
@@ -95,6 +96,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(url)
         app.state.engine = engine
         try:
+            await wait_for_database(engine, url=url, timeout_seconds=config.database_wait_seconds)
             await ensure_at_head("wm", url, engine)
             app.state.sessionmaker = make_sessionmaker(engine)
             app.state.statistics = StatisticsRefresher(
