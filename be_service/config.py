@@ -132,7 +132,7 @@ class BESettings(BaseSettings):
     # aside so that the others flow) is tried again, say once the WM or this BE is fixed.
     report_batch_size: int = Field(200, ge=1, le=1000)
     report_poll_seconds: float = Field(0.5, gt=0)
-    report_refused_retry_seconds: float = Field(600.0, gt=0)
+    report_refused_retry_seconds: float = Field(600.0, ge=1)
     # Retention (be_service/retention.py): finished revisions older than this, by the time of
     # the push that made them, are pruned every interval, so many per transaction.
     retention_days: float = Field(30.0, gt=0)

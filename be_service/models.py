@@ -149,7 +149,7 @@ class TicketAttempt(BEModel, table=True):
 
 
 class ReportStage(StrEnum):
-    """Where a revision stands, as the WM shows it (docs/contracts.md §8)."""
+    """Where a revision stands, as the WM shows it (docs/contracts.md §10)."""
 
     at_backend = "at_backend"
     completed = "completed"

@@ -133,7 +133,7 @@ async def heartbeat(
                 _renew(fence, grant, sent_at=sent_at, heartbeat_seconds=settings.heartbeat_seconds)
                 await renewed(grant.generation)
         except Exception:
-            log_retried_failure(log, "registration on the WM failed unexpectedly")
+            log_retried_failure(log, "heartbeat failed; trying again at the next beat")
         await wait_for_event(stop, settings.heartbeat_seconds)
 
 

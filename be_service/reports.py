@@ -1,5 +1,5 @@
 """Outcome reports to the WM: an outbox written with each revision's state change, drained
-by the reporter loop (docs/contracts.md §8).
+by the reporter loop (docs/contracts.md §10).
 
 Reports are written in the statement or transaction that changes the revision (the
 pipeline's revision update in pipeline/store.py, `record` for a retry, a move or a re-sent
@@ -13,8 +13,9 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -95,22 +96,37 @@ async def record(session: AsyncSession, stages: Mapping[int, ReportStage]) -> No
 # `retry_refused` seconds (a fix to the WM or to this BE may have made it acceptable).
 _OLDEST = text(
     """
-    SELECT id, body FROM outcome_report
+    SELECT id, body, refused_at FROM outcome_report
     WHERE refused_at IS NULL OR refused_at < now() - make_interval(secs => :retry_refused)
     ORDER BY id LIMIT :limit
     """
 )
 _DELETE = text("DELETE FROM outcome_report WHERE id = ANY(CAST(:ids AS bigint[]))")
+# Set aside with why; not a row an operator's retry put back in line since it was read.
 _REFUSE = text(
     """
     UPDATE outcome_report o SET refused_at = now(), refusal = v.refusal
-    FROM unnest(CAST(:ids AS bigint[]), CAST(:refusals AS text[])) AS v(id, refusal)
-    WHERE o.id = v.id
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:refusals AS text[]),
+                CAST(:read_refused_at AS timestamptz[])) AS v(id, refusal, read_refused_at)
+    WHERE o.id = v.id AND o.refused_at IS NOT DISTINCT FROM v.read_refused_at
+    """
+)
+# Refused reports a newer report of their revision supersedes (its report_seq is past
+# theirs): the WM would ignore them, so they are dropped instead of tried again.
+_DROP_SUPERSEDED = text(
+    """
+    DELETE FROM outcome_report o USING ticket_revision t
+    WHERE o.id = ANY(CAST(:ids AS bigint[])) AND o.refused_at IS NOT NULL
+      AND t.ticket_id = o.ticket_id AND t.revision = o.revision AND o.seq < t.report_seq
+    RETURNING o.id
     """
 )
 # A field of the WM's 422 that names one report of the batch: "reports[3].stage".
 _REPORT_FIELD = re.compile(r"^reports\[(\d+)\]")
 REFUSAL_MAX = 500
+# POSTs per pass while the WM's 422s name reports: the rest of the batch goes again at once,
+# so reports it refuses do not hold up the others for a poll interval each.
+_POSTS_PER_PASS = 3
 
 
 class ReportRefused(Exception):
@@ -123,7 +139,8 @@ class Reporter:
 
     A report that can never be accepted as it is (invalid by the contract here, or named by
     the WM's 422) is set aside, with why, so that the reports behind it flow; it is tried
-    again every `retry_refused_seconds`, and counted by the `be_outcome_reports` gauge.
+    again every `retry_refused_seconds` (dropped once a newer report of its revision
+    supersedes it), and counted by the `be_outcome_reports` gauge.
     """
 
     sessionmaker: async_sessionmaker[AsyncSession]
@@ -144,32 +161,79 @@ class Reporter:
             connection = await session.connection()
             params = {"limit": self.batch_size, "retry_refused": self.retry_refused_seconds}
             rows = (await connection.execute(_OLDEST, params)).all()
-        if not rows:
-            return 0
+            retried = [row.id for row in rows if row.refused_at is not None]
+            superseded: set[int] = set()
+            if retried:
+                dropped = await connection.execute(_DROP_SUPERSEDED, {"ids": retried})
+                superseded = set(dropped.scalars())
+        if superseded:
+            log.info(
+                "%d refused outcome report(s) dropped: a newer report of the same revision "
+                "supersedes them",
+                len(superseded),
+            )
+        rows = [row for row in rows if row.id not in superseded]
         reports: dict[int, OutcomeReport] = {}
-        refusals: dict[int, str] = {}
-        for row_id, body in rows:
+        invalid: dict[int, str] = {}
+        for row in rows:
             try:
-                reports[row_id] = OutcomeReport.model_validate(body)
+                reports[row.id] = OutcomeReport.model_validate(row.body)
             except ValidationError as exc:
-                refusals[row_id] = _refusal(exc)
+                invalid[row.id] = _refusal(exc)
+        read_refused_at = {row.id: row.refused_at for row in rows}
+        bodies = {row.id: row.body for row in rows}
+        # Recorded before any POST: a WM that is down does not hide them.
+        await self._refuse(invalid, read_refused_at, bodies)
         acknowledged: list[int] = []
-        if reports:
-            refused_by_wm = await self._post(reports)
-            refusals |= refused_by_wm
-            # A 422 applies nothing: the rest of the batch goes again on the next pass.
-            acknowledged = [] if refused_by_wm else list(reports)
+        refused_by_wm: dict[int, str] = {}
+        try:
+            for _ in range(_POSTS_PER_PASS):
+                if not reports:
+                    break
+                named = await self._post(reports)
+                if not named:
+                    acknowledged = list(reports)
+                    break
+                # A 422 applies nothing: the rest of the batch goes again.
+                refused_by_wm |= named
+                reports = {i: r for i, r in reports.items() if i not in named}
+        finally:
+            await self._refuse(refused_by_wm, read_refused_at, bodies)
+        if acknowledged:
+            async with _scope(self.sessionmaker) as session:
+                await (await session.connection()).execute(_DELETE, {"ids": acknowledged})
+        return len(superseded) + len(invalid) + len(refused_by_wm) + len(acknowledged)
+
+    async def _refuse(
+        self,
+        refusals: dict[int, str],
+        read_refused_at: Mapping[int, datetime | None],
+        bodies: Mapping[int, Any],
+    ) -> None:
+        """Set these reports aside with why, and say so once for all of them."""
+        if not refusals:
+            return
         async with _scope(self.sessionmaker) as session:
-            connection = await session.connection()
-            if acknowledged:
-                await connection.execute(_DELETE, {"ids": acknowledged})
-            if refusals:
-                await connection.execute(
-                    _REFUSE, {"ids": list(refusals), "refusals": list(refusals.values())}
-                )
-        if refusals:
-            self._log_refused(refusals, rows)
-        return len(acknowledged) + len(refusals)
+            await (await session.connection()).execute(
+                _REFUSE,
+                {
+                    "ids": list(refusals),
+                    "refusals": list(refusals.values()),
+                    "read_refused_at": [read_refused_at[i] for i in refusals],
+                },
+            )
+        first_id, first_why = next(iter(refusals.items()))
+        first = bodies[first_id]
+        log.error(
+            "%d outcome report(s) refused as invalid, set aside so the others flow, tried "
+            "again every %g s; the first: ticket %s revision %s: %s",
+            len(refusals),
+            self.retry_refused_seconds,
+            first.get("ticket_id"),
+            first.get("revision"),
+            first_why,
+            extra={"refused": len(refusals), "ticket_id": first.get("ticket_id")},
+        )
 
     async def _post(self, reports: dict[int, OutcomeReport]) -> dict[int, str]:
         """POST the batch; {} once the WM acknowledged it, the reports its 422 names (with
@@ -188,21 +252,6 @@ class Reporter:
         if not named:
             raise ReportRefused(f"HTTP {response.status_code}")
         return named
-
-    def _log_refused(self, refusals: dict[int, str], rows: Sequence[Any]) -> None:
-        bodies = {row_id: body for row_id, body in rows}
-        first_id, first_why = next(iter(refusals.items()))
-        first = bodies[first_id]
-        log.error(
-            "%d outcome report(s) refused as invalid, set aside so the others flow, tried "
-            "again every %g s; the first: ticket %s revision %s: %s",
-            len(refusals),
-            self.retry_refused_seconds,
-            first.get("ticket_id"),
-            first.get("revision"),
-            first_why,
-            extra={"refused": len(refusals), "ticket_id": first.get("ticket_id")},
-        )
 
 
 def _refusal(exc: ValidationError) -> str:

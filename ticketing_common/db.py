@@ -25,7 +25,7 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ticketing_common import embedded_pg
-from ticketing_common.errors import database_reason, is_database_unavailable
+from ticketing_common.errors import database_reason, is_database_unavailable, log_retried_failure
 
 log = logging.getLogger(__name__)
 
@@ -346,7 +346,7 @@ class StatisticsRefresher:
                 table_rows = float(found.scalar_one() or 0.0)
         except Exception:
             # Never the write's failure: its rows are stored; the next write asks again.
-            log.warning("table sizes not read after a bulk write", exc_info=True)
+            log_retried_failure(log, "table sizes not read after a bulk write")
             return False
         if self._written < self.GROWTH_SHARE * table_rows or not self._interval_passed():
             return False  # (the second look: another write claimed it during the read)
@@ -364,4 +364,4 @@ class StatisticsRefresher:
                 for table in self._tables:
                     await connection.exec_driver_sql(f"ANALYZE {table}")
         except Exception:
-            log.warning("table statistics not refreshed after a bulk write", exc_info=True)
+            log_retried_failure(log, "table statistics not refreshed after a bulk write")

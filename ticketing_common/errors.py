@@ -19,7 +19,7 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -77,18 +77,16 @@ class Unavailable(DomainError):
     retry_after_seconds = 5
 
 
-# What a request or a background step meets when the database is down or restarting: the
-# driver cannot connect (asyncpg raises OSError: refused, unreachable, timed out) or loses
-# its connection (SQLAlchemy's OperationalError/InterfaceError), or the pool has none to give.
+# What a request or a background step meets when the database is down or restarting, by
+# type alone: the driver cannot connect (asyncpg raises OSError: refused, unreachable, timed
+# out), SQLAlchemy's OperationalError (the DBAPI's class for a failed connection or server),
+# or the pool has none to give. OSError is the database's here because nothing else raises
+# it this far: the HTTP clients turn theirs into httpx errors, which every call site catches.
+# Not InterfaceError: asyncpg raises it for client-side bugs too (too many arguments, another
+# operation in progress); a lost connection is recognised in `is_database_unavailable`.
 # Transient and ours: a request gets a 503 with Retry-After, so that the aggregator and the WM
 # resend; a background step logs one line and retries (`log_retried_failure`).
-DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
-    OSError,
-    OperationalError,
-    InterfaceError,
-    PoolTimeout,
-    asyncpg.InterfaceError,
-)
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (OSError, OperationalError, PoolTimeout)
 
 # Server answers that say "not now" rather than "wrong": SQLSTATE class 08 (connection
 # exception), 57P01-57P03 (a shutdown, or "the database system is starting up") and 53300 (too
@@ -103,9 +101,14 @@ def is_database_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, DATABASE_UNAVAILABLE):
         return True
     if isinstance(exc, DBAPIError):
+        # SQLAlchemy asks the dialect whether the connection died (for asyncpg: is it closed).
         return exc.connection_invalidated or (
             exc.orig is not None and is_database_unavailable(exc.orig)
         )
+    if isinstance(exc, asyncpg.InterfaceError):
+        # Raw asyncpg (the bulk writes): a connection closed under it; its other
+        # InterfaceErrors are the caller's mistakes.
+        return "connection is closed" in str(exc)
     sqlstate = getattr(exc, "sqlstate", None)
     return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
 
@@ -113,7 +116,10 @@ def is_database_unavailable(exc: BaseException) -> bool:
 def database_reason(exc: BaseException) -> str:
     """The driver's own words, on one line: SQLAlchemy's text adds the statement and a link."""
     cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-    cause = cause.__cause__ or cause  # the dialect's adapter wraps the asyncpg error
+    # SQLAlchemy's asyncpg adapter wraps the driver's error: name that one. (Not any cause: a
+    # connect timeout is a TimeoutError caused by a CancelledError.)
+    if isinstance(cause.__cause__, (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
+        cause = cause.__cause__
     words = " ".join(str(cause).split())[:200]
     return f"{type(cause).__name__}: {words}" if words else type(cause).__name__
 
@@ -231,6 +237,11 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error_handler)
     app.add_exception_handler(RequestValidationError, _request_validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
-    for database_error in (*DATABASE_UNAVAILABLE, DBAPIError, asyncpg.PostgresError):
+    for database_error in (
+        *DATABASE_UNAVAILABLE,
+        DBAPIError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+    ):
         app.add_exception_handler(database_error, _database_error_handler)
     app.add_exception_handler(Exception, _unexpected_handler)

@@ -1,6 +1,6 @@
 """The outcome report: the contract by which a BE tells the WM where each revision stands.
 
-One pydantic model, imported by both services (docs/contracts.md §8): the BE's reporter
+One pydantic model, imported by both services (docs/contracts.md §10): the BE's reporter
 validates what its outbox holds before sending, the WM validates the batches it applies.
 """
 

@@ -1,27 +1,35 @@
 """Outcome reports: written with the revision's state change, sent to the WM, deleted on its
-ack and kept while it refuses (docs/contracts.md §8)."""
+ack and kept while it refuses (docs/contracts.md §10)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import re
 import threading
+import uuid
+from datetime import datetime
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import select
 
-from be_service.models import DONE, Status, TicketRevision
+from be_service import reports
+from be_service.models import DONE, ReportStage, Status, TicketRevision
 from be_service.pipeline import store
 from be_service.pipeline.policy import RevisionUpdate, Transition
 from be_service.services import intake
 from tests.be.conftest import INTAKE_TOKEN, make_ticket, wait_until
 from tests.support.servers import serve_in_thread
+from tests.wm.conftest import BACKEND, wm_settings
 from ticketing_common.contract import TicketDocument
 from ticketing_common.db import create_engine, make_sessionmaker, session_scope
+from wm_service.main import create_app as create_wm_app
 
 _scope = contextlib.asynccontextmanager(session_scope)
 
@@ -188,24 +196,41 @@ async def test_a_report_exists_exactly_when_its_state_change_does(be_database_ur
     assert (report["seq"], report["stage"], report["generation"]) == (1, "completed", 3)
 
 
-def _refused_rows(database_url: str) -> list[tuple[str, str]]:
-    """(ticket_id, refusal) of the reports set aside."""
+def _refused_rows(database_url: str) -> list[tuple[str, str, datetime]]:
+    """(ticket_id, refusal, refused_at) of the reports set aside."""
 
-    async def read() -> list[tuple[str, str]]:
+    async def read() -> list[tuple[str, str, datetime]]:
         engine = create_async_engine(database_url)
         try:
             async with engine.connect() as conn:
                 rows = await conn.execute(
                     text(
-                        "SELECT body->>'ticket_id', refusal FROM outcome_report "
+                        "SELECT body->>'ticket_id', refusal, refused_at FROM outcome_report "
                         "WHERE refused_at IS NOT NULL ORDER BY id"
                     )
                 )
-                return [(ticket_id, refusal) for ticket_id, refusal in rows]
+                return [(ticket_id, refusal, at) for ticket_id, refusal, at in rows]
         finally:
             await engine.dispose()
 
     return asyncio.run(read())
+
+
+def _set_public_id(database_url: str, public_id: str, ticket_id: str | None = None) -> None:
+    """Rewrite the incident number in stored reports (of one ticket, or all)."""
+    asyncio.run(
+        _execute(
+            database_url,
+            "UPDATE outcome_report SET body = jsonb_set(body, '{incident_public_id}', "
+            "to_jsonb(CAST(:public_id AS text))) "
+            "WHERE CAST(:ticket_id AS text) IS NULL OR ticket_id = CAST(:ticket_id AS uuid)",
+            public_id=public_id,
+            ticket_id=ticket_id,
+        )
+    )
+
+
+TOO_LONG = "INC" + "9" * 100  # past the contract's 64 characters
 
 
 def test_a_report_invalid_by_the_contract_is_set_aside_and_the_others_flow(make_be, emulator):
@@ -221,21 +246,14 @@ def test_a_report_invalid_by_the_contract_is_set_aside_and_the_others_flow(make_
         be.intake([poisoned, healthy]).raise_for_status()
         be.wait_all(2)
         wait_until(lambda: len(_outbox(url)) == 2, what="both reports kept while the WM is down")
-        long_id = "INC" + "9" * 100
-        asyncio.run(
-            _execute(
-                url,
-                "UPDATE outcome_report SET body = jsonb_set(body, '{incident_public_id}', "
-                "to_jsonb(CAST(:long_id AS text))) WHERE ticket_id = :ticket_id",
-                long_id=long_id,
-                ticket_id=poisoned["ticket_id"],
-            )
-        )
+        _set_public_id(url, TOO_LONG, poisoned["ticket_id"])
+        # Set aside while the WM is still down: an outage does not hide it.
+        wait_until(lambda: _refused_rows(url), what="the invalid report set aside")
+        assert not wm.reports
         wm.status = 200
         wait_until(lambda: len(wm.reports) == 1, what="the healthy report on the WM")
-        wait_until(lambda: _refused_rows(url), what="the invalid report set aside")
         assert [r["ticket_id"] for r in wm.reports] == [healthy["ticket_id"]]
-        ((ticket_id, refusal),) = _refused_rows(url)
+        ((ticket_id, refusal, first_refused_at),) = _refused_rows(url)
         assert ticket_id == poisoned["ticket_id"]
         assert refusal.startswith("incident_public_id: String should have at most 64")
 
@@ -245,26 +263,21 @@ def test_a_report_invalid_by_the_contract_is_set_aside_and_the_others_flow(make_
         assert (page["waiting"], page["refused"]) == (0, 1)
         (listed,) = page["reports"]
         assert listed["ticket_id"] == poisoned["ticket_id"] and listed["refusal"] == refusal
-        assert (
-            be.client.get("/api/v1/outcome-reports", params={"state": "waiting"}).json()["reports"]
-            == []
-        )
+        waiting = be.client.get("/api/v1/outcome-reports", params={"state": "waiting"})
+        assert waiting.json()["reports"] == []
         metrics = be.client.get("/metrics").text
         assert 'be_outcome_reports{state="refused"} 1.0' in metrics
         assert 'be_outcome_reports{state="waiting"} 0.0' in metrics
 
-        # Put back in line as it is, it is refused again and kept.
+        # Put back in line as it is, it is tried, refused again and kept.
         assert be.client.post("/api/v1/outcome-reports/retry").json() == {"retried": 1}
-        wait_until(lambda: _refused_rows(url), what="refused again")
+        wait_until(
+            lambda: [at for _, _, at in _refused_rows(url)] > [first_refused_at],
+            what="tried and refused again",
+        )
         assert len(wm.reports) == 1
         # Once fixed, the operator's retry sends it at once (not at its next retry).
-        asyncio.run(
-            _execute(
-                url,
-                "UPDATE outcome_report SET body = jsonb_set(body, '{incident_public_id}', "
-                "to_jsonb(CAST('INC42' AS text)))",
-            )
-        )
+        _set_public_id(url, "INC42")
         assert be.client.post("/api/v1/outcome-reports/retry").json() == {"retried": 1}
         wait_until(lambda: len(wm.reports) == 2, what="the fixed report on the WM")
         wait_until(lambda: not _outbox(url), what="the outbox drained")
@@ -273,14 +286,15 @@ def test_a_report_invalid_by_the_contract_is_set_aside_and_the_others_flow(make_
 
 
 def test_a_report_the_wm_names_in_a_422_is_set_aside_and_tried_again(make_be, emulator):
-    """A WM refusing one report of a batch as invalid (a 422 naming `reports[i]`; say a
-    WM of another version) applies none of it: that report is set aside, the rest go on
-    the next pass, and the set-aside one is tried again after BE_REPORT_REFUSED_RETRY_SECONDS,
-    so it arrives once the WM takes it. A 422 naming no report sets nothing aside."""
+    """A WM refusing one report of a batch as invalid (a 422 naming `reports[i]`; say a WM
+    of another version) applies none of it: that report is set aside and the rest go again
+    at once, also past a report this BE set aside itself (the 422's index is into what was
+    sent); the set-aside one is tried again after BE_REPORT_REFUSED_RETRY_SECONDS, so it
+    arrives once the WM takes it. A 422 naming no report sets nothing aside."""
     wm = FakeWM()
     wm.status = 422  # naming no report
     tickets = [make_ticket() for _ in range(3)]
-    odd_one = tickets[1]["ticket_id"]
+    invalid_here, refused_there, fine = (t["ticket_id"] for t in tickets)
     with serve_in_thread(wm.app) as server:
         be = _reporting_be(make_be, wm, server.url, report_refused_retry_seconds=2.0)
         url = be.settings.database_url.get_secret_value()
@@ -290,14 +304,77 @@ def test_a_report_the_wm_names_in_a_422_is_set_aside_and_tried_again(make_be, em
         posts = wm.posts
         wait_until(lambda: wm.posts >= posts + 2, what="two more refused batches")
         assert _refused_rows(url) == [] and len(_outbox(url)) == 3 and not wm.reports
-        wm.status, wm.refuse = 200, {odd_one}
-        wait_until(lambda: len(wm.reports) == 2, what="the other two reports on the WM")
-        ((ticket_id, refusal),) = _refused_rows(url)
-        assert ticket_id == odd_one
-        assert refusal.startswith("the WM refused it: reports[")
-        assert refusal.endswith(".stage: Input should be 'completed'")
+
+        _set_public_id(url, TOO_LONG, invalid_here)
+        wm.status, wm.refuse = 200, {refused_there}
+        wait_until(lambda: len(wm.reports) == 1, what="the fine report on the WM")
+        assert wm.reports[0]["ticket_id"] == fine
+        wait_until(lambda: len(_refused_rows(url)) == 2, what="both set aside")
+        refused = {ticket_id: why for ticket_id, why, _ in _refused_rows(url)}
+        assert refused[invalid_here].startswith("incident_public_id: ")
+        # Which index depends on the order the revisions completed in; a wrong mapping from
+        # index to row would have set `fine` aside instead, and sent this one.
+        assert re.match(r"the WM refused it: reports\[[01]\]\.stage: ", refused[refused_there])
+
         wm.refuse = set()
-        wait_until(lambda: len(wm.reports) == 3, timeout=15, what="the retry after 2 s")
-        wait_until(lambda: not _outbox(url), what="the outbox drained")
-    assert sorted(r["ticket_id"] for r in wm.reports) == sorted(t["ticket_id"] for t in tickets)
-    assert wm.reports[2]["ticket_id"] == odd_one
+        wait_until(lambda: len(wm.reports) == 2, timeout=15, what="the retry after 2 s")
+        assert wm.reports[1]["ticket_id"] == refused_there
+        assert [t for t, _, _ in _refused_rows(url)] == [invalid_here]
+
+
+async def test_a_refused_report_a_newer_one_supersedes_is_dropped(be_database_url):
+    """Once a newer report of the same revision exists, a set-aside report would be ignored
+    by the WM: when it comes due it is dropped, not sent (and no longer counted or alerted
+    on); one nothing supersedes is tried again."""
+    engine = create_engine(be_database_url, pool_size=2)
+    sessionmaker = make_sessionmaker(engine)
+    tickets = [TicketDocument.model_validate(make_ticket()) for _ in range(2)]
+    sent: list[dict[str, Any]] = []
+
+    def wm(request: httpx.Request) -> httpx.Response:
+        sent.extend(json.loads(request.content)["reports"])
+        return httpx.Response(200, json={"applied": 1, "ignored": 0})
+
+    try:
+        async with _scope(sessionmaker) as session:
+            await intake.create(session, tickets=tickets, generation=3)
+            ids = list((await session.exec(select(TicketRevision.id))).all())
+            await reports.record(session, {i: ReportStage.error for i in ids})
+            await session.exec(
+                text("UPDATE outcome_report SET refused_at = now() - interval '1 hour'")
+            )
+            # A newer report of the first revision only (an operator's re-drive, say).
+            await reports.record(session, {ids[0]: ReportStage.at_backend})
+        async with httpx.AsyncClient(transport=httpx.MockTransport(wm)) as http:
+            reporter = reports.Reporter(
+                sessionmaker=sessionmaker, http=http, url="http://wm/r", token=None
+            )
+            assert await reporter.send_once() == 3  # one dropped, two sent
+    finally:
+        await engine.dispose()
+    assert sorted((r["seq"], r["stage"]) for r in sent) == [(1, "error"), (2, "at_backend")]
+    assert {r["ticket_id"] for r in sent if r["stage"] == "error"} == {str(tickets[1].ticket_id)}
+    assert await _read_outbox(be_database_url) == []
+
+
+async def test_the_real_wms_422_names_the_report_it_refuses(wm_database_url, tmp_path):
+    """The index this BE reads from a 422 is the one the WM writes: a real WM refusing the
+    second report of a batch names `reports[1]`."""
+    app = create_wm_app(wm_settings(wm_database_url, tmp_path))
+    good = {
+        "ticket_id": str(uuid.uuid4()),
+        "revision": 1,
+        "seq": 1,
+        "stage": "completed",
+        "at": "2026-12-03T10:00:00Z",
+    }
+    batch = {"reports": [good, good | {"stage": "lost"}, good]}
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://wm") as wm,
+    ):
+        response = await wm.post("/api/v1/backends/be-1/reports", json=batch, headers=BACKEND)
+    assert response.status_code == 422, response.text
+    named = reports._named_by_422(response, [10, 11, 12])
+    assert list(named) == [11]
+    assert named[11].startswith("the WM refused it: reports[1].stage: ")

@@ -18,7 +18,11 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from ticketing_common.db import create_engine
-from ticketing_common.errors import is_database_unavailable, log_retried_failure
+from ticketing_common.errors import (
+    database_reason,
+    is_database_unavailable,
+    log_retried_failure,
+)
 from ticketing_common.web import create_base_app
 
 
@@ -35,7 +39,10 @@ UNAVAILABLE: dict[str, Callable[[], BaseException]] = {
     "unreachable": lambda: OSError(113, "No route to host"),
     "timeout": lambda: TimeoutError(),
     "operational": lambda: OperationalError("SELECT 1", {}, Exception("server closed")),
-    "interface": lambda: InterfaceError("SELECT 1", {}, Exception("connection is closed")),
+    # As SQLAlchemy raises a connection its dialect found closed.
+    "interface": lambda: InterfaceError(
+        "SELECT 1", {}, Exception("connection is closed"), connection_invalidated=True
+    ),
     "pool": lambda: PoolTimeout("QueuePool limit reached"),
     "starting up": lambda: _as_sqlalchemy_raises(
         asyncpg.CannotConnectNowError("the database system is starting up")
@@ -47,6 +54,9 @@ UNAVAILABLE: dict[str, Callable[[], BaseException]] = {
     "lost mid-statement": lambda: asyncpg.ConnectionDoesNotExistError(
         "connection was closed in the middle of operation"
     ),
+    "closed": lambda: asyncpg.InterfaceError(
+        "cannot call Connection.execute(): connection is closed"
+    ),
 }
 
 NOT_UNAVAILABLE: dict[str, Callable[[], BaseException]] = {
@@ -54,6 +64,13 @@ NOT_UNAVAILABLE: dict[str, Callable[[], BaseException]] = {
         "INSERT", {}, asyncpg.UniqueViolationError("duplicate key value")
     ),
     "syntax": lambda: _as_sqlalchemy_raises(asyncpg.PostgresSyntaxError("syntax error")),
+    # asyncpg's InterfaceError is also the caller's mistake, through SQLAlchemy or not.
+    "too many arguments": lambda: InterfaceError(
+        "SELECT", {}, Exception("the number of query arguments cannot exceed 32767")
+    ),
+    "arguments mismatch": lambda: asyncpg.InterfaceError(
+        "the server expects 1 argument for this query, 2 were passed"
+    ),
     "bug": lambda: KeyError("backend"),
 }
 
@@ -111,6 +128,30 @@ async def test_a_terminated_connection_is_an_outage(wm_database_url: str) -> Non
     finally:
         await engine.dispose()
     assert is_database_unavailable(raised.value), repr(raised.value)
+
+
+async def test_a_client_side_mistake_is_not_an_outage(wm_database_url: str) -> None:
+    """The real thing again: asyncpg's InterfaceError for a statement given the wrong number
+    of arguments, on a healthy connection, is the caller's bug (a 500), not an outage."""
+    connection = await asyncpg.connect(wm_database_url.replace("+asyncpg", ""))
+    try:
+        with pytest.raises(asyncpg.InterfaceError) as raised:
+            await connection.execute("SELECT $1::int", 1, 2)
+    finally:
+        await connection.close()
+    assert not is_database_unavailable(raised.value), repr(raised.value)
+
+
+def test_a_connect_timeout_is_named_not_its_cancellation() -> None:
+    """asyncpg's connect timeout is a TimeoutError caused by a CancelledError: the line names
+    the timeout."""
+    try:
+        try:
+            raise asyncio.CancelledError
+        except asyncio.CancelledError as cancelled:
+            raise TimeoutError from cancelled
+    except TimeoutError as timeout:
+        assert database_reason(timeout) == "TimeoutError"
 
 
 def _failing(failure: BaseException, caplog: pytest.LogCaptureFixture) -> logging.LogRecord:

@@ -1,4 +1,4 @@
-"""Outcome reports from the BEs: where each delivered revision stands (docs/contracts.md §8).
+"""Outcome reports from the BEs: where each delivered revision stands (docs/contracts.md §10).
 
 A report moves its delivery's stage (at_backend → completed | error | moved) and brings
 the platform ids and the last error. Only the BE that holds the delivery may report on it,
