@@ -277,6 +277,7 @@ def status(
         "pending",
         "delivered",
         "statuses on the BE",
+        "reports to the WM",
     ):
         be_table.add_column(column)
     for backend in backends:
@@ -284,8 +285,12 @@ def status(
         try:
             counts = ", ".join(f"{k}: {v}" for k, v in sorted(be_status_counts(be).items()))
             processing = "on" if be.get("/api/v1/settings")["processing_enabled"] else "OFF"
+            outbox = be.get("/api/v1/outcome-reports", limit=1)
+            reports = f"{outbox['waiting']} waiting"
+            if outbox["refused"]:
+                reports += f", {outbox['refused']} REFUSED"
         except (ApiError, httpx.HTTPError) as exc:  # an unreachable BE is a row, not a crash
-            counts, processing = f"unreachable ({type(exc).__name__})", "?"
+            counts, processing, reports = f"unreachable ({type(exc).__name__})", "?", "?"
         be_table.add_row(
             backend["name"],
             str(backend["available"]),
@@ -294,6 +299,7 @@ def status(
             str(backend["tickets"]["pending"]),
             str(backend["tickets"]["delivered"]),
             counts,
+            reports,
         )
     console.print(be_table)
 
