@@ -179,7 +179,7 @@ async def refresh_stored_state(
     set_gauge_family(metrics.revisions, {k: float(n) for k, n in state.revisions.items()})
     metrics.oldest_received_age.set(state.oldest_received_age)
     metrics.processing_enabled.set(1 if state.processing_enabled else 0)
-    # The outbox of outcome reports: read at scrape time only, not per heartbeat.
+    # The outbox of outcome reports (its counts also go with each heartbeat: registration.py).
     reports = await outbox_counts(session)
     metrics.outcome_reports.labels(ReportState.waiting).set(reports.waiting)
     metrics.outcome_reports.labels(ReportState.refused).set(reports.refused)

@@ -4,7 +4,9 @@ by the reporter loop (docs/contracts.md §10).
 Reports are written in the statement or transaction that changes the revision (the
 pipeline's revision update in pipeline/store.py, `record` for a retry, a move or a re-sent
 finished copy), so a report exists exactly when its state change does; `run_reporter`
-POSTs the oldest reports and deletes them once the WM acknowledged them with a 2xx.
+POSTs the oldest reports and deletes them once the WM acknowledged them with a 2xx. One the
+WM can never accept as it is is set aside instead (`Reporter`), and deleted unsent only once
+a newer report of its revision supersedes it.
 """
 
 from __future__ import annotations
@@ -139,8 +141,9 @@ class Reporter:
 
     A report that can never be accepted as it is (invalid by the contract here, or named by
     the WM's 422) is set aside, with why, so that the reports behind it flow; it is tried
-    again every `retry_refused_seconds` (dropped once a newer report of its revision
-    supersedes it), and counted by the `be_outcome_reports` gauge.
+    again every `retry_refused_seconds`, and counted by the `be_outcome_reports` gauge until
+    then. One a newer report of its revision supersedes is dropped when it comes due (so it
+    stays counted, and alerted on, for up to that long after a re-drive).
     """
 
     sessionmaker: async_sessionmaker[AsyncSession]
@@ -183,7 +186,7 @@ class Reporter:
         read_refused_at = {row.id: row.refused_at for row in rows}
         bodies = {row.id: row.body for row in rows}
         # Recorded before any POST: a WM that is down does not hide them.
-        await self._refuse(invalid, read_refused_at, bodies)
+        refused = await self._refuse(invalid, read_refused_at, bodies)
         acknowledged: list[int] = []
         refused_by_wm: dict[int, str] = {}
         try:
@@ -198,23 +201,24 @@ class Reporter:
                 refused_by_wm |= named
                 reports = {i: r for i, r in reports.items() if i not in named}
         finally:
-            await self._refuse(refused_by_wm, read_refused_at, bodies)
+            refused += await self._refuse(refused_by_wm, read_refused_at, bodies)
         if acknowledged:
             async with _scope(self.sessionmaker) as session:
                 await (await session.connection()).execute(_DELETE, {"ids": acknowledged})
-        return len(superseded) + len(invalid) + len(refused_by_wm) + len(acknowledged)
+        return len(superseded) + refused + len(acknowledged)
 
     async def _refuse(
         self,
         refusals: dict[int, str],
         read_refused_at: Mapping[int, datetime | None],
         bodies: Mapping[int, Any],
-    ) -> None:
-        """Set these reports aside with why, and say so once for all of them."""
+    ) -> int:
+        """Set these reports aside with why, and say so once for all of them; how many (an
+        operator's retry since they were read keeps them in line)."""
         if not refusals:
-            return
+            return 0
         async with _scope(self.sessionmaker) as session:
-            await (await session.connection()).execute(
+            result = await (await session.connection()).execute(
                 _REFUSE,
                 {
                     "ids": list(refusals),
@@ -222,18 +226,22 @@ class Reporter:
                     "read_refused_at": [read_refused_at[i] for i in refusals],
                 },
             )
+        count = int(getattr(result, "rowcount", 0) or 0)
+        if not count:
+            return 0
         first_id, first_why = next(iter(refusals.items()))
         first = bodies[first_id]
         log.error(
             "%d outcome report(s) refused as invalid, set aside so the others flow, tried "
             "again every %g s; the first: ticket %s revision %s: %s",
-            len(refusals),
+            count,
             self.retry_refused_seconds,
             first.get("ticket_id"),
             first.get("revision"),
             first_why,
-            extra={"refused": len(refusals), "ticket_id": first.get("ticket_id")},
+            extra={"refused": count, "ticket_id": first.get("ticket_id")},
         )
+        return count
 
     async def _post(self, reports: dict[int, OutcomeReport]) -> dict[int, str]:
         """POST the batch; {} once the WM acknowledged it, the reports its 422 names (with

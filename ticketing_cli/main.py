@@ -17,6 +17,7 @@ import sys
 import threading
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import httpx
 import typer
@@ -285,12 +286,8 @@ def status(
         try:
             counts = ", ".join(f"{k}: {v}" for k, v in sorted(be_status_counts(be).items()))
             processing = "on" if be.get("/api/v1/settings")["processing_enabled"] else "OFF"
-            outbox = be.get("/api/v1/outcome-reports", limit=1)
-            reports = f"{outbox['waiting']} waiting"
-            if outbox["refused"]:
-                reports += f", {outbox['refused']} REFUSED"
         except (ApiError, httpx.HTTPError) as exc:  # an unreachable BE is a row, not a crash
-            counts, processing, reports = f"unreachable ({type(exc).__name__})", "?", "?"
+            counts, processing = f"unreachable ({type(exc).__name__})", "?"
         be_table.add_row(
             backend["name"],
             str(backend["available"]),
@@ -299,9 +296,19 @@ def status(
             str(backend["tickets"]["pending"]),
             str(backend["tickets"]["delivered"]),
             counts,
-            reports,
+            _outcome_reports(backend.get("health")),
         )
     console.print(be_table)
+
+
+def _outcome_reports(health: dict[str, Any] | None) -> str:
+    """A BE's outcome reports to the WM as its last heartbeat told them ("?" from an older
+    BE, which does not say)."""
+    waiting = (health or {}).get("reports_waiting")
+    if waiting is None:
+        return "?"
+    refused = health.get("reports_refused") if health else None
+    return f"{waiting} waiting" + (f", {refused} REFUSED" if refused else "")
 
 
 @app.command()

@@ -10,9 +10,12 @@ import asyncio
 import contextlib
 import logging
 import re
+import signal
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any, ClassVar
 
 import asyncpg
@@ -247,15 +250,35 @@ async def wait_for_database(
     """Return once the database answers; a start-up waits here for one that is not up yet
     (a host boots the services and Postgres together; a Postgres restart meets a service
     restart) instead of exiting with a traceback. One WARNING line per try; after
-    `timeout_seconds`, DatabaseUnreachable saying where and why. Anything but the database
-    being away (a wrong password, a missing database) is raised at once: waiting cannot
-    mend it."""
+    `timeout_seconds` (each try is cut at the deadline too), DatabaseUnreachable saying where
+    and why. SIGINT or SIGTERM ends the wait at once: uvicorn only notes a signal while the
+    start-up runs. What the server answers and waiting cannot mend (a wrong password, a
+    missing database) is raised at once; a wrong host or port looks like a server not up yet
+    and is waited out."""
+    with _stop_signals_end_the_wait() as stopped_by:
+        try:
+            await _retry_until_answered(engine, url, timeout_seconds, max_pause_seconds)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not stopped_by or current is None:
+                raise
+            current.uncancel()
+            raise DatabaseUnreachable(
+                f"stopped by {stopped_by[0].name} while waiting for the database at "
+                f"{redact_url(url)}"
+            ) from None
+
+
+async def _retry_until_answered(
+    engine: AsyncEngine, url: str, timeout_seconds: float, max_pause_seconds: float
+) -> None:
     deadline = time.monotonic() + timeout_seconds
     pause = 0.5
     while True:
         try:
-            async with engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
+            async with asyncio.timeout(max(deadline - time.monotonic(), 1.0)):
+                async with engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
             return
         except Exception as exc:
             if not is_database_unavailable(exc):
@@ -276,6 +299,36 @@ async def wait_for_database(
         )
         await asyncio.sleep(pause)
         pause = min(pause * 2, max_pause_seconds)
+
+
+@contextlib.contextmanager
+def _stop_signals_end_the_wait() -> Iterator[list[signal.Signals]]:
+    """While the block runs, SIGINT and SIGTERM cancel the task running it (then go to the
+    handler they had, uvicorn's, which notes them and exits once the start-up has failed);
+    the list holds the signal that came. Signals reach the main thread only: elsewhere (a
+    server in a test's thread) this does nothing."""
+    came: list[signal.Signals] = []
+    task = asyncio.current_task()
+    if threading.current_thread() is not threading.main_thread() or task is None:
+        yield came
+        return
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def stop(number: int, frame: FrameType | None) -> None:
+        came.append(signal.Signals(number))
+        loop.call_soon_threadsafe(task.cancel)
+        handler = previous[signal.Signals(number)]
+        if callable(handler):
+            handler(number, frame)
+
+    for sig in previous:
+        signal.signal(sig, stop)
+    try:
+        yield came
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 async def resolve_database_url(

@@ -305,8 +305,11 @@ def test_a_report_the_wm_names_in_a_422_is_set_aside_and_tried_again(make_be, em
         wait_until(lambda: wm.posts >= posts + 2, what="two more refused batches")
         assert _refused_rows(url) == [] and len(_outbox(url)) == 3 and not wm.reports
 
+        # Made invalid while the WM still refuses everything: no pass can send the old body.
         _set_public_id(url, TOO_LONG, invalid_here)
-        wm.status, wm.refuse = 200, {refused_there}
+        wait_until(lambda: _refused_rows(url), what="the invalid report set aside")
+        wm.refuse = {refused_there}  # before the status: no batch may go through whole
+        wm.status = 200
         wait_until(lambda: len(wm.reports) == 1, what="the fine report on the WM")
         assert wm.reports[0]["ticket_id"] == fine
         wait_until(lambda: len(_refused_rows(url)) == 2, what="both set aside")
@@ -338,7 +341,9 @@ async def test_a_refused_report_a_newer_one_supersedes_is_dropped(be_database_ur
     try:
         async with _scope(sessionmaker) as session:
             await intake.create(session, tickets=tickets, generation=3)
-            ids = list((await session.exec(select(TicketRevision.id))).all())
+            revisions = (await session.exec(select(TicketRevision))).all()
+            by_ticket = {r.ticket_id: r.id for r in revisions}
+            ids = [by_ticket[t.ticket_id] for t in tickets]
             await reports.record(session, {i: ReportStage.error for i in ids})
             await session.exec(
                 text("UPDATE outcome_report SET refused_at = now() - interval '1 hour'")
@@ -378,3 +383,76 @@ async def test_the_real_wms_422_names_the_report_it_refuses(wm_database_url, tmp
     named = reports._named_by_422(response, [10, 11, 12])
     assert list(named) == [11]
     assert named[11].startswith("the WM refused it: reports[1].stage: ")
+
+
+async def _stored_reports(sessionmaker, tickets) -> None:
+    """The tickets' revisions, each with a Completed report in the outbox (as the pipeline
+    writes them)."""
+    async with _scope(sessionmaker) as session:
+        await intake.create(session, tickets=tickets, generation=3)
+        ids = list((await session.exec(select(TicketRevision.id))).all())
+        await reports.record(session, {i: ReportStage.completed for i in ids})
+
+
+async def test_the_rest_of_a_batch_the_wm_answered_422_goes_again_in_the_same_pass(
+    be_database_url,
+):
+    """A 422 naming one report applies nothing: the others are sent again at once, not a poll
+    interval later, and that one is set aside."""
+    engine = create_engine(be_database_url, pool_size=2)
+    sessionmaker = make_sessionmaker(engine)
+    posts: list[list[str]] = []
+
+    def wm(request: httpx.Request) -> httpx.Response:
+        batch = json.loads(request.content)["reports"]
+        posts.append([r["ticket_id"] for r in batch])
+        if len(posts) == 1:
+            detail = {"field": "reports[0].stage", "message": "Input should be 'completed'"}
+            return httpx.Response(422, json={"error": {"details": [detail]}})
+        return httpx.Response(200, json={"applied": len(batch), "ignored": 0})
+
+    try:
+        tickets = [TicketDocument.model_validate(make_ticket()) for _ in range(2)]
+        await _stored_reports(sessionmaker, tickets)
+        async with httpx.AsyncClient(transport=httpx.MockTransport(wm)) as http:
+            reporter = reports.Reporter(
+                sessionmaker=sessionmaker, http=http, url="http://wm/r", token=None
+            )
+            assert await reporter.send_once() == 2  # one set aside, one acknowledged
+    finally:
+        await engine.dispose()
+    assert len(posts) == 2 and posts[1] == posts[0][1:]
+    ((ticket_id, refusal, _),) = await asyncio.to_thread(_refused_rows, be_database_url)
+    assert ticket_id == posts[0][0] and refusal.startswith("the WM refused it: reports[0]")
+
+
+async def test_an_operators_retry_during_a_pass_is_not_undone(be_database_url):
+    """A pass reads a refused report that has come due; while it posts, an operator puts the
+    refused reports back in line; the WM's 422 for it then does not set it aside again."""
+    engine = create_engine(be_database_url, pool_size=2)
+    sessionmaker = make_sessionmaker(engine)
+
+    async def wm(request: httpx.Request) -> httpx.Response:
+        async with _scope(sessionmaker) as session:
+            assert await reports.retry_refused(session) == 1
+        detail = {"field": "reports[0].stage", "message": "still refused"}
+        return httpx.Response(422, json={"error": {"details": [detail]}})
+
+    try:
+        await _stored_reports(sessionmaker, [TicketDocument.model_validate(make_ticket())])
+        async with _scope(sessionmaker) as session:
+            await session.exec(
+                text(
+                    "UPDATE outcome_report SET refused_at = now() - interval '1 hour', "
+                    "refusal = 'earlier'"
+                )
+            )
+        async with httpx.AsyncClient(transport=httpx.MockTransport(wm)) as http:
+            reporter = reports.Reporter(
+                sessionmaker=sessionmaker, http=http, url="http://wm/r", token=None
+            )
+            assert await reporter.send_once() == 0  # nothing set aside, nothing sent
+    finally:
+        await engine.dispose()
+    assert await asyncio.to_thread(_refused_rows, be_database_url) == []
+    assert len(await _read_outbox(be_database_url)) == 1  # back in line, as the operator asked

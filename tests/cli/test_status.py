@@ -1,9 +1,11 @@
-"""`ticketing status` against a running WM and a BE registered on it by its heartbeat."""
+"""`ticketing status` against a running WM and a BE registered on it by its heartbeat: the
+BE's outcome reports, as its heartbeat tells the WM, in the BE's row."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
@@ -38,6 +40,11 @@ async def _set_aside_a_report(database_url: str) -> None:
         await engine.dispose()
 
 
+def _heartbeat_health(wm_url: str) -> dict[str, Any]:
+    backends = httpx.get(f"{wm_url}/api/v1/backends", headers=ADMIN).json()["backends"]
+    return dict(backends[0]["health"] or {}) if backends else {}
+
+
 def test_status_shows_each_be_with_its_outcome_reports(
     wm_database_url: str, be_database_url: str, emulator: Emulator, tmp_path: Path
 ) -> None:
@@ -51,12 +58,13 @@ def test_status_shows_each_be_with_its_outcome_reports(
             public_url=f"http://127.0.0.1:{be_port}",
             wm_url=wm_server.url,
             wm_token=SecretStr(BACKEND_TOKEN),
+            heartbeat_seconds=0.2,
         )
         with serve_in_thread(create_be_app(settings), port=be_port):
             asyncio.run(_set_aside_a_report(be_database_url))
             wait_until(
-                lambda: httpx.get(f"{wm_server.url}/api/v1/backends", headers=ADMIN).json(),
-                what="the BE's first heartbeat",
+                lambda: _heartbeat_health(wm_server.url).get("reports_refused") == 1,
+                what="a heartbeat telling the set-aside report",
             )
             result = CliRunner().invoke(
                 app,
