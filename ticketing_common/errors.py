@@ -213,16 +213,30 @@ async def _http_exception_handler(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _database_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    if not is_database_unavailable(exc):
-        return await _unexpected_handler(request, exc)
-    # One line: the outage is the news, not the stack that met it.
+# Every exception type `database_error_handler` answers (an app that answers some paths in
+# another shape registers its own handler for the same types: wm_service/console/routes.py).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    *DATABASE_UNAVAILABLE,
+    DBAPIError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+
+
+def log_database_unavailable(request: Request, exc: BaseException) -> None:
+    """One line: the outage is the news, not the stack that met it."""
     log.warning(
         "database unavailable on %s %s: %s",
         request.method,
         request.url.path,
         database_reason(exc),
     )
+
+
+async def database_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    if not is_database_unavailable(exc):
+        return await _unexpected_handler(request, exc)
+    log_database_unavailable(request, exc)
     answer = Unavailable("the database is unavailable; nothing was stored, retry later")
     return await _domain_error_handler(request, answer)
 
@@ -237,11 +251,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error_handler)
     app.add_exception_handler(RequestValidationError, _request_validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
-    for database_error in (
-        *DATABASE_UNAVAILABLE,
-        DBAPIError,
-        asyncpg.PostgresError,
-        asyncpg.InterfaceError,
-    ):
-        app.add_exception_handler(database_error, _database_error_handler)
+    for database_error in DATABASE_ERRORS:
+        app.add_exception_handler(database_error, database_error_handler)
     app.add_exception_handler(Exception, _unexpected_handler)

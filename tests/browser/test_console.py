@@ -13,9 +13,11 @@ import pytest
 from playwright.sync_api import Page
 
 from tests.browser.conftest import screenshot
+from tests.support.database import refused_database_url
 from tests.support.servers import serve_in_thread
 from tests.wm.conftest import ADMIN, ADMIN_TOKEN, BACKEND, INGEST, INGEST_TOKEN, wm_settings
 from tests.wm.support import T0, entry, push_body, sample
+from ticketing_common.db import create_engine, make_sessionmaker
 from wm_service.main import create_app
 
 
@@ -82,3 +84,32 @@ def test_sign_out_ends_the_session(page: Page, wm_url: str) -> None:
     page.click("header form button")
     page.goto(f"{wm_url}/console")
     assert page.url.endswith("/console/login")
+
+
+def test_a_database_outage_is_a_page_that_says_so_and_reloads(
+    page: Page, wm_database_url: str, tmp_path: Path
+) -> None:
+    """With the WM's database away, a console page is an HTML page for people (503, what is
+    wrong, reloading by itself), not the API's JSON; once the database is back it shows."""
+    app = create_app(wm_settings(wm_database_url, tmp_path))
+    with serve_in_thread(app) as server:
+        sign_in(page, server.url, ADMIN_TOKEN)
+        page.wait_for_selector("#tickets-by-kind")
+        working = app.state.sessionmaker
+        app.state.sessionmaker = make_sessionmaker(create_engine(refused_database_url()))
+        try:
+            response = page.goto(f"{server.url}/console")
+            assert response is not None and response.status == 503
+            assert response.headers["retry-after"] == "5"
+            assert page.locator("h1").inner_text() == "The WM's database is unavailable"
+            assert "reloads by itself every 5 s" in page.locator("[role=alert]").inner_text()
+            refresh = page.locator("meta[http-equiv=refresh]").get_attribute("content")
+            assert refresh == "5"
+            screenshot(page, "console-database-unavailable")
+            # The API keeps its JSON shape for the same outage.
+            api = httpx.get(f"{server.url}/api/v1/tickets", headers=ADMIN)
+            assert api.status_code == 503 and api.json()["error"]["code"] == "unavailable"
+        finally:
+            app.state.sessionmaker = working
+        page.goto(f"{server.url}/console")
+        page.wait_for_selector("#tickets-by-kind")

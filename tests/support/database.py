@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import socket
+
 import asyncpg
 
 from ticketing_common.db import asyncpg_dsn
+
+
+def refused_database_url() -> str:
+    """A database URL on a loopback port nothing listens on: every connect is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"postgresql+asyncpg://wm@127.0.0.1:{port}/wm"
 
 
 async def reject_commits(database_url: str, table: str) -> None:

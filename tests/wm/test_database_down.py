@@ -3,28 +3,20 @@
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 from fastapi import FastAPI
 
+from tests.support.database import refused_database_url
 from tests.wm.conftest import ADMIN
 from tests.wm.support import push, push_body
 from tests.wm.test_text_inputs import good_entry, stored_counts
 from ticketing_common.db import create_engine, make_sessionmaker
 
 
-def _refused_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"postgresql+asyncpg://wm@127.0.0.1:{port}/wm"
-
-
 async def test_push_while_database_is_down_is_503(app: FastAPI, client: httpx.AsyncClient) -> None:
     """A push the database cannot take is a 503 with Retry-After, so the aggregator retries."""
     working = app.state.sessionmaker
-    down = create_engine(_refused_url())
+    down = create_engine(refused_database_url())
     app.state.sessionmaker = make_sessionmaker(down)
     try:
         response = await push(client, push_body(good_entry()))

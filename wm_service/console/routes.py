@@ -16,6 +16,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from ticketing_common.errors import (
+    DATABASE_ERRORS,
+    database_error_handler,
+    is_database_unavailable,
+    log_database_unavailable,
+)
 from ticketing_common.text import NUL
 from wm_service.console import session as console_session
 from wm_service.console.session import COOKIE, LIFETIME_SECONDS, ConsoleSession
@@ -31,6 +37,8 @@ from wm_service.services.tickets import TicketFilters
 HERE = FilePath(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(prefix="/console", include_in_schema=False)
+# While the WM's database is away, a console page says so and reloads itself this often.
+UNAVAILABLE_RETRY_SECONDS = 5
 
 
 class SignInRequired(Exception):
@@ -218,5 +226,17 @@ def install_console(app: FastAPI) -> None:
     async def refused(request: Request, __: Exception) -> Response:
         return _render(request, "login.html", None, error="The form expired; sign in again.")
 
+    async def database_away(request: Request, exc: Exception) -> Response:
+        # A page for people, not the API's JSON: what is wrong, and it reloads by itself.
+        if not request.url.path.startswith("/console") or not is_database_unavailable(exc):
+            return await database_error_handler(request, exc)
+        log_database_unavailable(request, exc)
+        page = _render(request, "unavailable.html", None, retry_seconds=UNAVAILABLE_RETRY_SECONDS)
+        page.status_code = 503
+        page.headers["Retry-After"] = str(UNAVAILABLE_RETRY_SECONDS)
+        return page
+
     app.add_exception_handler(SignInRequired, to_sign_in)
     app.add_exception_handler(CsrfRejected, refused)
+    for database_error in DATABASE_ERRORS:
+        app.add_exception_handler(database_error, database_away)
