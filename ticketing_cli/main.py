@@ -304,10 +304,10 @@ def status(
 def _outcome_reports(health: dict[str, Any] | None) -> str:
     """A BE's outcome reports to the WM as its last heartbeat told them ("?" from an older
     BE, which does not say)."""
-    waiting = (health or {}).get("reports_waiting")
+    health = health or {}
+    waiting, refused = health.get("reports_waiting"), health.get("reports_refused")
     if waiting is None:
         return "?"
-    refused = health.get("reports_refused") if health else None
     return f"{waiting} waiting" + (f", {refused} REFUSED" if refused else "")
 
 

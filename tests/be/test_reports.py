@@ -9,7 +9,7 @@ import json
 import re
 import threading
 import uuid
-from datetime import datetime
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -82,14 +82,18 @@ async def _execute(database_url: str, sql: str, **params: Any) -> None:
         await engine.dispose()
 
 
-async def _read_outbox(database_url: str) -> list[dict[str, Any]]:
+async def _fetch(database_url: str, sql: str) -> list[tuple[Any, ...]]:
     engine = create_async_engine(database_url)
     try:
         async with engine.connect() as conn:
-            rows = await conn.execute(text("SELECT body FROM outcome_report ORDER BY id"))
-            return [body for (body,) in rows]
+            return [tuple(row) for row in await conn.execute(text(sql))]
     finally:
         await engine.dispose()
+
+
+async def _read_outbox(database_url: str) -> list[dict[str, Any]]:
+    rows = await _fetch(database_url, "SELECT body FROM outcome_report ORDER BY id")
+    return [body for (body,) in rows]
 
 
 def _outbox(database_url: str) -> list[dict[str, Any]]:
@@ -196,24 +200,13 @@ async def test_a_report_exists_exactly_when_its_state_change_does(be_database_ur
     assert (report["seq"], report["stage"], report["generation"]) == (1, "completed", 3)
 
 
-def _refused_rows(database_url: str) -> list[tuple[str, str, datetime]]:
+def _refused_rows(database_url: str) -> list[tuple[Any, ...]]:
     """(ticket_id, refusal, refused_at) of the reports set aside."""
-
-    async def read() -> list[tuple[str, str, datetime]]:
-        engine = create_async_engine(database_url)
-        try:
-            async with engine.connect() as conn:
-                rows = await conn.execute(
-                    text(
-                        "SELECT body->>'ticket_id', refusal, refused_at FROM outcome_report "
-                        "WHERE refused_at IS NOT NULL ORDER BY id"
-                    )
-                )
-                return [(ticket_id, refusal, at) for ticket_id, refusal, at in rows]
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(read())
+    sql = (
+        "SELECT body->>'ticket_id', refusal, refused_at FROM outcome_report "
+        "WHERE refused_at IS NOT NULL ORDER BY id"
+    )
+    return asyncio.run(_fetch(database_url, sql))
 
 
 def _set_public_id(database_url: str, public_id: str, ticket_id: str | None = None) -> None:
@@ -325,6 +318,29 @@ def test_a_report_the_wm_names_in_a_422_is_set_aside_and_tried_again(make_be, em
         assert [t for t, _, _ in _refused_rows(url)] == [invalid_here]
 
 
+async def _stored_reports(
+    sessionmaker, tickets, stage: ReportStage = ReportStage.completed
+) -> list[int]:
+    """The tickets' revisions, each with a report of `stage` in the outbox (as the pipeline
+    writes them); their ids, in the tickets' order."""
+    async with _scope(sessionmaker) as session:
+        await intake.create(session, tickets=tickets, generation=3)
+        revisions = (await session.exec(select(TicketRevision))).all()
+        by_ticket = {r.ticket_id: r.id for r in revisions}
+        ids = [by_ticket[t.ticket_id] for t in tickets]
+        await reports.record(session, {i: stage for i in ids})
+    return [i for i in ids if i is not None]
+
+
+async def _send_once(sessionmaker, wm: Callable[[httpx.Request], Any]) -> int:
+    """One reporter pass against `wm`, a stand-in for the WM's report endpoint."""
+    async with httpx.AsyncClient(transport=httpx.MockTransport(wm)) as http:
+        reporter = reports.Reporter(
+            sessionmaker=sessionmaker, http=http, url="http://wm/r", token=None
+        )
+        return await reporter.send_once()
+
+
 async def test_a_refused_report_a_newer_one_supersedes_is_dropped(be_database_url):
     """Once a newer report of the same revision exists, a set-aside report would be ignored
     by the WM: when it comes due it is dropped, not sent (and no longer counted or alerted
@@ -339,22 +355,14 @@ async def test_a_refused_report_a_newer_one_supersedes_is_dropped(be_database_ur
         return httpx.Response(200, json={"applied": 1, "ignored": 0})
 
     try:
+        ids = await _stored_reports(sessionmaker, tickets, ReportStage.error)
         async with _scope(sessionmaker) as session:
-            await intake.create(session, tickets=tickets, generation=3)
-            revisions = (await session.exec(select(TicketRevision))).all()
-            by_ticket = {r.ticket_id: r.id for r in revisions}
-            ids = [by_ticket[t.ticket_id] for t in tickets]
-            await reports.record(session, {i: ReportStage.error for i in ids})
             await session.exec(
                 text("UPDATE outcome_report SET refused_at = now() - interval '1 hour'")
             )
             # A newer report of the first revision only (an operator's re-drive, say).
             await reports.record(session, {ids[0]: ReportStage.at_backend})
-        async with httpx.AsyncClient(transport=httpx.MockTransport(wm)) as http:
-            reporter = reports.Reporter(
-                sessionmaker=sessionmaker, http=http, url="http://wm/r", token=None
-            )
-            assert await reporter.send_once() == 3  # one dropped, two sent
+        assert await _send_once(sessionmaker, wm) == 3  # one dropped, two sent
     finally:
         await engine.dispose()
     assert sorted((r["seq"], r["stage"]) for r in sent) == [(1, "error"), (2, "at_backend")]
@@ -385,15 +393,6 @@ async def test_the_real_wms_422_names_the_report_it_refuses(wm_database_url, tmp
     assert named[11].startswith("the WM refused it: reports[1].stage: ")
 
 
-async def _stored_reports(sessionmaker, tickets) -> None:
-    """The tickets' revisions, each with a Completed report in the outbox (as the pipeline
-    writes them)."""
-    async with _scope(sessionmaker) as session:
-        await intake.create(session, tickets=tickets, generation=3)
-        ids = list((await session.exec(select(TicketRevision.id))).all())
-        await reports.record(session, {i: ReportStage.completed for i in ids})
-
-
 async def test_the_rest_of_a_batch_the_wm_answered_422_goes_again_in_the_same_pass(
     be_database_url,
 ):
@@ -414,11 +413,7 @@ async def test_the_rest_of_a_batch_the_wm_answered_422_goes_again_in_the_same_pa
     try:
         tickets = [TicketDocument.model_validate(make_ticket()) for _ in range(2)]
         await _stored_reports(sessionmaker, tickets)
-        async with httpx.AsyncClient(transport=httpx.MockTransport(wm)) as http:
-            reporter = reports.Reporter(
-                sessionmaker=sessionmaker, http=http, url="http://wm/r", token=None
-            )
-            assert await reporter.send_once() == 2  # one set aside, one acknowledged
+        assert await _send_once(sessionmaker, wm) == 2  # one set aside, one acknowledged
     finally:
         await engine.dispose()
     assert len(posts) == 2 and posts[1] == posts[0][1:]
@@ -447,11 +442,7 @@ async def test_an_operators_retry_during_a_pass_is_not_undone(be_database_url):
                     "refusal = 'earlier'"
                 )
             )
-        async with httpx.AsyncClient(transport=httpx.MockTransport(wm)) as http:
-            reporter = reports.Reporter(
-                sessionmaker=sessionmaker, http=http, url="http://wm/r", token=None
-            )
-            assert await reporter.send_once() == 0  # nothing set aside, nothing sent
+        assert await _send_once(sessionmaker, wm) == 0  # nothing set aside, nothing sent
     finally:
         await engine.dispose()
     assert await asyncio.to_thread(_refused_rows, be_database_url) == []
