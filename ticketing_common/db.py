@@ -74,10 +74,16 @@ def create_engine(
     # force_custom_plan: asyncpg prepares every statement, and Postgres would otherwise
     # settle on a generic plan made while a queue table was nearly empty; the claim queries
     # then crawl for seconds once thousands of rows arrive (measured: 10 s+ per claim).
+    # pool_use_lifo: the connection handed back last is handed out next. Taken in turn
+    # (the default), each of a BE's 19 connections sat idle past PING_IF_IDLE_SECONDS
+    # between two uses under full load, so two checkouts in three paid a ping; last in,
+    # first out keeps as many in use as are needed at once and leaves the rest idle
+    # (docs/performance.md, item 52).
     engine = create_async_engine(
         normalize_url(url),
         pool_size=pool_size,
         max_overflow=pool_size if max_overflow is None else max_overflow,
+        pool_use_lifo=True,
         hide_parameters=True,
         connect_args={
             "server_settings": {"plan_cache_mode": "force_custom_plan"},

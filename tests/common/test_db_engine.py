@@ -148,6 +148,27 @@ async def test_a_connection_back_in_the_pool_a_moment_ago_is_not_pinged(
         await engine.dispose()
 
 
+async def test_the_connection_handed_back_last_is_handed_out_next(
+    database_factory: DatabaseFactory,
+) -> None:
+    """Three connections handed back in turn: the next caller gets the last one, which is
+    still warm (taken in turn, it would get the one idle longest, and ping it)."""
+    engine = create_engine(database_factory.empty(), pool_size=3)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            held = [await stack.enter_async_context(engine.connect()) for _ in range(3)]
+            pids = [
+                int((await c.execute(text("SELECT pg_backend_pid()"))).scalar_one()) for c in held
+            ]
+            for connection in held:
+                await connection.close()
+        assert len(set(pids)) == 3
+        assert await _backend_pid(engine) == pids[-1]
+        assert await _backend_pid(engine) == pids[-1]
+    finally:
+        await engine.dispose()
+
+
 @pytest.mark.parametrize("pinged", [True, False])
 async def test_a_pooled_connection_that_died_while_idle_is_replaced(
     database_factory: DatabaseFactory, monkeypatch: pytest.MonkeyPatch, pinged: bool
