@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import BackgroundTasks, Request
+from fastapi import BackgroundTasks, Query, Request
 from pydantic import SecretStr
 
 from be_service.config import BESettings
 from ticketing_common.auth import require_token
+from ticketing_common.text import NUL_FREE
 
 # The request's session, shared with the WM: one commit point, 503 when the commit fails.
 from ticketing_common.web import SessionDep as SessionDep
@@ -40,6 +41,9 @@ require_admin = require_token(_admin_token)
 require_control = require_token(_admin_token, _control_token)
 # Prometheus gets a token that opens nothing else; operators may read /metrics too.
 require_metrics = require_token(_metrics_token, _admin_token)
+
+# Who asks for a change the BE keeps no other record of (its log line names them).
+Actor = Query(..., min_length=1, max_length=200, pattern=NUL_FREE, description="who asks")
 
 
 def wake_workers(request: Request, background: BackgroundTasks) -> None:

@@ -32,7 +32,7 @@ from be_service.pipeline.steps import truncate
 from be_service.schemas import OutcomeReportPage, OutcomeReportPublic
 from ticketing_common.backoff import Backoff
 from ticketing_common.db import session_scope
-from ticketing_common.errors import log_retried_failure
+from ticketing_common.errors import Conflict, NotFound, log_retried_failure
 from ticketing_common.outcome import ERROR_MAX, OutcomeReport, ReportBatch
 from ticketing_common.waits import wait_for_event
 
@@ -326,6 +326,13 @@ _LIST = text(
 _RETRY_REFUSED = text(
     "UPDATE outcome_report SET refused_at = NULL WHERE refused_at IS NOT NULL RETURNING id"
 )
+_DISCARD_REFUSED = text(
+    """
+    DELETE FROM outcome_report WHERE id = :id AND refused_at IS NOT NULL
+    RETURNING id, ticket_id, revision, seq, stage, created_at, refused_at, refusal
+    """
+)
+_IS_KEPT = text("SELECT true FROM outcome_report WHERE id = :id")
 
 
 @dataclass(frozen=True)
@@ -362,6 +369,40 @@ async def retry_refused(session: AsyncSession) -> int:
     """Put every refused report back in line now (say after the fix to the WM or this BE
     was deployed) instead of at its next retry; how many."""
     return len((await (await session.connection()).execute(_RETRY_REFUSED)).all())
+
+
+async def discard_refused(
+    session: AsyncSession, *, report_id: int, actor: str
+) -> OutcomeReportPublic:
+    """Delete one report set aside as refused, unsent, and log who did (the BE keeps no other
+    record): for a report that no fix will make acceptable, which would otherwise be tried,
+    and alerted on, until a newer report of its revision supersedes it. The WM goes on
+    showing that revision at the stage it last heard of. Only a refused report: one waiting
+    its turn is on its way (409); one not kept is gone already (404)."""
+    connection = await session.connection()
+    row = (await connection.execute(_DISCARD_REFUSED, {"id": report_id})).one_or_none()
+    if row is None:
+        if (await connection.execute(_IS_KEPT, {"id": report_id})).first() is None:
+            raise NotFound(
+                f"no outcome report {report_id}: acknowledged by the WM, superseded or "
+                "discarded already"
+            )
+        raise Conflict(
+            f"outcome report {report_id} waits its turn to be sent; only a report set aside "
+            "as refused can be discarded"
+        )
+    report = OutcomeReportPublic.model_validate(dict(row._mapping))
+    log.warning(
+        "outcome report %d (ticket %s revision %d, %s) discarded unsent by %s; refused: %s",
+        report.id,
+        report.ticket_id,
+        report.revision,
+        report.stage,
+        actor,
+        report.refusal,
+        extra={"actor": actor, "ticket_id": str(report.ticket_id), "revision": report.revision},
+    )
+    return report
 
 
 async def run_reporter(

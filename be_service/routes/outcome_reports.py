@@ -1,14 +1,21 @@
 """The outbox of outcome reports to the WM, for an operator: what waits, what was refused as
-invalid and set aside (be_service/reports.py), and putting the refused back in line."""
+invalid and set aside (be_service/reports.py), putting the refused back in line, and
+discarding one that can never be accepted."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from typing import Annotated
 
-from be_service.deps import SessionDep, require_admin
-from be_service.reports import ReportState, outbox, retry_refused
-from be_service.schemas import OutcomeReportPage, RetryResult
+from fastapi import APIRouter, Depends, Path, Query
+
+from be_service.deps import Actor, SessionDep, require_admin
+from be_service.reports import ReportState, discard_refused, outbox, retry_refused
+from be_service.schemas import OutcomeReportPage, OutcomeReportPublic, RetryResult
+from ticketing_common.openapi import error_responses
+from ticketing_common.outcome import INT64_MAX
 from ticketing_common.web import BoundaryRoute
+
+ReportId = Annotated[int, Path(ge=1, le=INT64_MAX, description="The report's id in the listing.")]
 
 router = APIRouter(
     prefix="/api/v1/outcome-reports",
@@ -33,3 +40,15 @@ async def list_outcome_reports(
 )
 async def retry_refused_reports(session: SessionDep) -> RetryResult:
     return RetryResult(retried=await retry_refused(session))
+
+
+@router.post(
+    "/{report_id}/discard",
+    summary="Delete one refused outcome report unsent (the WM keeps the stage it last knew)",
+    # 404: no such report (sent, superseded or discarded); 409: it is not refused but waiting.
+    responses=error_responses(404, 409),
+)
+async def discard_refused_report(
+    report_id: ReportId, session: SessionDep, actor: str = Actor
+) -> OutcomeReportPublic:
+    return await discard_refused(session, report_id=report_id, actor=actor)

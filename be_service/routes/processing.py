@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 
-from be_service.deps import SessionDep, get_settings, require_control, wake_workers
+from be_service.deps import Actor, SessionDep, get_settings, require_control, wake_workers
 from be_service.schemas import SettingsPublic, SettingsUpdate
 from be_service.services import settings as settings_service
-from ticketing_common.text import NUL_FREE
 from ticketing_common.web import BoundaryRoute
 
 log = logging.getLogger(__name__)
@@ -24,8 +23,6 @@ router = APIRouter(
     dependencies=[Depends(require_control)],
     route_class=BoundaryRoute,
 )
-
-Actor = Query(..., min_length=1, max_length=200, pattern=NUL_FREE, description="who asks")
 
 
 async def _switch(request: Request, session: SessionDep, *, on: bool, actor: str) -> SettingsPublic:

@@ -226,22 +226,30 @@ def _set_public_id(database_url: str, public_id: str, ticket_id: str | None = No
 TOO_LONG = "INC" + "9" * 100  # past the contract's 64 characters
 
 
+def _one_report_refused_one_waiting(make_be, wm: FakeWM, wm_url: str):
+    """A reporting BE with two completed tickets whose reports the WM has not taken (it
+    answers 503): the first's set aside as invalid (an incident number past the contract's
+    length; set aside with the WM down, so an outage does not hide it), the second's
+    waiting. The BE, its database URL and the two tickets."""
+    wm.status = 503
+    be = _reporting_be(make_be, wm, wm_url)
+    url = be.settings.database_url.get_secret_value()
+    tickets = [make_ticket(), make_ticket()]
+    be.intake(tickets).raise_for_status()
+    be.wait_all(2)
+    wait_until(lambda: len(_outbox(url)) == 2, what="both reports kept while the WM is down")
+    _set_public_id(url, TOO_LONG, tickets[0]["ticket_id"])
+    wait_until(lambda: _refused_rows(url), what="the invalid report set aside")
+    return be, url, tickets
+
+
 def test_a_report_invalid_by_the_contract_is_set_aside_and_the_others_flow(make_be, emulator):
     """A report the contract refuses (a platform id longer than it allows) no longer holds
     up the outbox: it is set aside with why, counted, listed for the operator, and sent
     once fixed and put back in line; the reports behind it reach the WM meanwhile."""
     wm = FakeWM()
-    wm.status = 503
     with serve_in_thread(wm.app) as server:
-        be = _reporting_be(make_be, wm, server.url)
-        url = be.settings.database_url.get_secret_value()
-        poisoned, healthy = make_ticket(), make_ticket()
-        be.intake([poisoned, healthy]).raise_for_status()
-        be.wait_all(2)
-        wait_until(lambda: len(_outbox(url)) == 2, what="both reports kept while the WM is down")
-        _set_public_id(url, TOO_LONG, poisoned["ticket_id"])
-        # Set aside while the WM is still down: an outage does not hide it.
-        wait_until(lambda: _refused_rows(url), what="the invalid report set aside")
+        be, url, (poisoned, healthy) = _one_report_refused_one_waiting(make_be, wm, server.url)
         assert not wm.reports
         wm.status = 200
         wait_until(lambda: len(wm.reports) == 1, what="the healthy report on the WM")
@@ -447,3 +455,54 @@ async def test_an_operators_retry_during_a_pass_is_not_undone(be_database_url):
         await engine.dispose()
     assert await asyncio.to_thread(_refused_rows, be_database_url) == []
     assert len(await _read_outbox(be_database_url)) == 1  # back in line, as the operator asked
+
+
+def test_an_operator_discards_a_refused_report_and_only_a_refused_one(make_be, emulator, caplog):
+    """A report no fix will make acceptable can be deleted unsent, by id, naming who: it is
+    no longer counted (the refused alert ends), the log says who discarded what and why it
+    was refused; a report waiting its turn cannot be (409), nor one already gone (404)."""
+    wm = FakeWM()
+    with serve_in_thread(wm.app) as server:
+        be, url, (hopeless, fine) = _one_report_refused_one_waiting(make_be, wm, server.url)
+        reports_by_ticket = {
+            r["ticket_id"]: r["id"]
+            for r in be.client.get("/api/v1/outcome-reports").json()["reports"]
+        }
+        refused_id, waiting_id = (
+            reports_by_ticket[hopeless["ticket_id"]],
+            reports_by_ticket[fine["ticket_id"]],
+        )
+        discard = "/api/v1/outcome-reports/{}/discard"
+
+        assert (
+            httpx.post(be.url + discard.format(refused_id), params={"actor": "ana"}).status_code
+            == 401
+        )
+        no_actor = be.client.post(discard.format(refused_id))
+        assert no_actor.status_code == 422 and "actor" in no_actor.text
+        assert be.client.post(discard.format(2**63), params={"actor": "ana"}).status_code == 422
+        waiting = be.client.post(discard.format(waiting_id), params={"actor": "ana"})
+        assert waiting.status_code == 409, waiting.text
+        assert "waits its turn" in waiting.json()["error"]["message"]
+        assert len(_outbox(url)) == 2  # a refused answer changed nothing
+
+        with caplog.at_level("WARNING", logger="be_service.reports"):
+            discarded = be.client.post(discard.format(refused_id), params={"actor": "ana"})
+        assert discarded.status_code == 200, discarded.text
+        body = discarded.json()
+        assert (body["id"], body["ticket_id"]) == (refused_id, hopeless["ticket_id"])
+        assert body["refusal"].startswith("incident_public_id: String should have at most 64")
+        (line,) = [r for r in caplog.records if "discarded unsent" in r.getMessage()]
+        assert "by ana" in line.getMessage() and hopeless["ticket_id"] in line.getMessage()
+        assert "incident_public_id" in line.getMessage()
+        page = be.client.get("/api/v1/outcome-reports").json()
+        assert (page["waiting"], page["refused"]) == (1, 0)
+        assert [r["ticket_id"] for r in _outbox(url)] == [fine["ticket_id"]]
+        assert 'be_outcome_reports{state="refused"} 0.0' in be.client.get("/metrics").text
+
+        again = be.client.post(discard.format(refused_id), params={"actor": "ana"})
+        assert again.status_code == 404, again.text
+        # The other flows as before once the WM answers.
+        wm.status = 200
+        wait_until(lambda: not _outbox(url), what="the outbox drained")
+    assert [r["ticket_id"] for r in wm.reports] == [fine["ticket_id"]]
