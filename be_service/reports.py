@@ -6,7 +6,7 @@ pipeline's revision update in pipeline/store.py, `record` for a retry, a move or
 finished copy), so a report exists exactly when its state change does; `run_reporter`
 POSTs the oldest reports and deletes them once the WM acknowledged them with a 2xx. One the
 WM can never accept as it is is set aside instead (`Reporter`), and deleted unsent only once
-a newer report of its revision supersedes it.
+a newer report of its revision supersedes it, or an operator discards it (`discard_refused`).
 """
 
 from __future__ import annotations
@@ -143,7 +143,8 @@ class Reporter:
     the WM's 422) is set aside, with why, so that the reports behind it flow; it is tried
     again every `retry_refused_seconds`, and counted by the `be_outcome_reports` gauge until
     then. One a newer report of its revision supersedes is dropped when it comes due (so it
-    stays counted, and alerted on, for up to that long after a re-drive).
+    stays counted, and alerted on, for up to that long after a re-drive); an operator may
+    discard one before (`discard_refused`).
     """
 
     sessionmaker: async_sessionmaker[AsyncSession]

@@ -78,7 +78,9 @@ def create_engine(
     # (the default), each of a BE's 19 connections sat idle past PING_IF_IDLE_SECONDS
     # between two uses under full load, so two checkouts in three paid a ping; last in,
     # first out keeps as many in use as are needed at once and leaves the rest idle
-    # (docs/performance.md, item 52).
+    # (docs/performance.md, item 52). Idle for hours, then, on a quiet night: the server
+    # sends TCP keepalives on them after a minute of silence, so a firewall or NAT between
+    # the two does not forget the flow (the checkout would wait out the ping's timeout).
     engine = create_async_engine(
         normalize_url(url),
         pool_size=pool_size,
@@ -86,7 +88,10 @@ def create_engine(
         pool_use_lifo=True,
         hide_parameters=True,
         connect_args={
-            "server_settings": {"plan_cache_mode": "force_custom_plan"},
+            "server_settings": {
+                "plan_cache_mode": "force_custom_plan",
+                "tcp_keepalives_idle": "60",
+            },
             "connection_class": SharedTypeLookupConnection,
         },
         # json/jsonb results (a BE reads two per revision it moves): 6 us each with

@@ -10,7 +10,7 @@ CONTROL = {"Authorization": f"Bearer {CONTROL_TOKEN}"}
 
 def test_the_control_token_pauses_resumes_and_redrives_but_reads_nothing(be_database_url, emulator):
     """Pause and resume switch processing; a filtered re-drive takes only its kind; the
-    same token gets 403 on the operator's read and settings endpoints."""
+    same token gets 403 on the operator's read, settings and outcome-report endpoints."""
     settings = be_settings(be_database_url, emulator, control_token=CONTROL_TOKEN, max_retries=0)
     emulator.faults(platform="sfyc", item_error_rate=1, endpoint="composite")
     with running_be(settings) as be:
@@ -28,5 +28,10 @@ def test_the_control_token_pauses_resumes_and_redrives_but_reads_nothing(be_data
         resumed = be.client.post("/api/v1/processing/resume?actor=noc-1", headers=CONTROL)
         assert resumed.json()["processing_enabled"] is True
         be.wait_all(1)
-        for path in ("/api/v1/tickets", "/api/v1/settings", "/api/v1/platforms"):
+        readings = ("/api/v1/tickets", "/api/v1/settings", "/api/v1/platforms")
+        for path in (*readings, "/api/v1/outcome-reports"):
             assert be.client.get(path, headers=CONTROL).status_code == 403, path
+        # Nor the outbox of reports to the WM: the operator's, with the admin token.
+        for path in ("/retry", "/1/discard?actor=noc-1"):
+            answer = be.client.post("/api/v1/outcome-reports" + path, headers=CONTROL)
+            assert answer.status_code == 403, path

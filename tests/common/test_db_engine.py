@@ -169,6 +169,20 @@ async def test_the_connection_handed_back_last_is_handed_out_next(
         await engine.dispose()
 
 
+async def test_the_server_sends_keepalives_on_idle_pooled_connections(
+    database_factory: DatabaseFactory,
+) -> None:
+    """The pool leaves connections idle for hours (last in, first out): the server probes
+    them after a minute of silence, so nothing between the two forgets the flow."""
+    engine = create_engine(database_factory.empty(), pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            idle = (await connection.execute(text("SHOW tcp_keepalives_idle"))).scalar_one()
+        assert idle == "60"  # seconds (0 would be the operating system's default)
+    finally:
+        await engine.dispose()
+
+
 @pytest.mark.parametrize("pinged", [True, False])
 async def test_a_pooled_connection_that_died_while_idle_is_replaced(
     database_factory: DatabaseFactory, monkeypatch: pytest.MonkeyPatch, pinged: bool
