@@ -56,7 +56,15 @@ class ScrubbingFormatter(logging.Formatter):
 
     A traceback can quote a secret too (an HTTP error echoing a header, a driver error
     quoting a URL), so filtering the message alone is not enough.
+
+    Only this format's own line starts at the left margin: the message's further lines are
+    indented, and other control characters (a carriage return, a terminal escape) written
+    as escapes, so that text from outside (an operator's name, an entity id, a platform's
+    error) cannot forge a line that reads as another event.
     """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return _inert(super().formatMessage(record))
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
@@ -66,6 +74,15 @@ class ScrubbingFormatter(logging.Formatter):
             pairs = " ".join(f"{k}={_text_value(v)}" for k, v in fields.items())
             line = f"{head} {pairs}{newline}{tail}"
         return scrub(line)
+
+
+# Control characters as escapes, but tab; a line break starts an indented line.
+_INERT = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F) if c not in (0x09, 0x0A)}
+_INERT[0x0A] = "\n    "
+
+
+def _inert(text: str) -> str:
+    return text.translate(_INERT)
 
 
 class JsonFormatter(logging.Formatter):
@@ -91,8 +108,11 @@ class JsonFormatter(logging.Formatter):
 
 
 def _text_value(value: Any) -> str:
+    """A field's value as one word: quoted (JSON) if empty or holding a space or a control
+    character."""
     text = str(value)
-    return json.dumps(text, ensure_ascii=False) if (not text or " " in text) else text
+    plain = text and " " not in text and text.isprintable()
+    return text if plain else json.dumps(text, ensure_ascii=False)
 
 
 def configure_logging(level: str = "INFO", *, service: str, fmt: LogFormat = "text") -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
 import pytest
 
@@ -41,3 +42,31 @@ def test_secrets_in_fields_are_scrubbed(formatter: logging.Formatter) -> None:
         _record("login failed", reason="Authorization: Bearer s3cr3t-token password=hunter2")
     )
     assert "s3cr3t-token" not in line and "hunter2" not in line
+
+
+def test_text_from_outside_cannot_forge_another_line() -> None:
+    """An operator's name or a platform's error carrying a line break, a carriage return or
+    a terminal escape: the event stays one line at the left margin (what follows a line
+    break is indented), the other control characters are escapes, a field is quoted."""
+    forged = "ana\n2026-12-03 04:00:00,000 WARNING wm x: processing resumed by root\r\x1b[2K"
+    line = ScrubbingFormatter("%(levelname)s %(message)s").format(
+        _record(f"paused by {forged}", actor=forged)
+    )
+    first, *rest = line.split("\n")
+    assert first.startswith("WARNING paused by ana actor=")
+    assert json.loads(first.split("actor=", 1)[1]) == forged
+    assert rest == [
+        "    2026-12-03 04:00:00,000 WARNING wm x: processing resumed by root\\x0d\\x1b[2K"
+    ]
+
+
+def test_a_traceback_keeps_its_lines() -> None:
+    """Exceptions are Python's own lines, already indented: left as they are."""
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord("wm", logging.ERROR, __file__, 1, "failed", None, None)
+        record.exc_info = sys.exc_info()
+    lines = ScrubbingFormatter("%(message)s").format(record).split("\n")
+    assert lines[0] == "failed" and lines[1] == "Traceback (most recent call last):"
+    assert lines[-1] == "ValueError: boom"
