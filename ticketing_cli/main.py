@@ -9,6 +9,7 @@ Every day: `up` (everything on embedded defaults, with a sample network), `statu
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import shutil
@@ -328,6 +329,26 @@ def sample(
         (out / f"{kind}.json").write_text(json.dumps(sample_network.aggregation(network, kind)))
     typer.echo(f"wrote topology.json and {len(sample_network.KINDS)} aggregations to {out}/")
 
+
+def _reflow_help(group: typer.Typer) -> None:
+    """Each paragraph of the help texts of `group` and of its commands on one line: Typer
+    keeps a docstring's line breaks and Rich wraps the lines again at the terminal's width,
+    so an 80-column terminal showed every long paragraph ragged ("The data" / "folder ...")."""
+    group.info.help = _one_line_paragraphs(group.info.help)
+    for command in group.registered_commands:
+        command.help = _one_line_paragraphs(command.help or inspect.getdoc(command.callback))
+    for subgroup in group.registered_groups:
+        if subgroup.typer_instance is not None:
+            _reflow_help(subgroup.typer_instance)
+
+
+def _one_line_paragraphs(text: object) -> str | None:
+    if not isinstance(text, str):
+        return None
+    return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(text).split("\n\n"))
+
+
+_reflow_help(app)
 
 if __name__ == "__main__":
     app()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -67,3 +68,21 @@ def test_a_csv_push_without_its_id_and_time_says_which_flags_it_needs(tmp_path: 
     assert result.exit_code != 0
     assert "--aggregation-id" in result.output and "--generated-at" in result.output
     assert "ISO 8601" in result.output
+
+
+@pytest.mark.parametrize("command", [[], ["up"], ["maintenance"]])
+def test_help_paragraphs_wrap_cleanly_on_an_80_column_terminal(
+    command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Help paragraphs are wrapped by the terminal's width alone: the docstrings' own line
+    breaks left every long paragraph ragged (a line cut after a few words)."""
+    monkeypatch.setenv("COLUMNS", "80")
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    head = result.output.split("╭")[0]  # the usage and help text, before the option boxes
+    lines = [line.strip() for line in head.splitlines()]
+    # Rich fills every line of a paragraph to near the width, but its last one.
+    ragged = [
+        line for line, after in itertools.pairwise(lines) if line and after and len(line) < 50
+    ]
+    assert len([line for line in lines if line]) >= 3 and not ragged, head
