@@ -372,14 +372,12 @@ async def retry_refused(session: AsyncSession) -> int:
     return len((await (await session.connection()).execute(_RETRY_REFUSED)).all())
 
 
-async def discard_refused(
-    session: AsyncSession, *, report_id: int, actor: str
-) -> OutcomeReportPublic:
-    """Delete one report set aside as refused, unsent, and log who did (the BE keeps no other
-    record): for a report that no fix will make acceptable, which would otherwise be tried,
-    and alerted on, until a newer report of its revision supersedes it. The WM goes on
-    showing that revision at the stage it last heard of. Only a refused report: one waiting
-    its turn is on its way (409); one not kept is gone already (404)."""
+async def discard_refused(session: AsyncSession, *, report_id: int) -> OutcomeReportPublic:
+    """Delete one report set aside as refused, unsent: for a report that no fix will make
+    acceptable, which would otherwise be tried, and alerted on, until a newer report of its
+    revision supersedes it. The WM goes on showing that revision at the stage it last heard
+    of. Only a refused report: one waiting its turn is on its way (409); one not kept is gone
+    already (404). The caller logs who did it once committed (`log_discarded`)."""
     connection = await session.connection()
     row = (await connection.execute(_DISCARD_REFUSED, {"id": report_id})).one_or_none()
     if row is None:
@@ -392,7 +390,12 @@ async def discard_refused(
             f"outcome report {report_id} waits its turn to be sent; only a report set aside "
             "as refused can be discarded"
         )
-    report = OutcomeReportPublic.model_validate(dict(row._mapping))
+    return OutcomeReportPublic.model_validate(dict(row._mapping))
+
+
+def log_discarded(report: OutcomeReportPublic, actor: str) -> None:
+    """The record of a discard (the BE keeps no other): which report, whose, and why it had
+    been refused."""
     log.warning(
         "outcome report %d (ticket %s revision %d, %s) discarded unsent by %s; refused: %s",
         report.id,
@@ -401,9 +404,13 @@ async def discard_refused(
         report.stage,
         actor,
         report.refusal,
-        extra={"actor": actor, "ticket_id": str(report.ticket_id), "revision": report.revision},
+        extra={
+            "actor": actor,
+            "report_id": report.id,
+            "ticket_id": str(report.ticket_id),
+            "revision": report.revision,
+        },
     )
-    return report
 
 
 async def run_reporter(

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query
 
 from be_service.deps import Actor, SessionDep, require_admin
-from be_service.reports import ReportState, discard_refused, outbox, retry_refused
+from be_service.reports import ReportState, discard_refused, log_discarded, outbox, retry_refused
 from be_service.schemas import OutcomeReportPage, OutcomeReportPublic, RetryResult
 from ticketing_common.openapi import error_responses
 from ticketing_common.outcome import INT64_MAX
@@ -49,6 +49,8 @@ async def retry_refused_reports(session: SessionDep) -> RetryResult:
     responses=error_responses(404, 409),
 )
 async def discard_refused_report(
-    report_id: ReportId, session: SessionDep, actor: str = Actor
+    report_id: ReportId, session: SessionDep, background: BackgroundTasks, actor: str = Actor
 ) -> OutcomeReportPublic:
-    return await discard_refused(session, report_id=report_id, actor=actor)
+    report = await discard_refused(session, report_id=report_id)
+    background.add_task(log_discarded, report, actor)  # after the commit: a true record
+    return report

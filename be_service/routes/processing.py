@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
 
 from be_service.deps import Actor, SessionDep, get_settings, require_control, wake_workers
 from be_service.schemas import SettingsPublic, SettingsUpdate
@@ -25,17 +25,30 @@ router = APIRouter(
 )
 
 
-async def _switch(request: Request, session: SessionDep, *, on: bool, actor: str) -> SettingsPublic:
+async def _switch(
+    request: Request, session: SessionDep, background: BackgroundTasks, *, on: bool, actor: str
+) -> SettingsPublic:
     row = await settings_service.update(session, patch=SettingsUpdate(processing_enabled=on))
-    log.warning("processing %s by %s", "resumed" if on else "paused", actor, extra={"actor": actor})
+    # The log line is the record of who did it: written once the switch is committed.
+    background.add_task(
+        log.warning,
+        "processing %s by %s",
+        "resumed" if on else "paused",
+        actor,
+        extra={"actor": actor},
+    )
     return settings_service.public(row, env=get_settings(request))
 
 
 @router.post("/pause", summary="Stop sending to the platforms (tickets are still recorded)")
-async def pause(request: Request, session: SessionDep, actor: str = Actor) -> SettingsPublic:
-    return await _switch(request, session, on=False, actor=actor)
+async def pause(
+    request: Request, session: SessionDep, background: BackgroundTasks, actor: str = Actor
+) -> SettingsPublic:
+    return await _switch(request, session, background, on=False, actor=actor)
 
 
 @router.post("/resume", dependencies=[Depends(wake_workers)], summary="Send to the platforms again")
-async def resume(request: Request, session: SessionDep, actor: str = Actor) -> SettingsPublic:
-    return await _switch(request, session, on=True, actor=actor)
+async def resume(
+    request: Request, session: SessionDep, background: BackgroundTasks, actor: str = Actor
+) -> SettingsPublic:
+    return await _switch(request, session, background, on=True, actor=actor)

@@ -486,15 +486,19 @@ def test_an_operator_discards_a_refused_report_and_only_a_refused_one(make_be, e
         assert "waits its turn" in waiting.json()["error"]["message"]
         assert len(_outbox(url)) == 2  # a refused answer changed nothing
 
-        with caplog.at_level("WARNING", logger="be_service.reports"):
-            discarded = be.client.post(discard.format(refused_id), params={"actor": "ana"})
+        caplog.set_level("WARNING", logger="be_service.reports")
+        discarded = be.client.post(discard.format(refused_id), params={"actor": "ana"})
         assert discarded.status_code == 200, discarded.text
         body = discarded.json()
         assert (body["id"], body["ticket_id"]) == (refused_id, hopeless["ticket_id"])
         assert body["refusal"].startswith("incident_public_id: String should have at most 64")
-        (line,) = [r for r in caplog.records if "discarded unsent" in r.getMessage()]
+        # Logged once committed, so just after the answer.
+        (line,) = wait_until(
+            lambda: [r for r in caplog.records if "discarded unsent" in r.getMessage()],
+            what="the discard's log line",
+        )
         assert "by ana" in line.getMessage() and hopeless["ticket_id"] in line.getMessage()
-        assert "incident_public_id" in line.getMessage()
+        assert "incident_public_id" in line.getMessage() and line.report_id == refused_id
         page = be.client.get("/api/v1/outcome-reports").json()
         assert (page["waiting"], page["refused"]) == (1, 0)
         assert [r["ticket_id"] for r in _outbox(url)] == [fine["ticket_id"]]
