@@ -334,17 +334,19 @@ def _reflow_help(group: typer.Typer) -> None:
     """Each paragraph of the help texts of `group` and of its commands on one line: Typer
     keeps a docstring's line breaks and Rich wraps the lines again at the terminal's width,
     so an 80-column terminal showed every long paragraph ragged ("The data" / "folder ...")."""
-    group.info.help = _one_line_paragraphs(group.info.help)
+    # Only texts given: Typer tells a help never given from one set to None.
+    if isinstance(group.info.help, str):
+        group.info.help = _one_line_paragraphs(group.info.help)
     for command in group.registered_commands:
-        command.help = _one_line_paragraphs(command.help or inspect.getdoc(command.callback))
+        text = command.help or inspect.getdoc(command.callback)
+        if text:
+            command.help = _one_line_paragraphs(text)
     for subgroup in group.registered_groups:
         if subgroup.typer_instance is not None:
             _reflow_help(subgroup.typer_instance)
 
 
-def _one_line_paragraphs(text: object) -> str | None:
-    if not isinstance(text, str):
-        return None
+def _one_line_paragraphs(text: str) -> str:
     return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(text).split("\n\n"))
 
 

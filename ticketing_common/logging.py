@@ -57,14 +57,21 @@ class ScrubbingFormatter(logging.Formatter):
     A traceback can quote a secret too (an HTTP error echoing a header, a driver error
     quoting a URL), so filtering the message alone is not enough.
 
-    Only this format's own line starts at the left margin: the message's further lines are
-    indented, and other control characters (a carriage return, a terminal escape) written
-    as escapes, so that text from outside (an operator's name, an entity id, a platform's
-    error) cannot forge a line that reads as another event.
+    Only this format's own line starts at the left margin: the message's further lines and
+    a traceback's are indented, and other control characters (a carriage return, a terminal
+    escape, a Unicode line separator) written as escapes, so that text from outside (an
+    operator's name, an entity id, a platform's error quoted by an exception) cannot forge a
+    line that reads as another event.
     """
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         return _inert(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:
+        return _INDENT + _inert(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _INDENT + _inert(super().formatStack(stack_info))
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
@@ -76,9 +83,13 @@ class ScrubbingFormatter(logging.Formatter):
         return scrub(line)
 
 
-# Control characters as escapes, but tab; a line break starts an indented line.
-_INERT = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F) if c not in (0x09, 0x0A)}
-_INERT[0x0A] = "\n    "
+# Control characters as escapes, but tab: C0, DEL and C1, the Unicode line and paragraph
+# separators (str.splitlines splits there too) and the bidirectional overrides (they can
+# make a line read as another on a terminal). A line break starts an indented line.
+_INDENT = "    "
+_CONTROLS = (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F))
+_INERT = {c: f"\\u{c:04x}" for c in (*_CONTROLS, *range(0x2066, 0x206A)) if c != 0x09}
+_INERT[0x0A] = "\n" + _INDENT
 
 
 def _inert(text: str) -> str:
@@ -112,7 +123,7 @@ def _text_value(value: Any) -> str:
     character."""
     text = str(value)
     plain = text and " " not in text and text.isprintable()
-    return text if plain else json.dumps(text, ensure_ascii=False)
+    return text if plain else _inert(json.dumps(text, ensure_ascii=False))
 
 
 def configure_logging(level: str = "INFO", *, service: str, fmt: LogFormat = "text") -> None:

@@ -6,8 +6,10 @@ import itertools
 import json
 from pathlib import Path
 
+import click
 import pytest
 import typer
+import typer.rich_utils
 from typer.testing import CliRunner
 
 from tests.support.servers import free_port
@@ -76,10 +78,13 @@ def test_help_paragraphs_wrap_cleanly_on_an_80_column_terminal(
 ) -> None:
     """Help paragraphs are wrapped by the terminal's width alone: the docstrings' own line
     breaks left every long paragraph ragged (a line cut after a few words)."""
-    monkeypatch.setenv("COLUMNS", "80")
+    # Typer's console, whatever the environment says (TERMINAL_WIDTH, FORCE_COLOR, CI).
+    monkeypatch.setattr(typer.rich_utils, "MAX_WIDTH", 80)
+    monkeypatch.setattr(typer.rich_utils, "FORCE_TERMINAL", False)
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output
-    head = result.output.split("╭")[0]  # the usage and help text, before the option boxes
+    # The usage and help text, before the option boxes.
+    head = click.unstyle(result.output).split("╭")[0]
     lines = [line.strip() for line in head.splitlines()]
     # Rich fills every line of a paragraph to near the width, but its last one.
     ragged = [

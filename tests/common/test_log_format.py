@@ -56,17 +56,22 @@ def test_text_from_outside_cannot_forge_another_line() -> None:
     assert first.startswith("WARNING paused by ana actor=")
     assert json.loads(first.split("actor=", 1)[1]) == forged
     assert rest == [
-        "    2026-12-03 04:00:00,000 WARNING wm x: processing resumed by root\\x0d\\x1b[2K"
+        "    2026-12-03 04:00:00,000 WARNING wm x: processing resumed by root\\u000d\\u001b[2K"
     ]
 
 
-def test_a_traceback_keeps_its_lines() -> None:
-    """Exceptions are Python's own lines, already indented: left as they are."""
+def test_a_traceback_keeps_its_lines_indented_under_its_event() -> None:
+    """An exception's traceback keeps its lines, each indented under the event's line, so
+    one quoting a platform's answer with a line break forges nothing either."""
     try:
-        raise ValueError("boom")
+        raise ValueError("boom\n2026-12-03 04:00:00,000 WARNING wm x: forged\u2028too")
     except ValueError:
         record = logging.LogRecord("wm", logging.ERROR, __file__, 1, "failed", None, None)
         record.exc_info = sys.exc_info()
     lines = ScrubbingFormatter("%(message)s").format(record).split("\n")
-    assert lines[0] == "failed" and lines[1] == "Traceback (most recent call last):"
-    assert lines[-1] == "ValueError: boom"
+    assert lines[0] == "failed" and lines[1] == "    Traceback (most recent call last):"
+    assert lines[-2:] == [
+        "    ValueError: boom",
+        "    2026-12-03 04:00:00,000 WARNING wm x: forged\\u2028too",
+    ]
+    assert all(line.startswith("    ") for line in lines[1:])
