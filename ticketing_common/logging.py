@@ -87,8 +87,13 @@ class ScrubbingFormatter(logging.Formatter):
 # separators (str.splitlines splits there too) and the bidirectional overrides (they can
 # make a line read as another on a terminal). A line break starts an indented line.
 _INDENT = "    "
-_CONTROLS = (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F))
-_INERT = {c: f"\\u{c:04x}" for c in (*_CONTROLS, *range(0x2066, 0x206A)) if c != 0x09}
+_CONTROLS = (
+    *range(0x20),
+    *range(0x7F, 0xA0),
+    *range(0x2028, 0x202F),  # the two separators, then the bidirectional embeddings
+    *range(0x2066, 0x206A),  # and isolates
+)
+_INERT = {c: f"\\u{c:04x}" for c in _CONTROLS if c != 0x09}
 _INERT[0x0A] = "\n" + _INDENT
 
 
