@@ -78,9 +78,8 @@ def test_help_paragraphs_wrap_cleanly_on_an_80_column_terminal(
 ) -> None:
     """Help paragraphs are wrapped by the terminal's width alone: the docstrings' own line
     breaks left every long paragraph ragged (a line cut after a few words)."""
-    # Typer's console, whatever the environment says (TERMINAL_WIDTH, FORCE_COLOR, CI).
+    # Typer's console 80 columns wide, whatever TERMINAL_WIDTH says (colours: conftest.py).
     monkeypatch.setattr(typer.rich_utils, "MAX_WIDTH", 80)
-    monkeypatch.setattr(typer.rich_utils, "FORCE_TERMINAL", False)
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output
     # The usage and help text, before the option boxes.
