@@ -19,21 +19,18 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tests.support.ports import claim_port_range
 from ticketing_common import embedded_pg
 from ticketing_common.migrate import upgrade_to_head
 
 SERVICES = ("wm", "be")
 
-# Each worker of `make test` (pytest-xdist names them gw0, gw1, …) draws its free ports from
-# a range of its own, below the kernel's ephemeral ports: a port one test frees for a moment
-# (a service restarted on it) is never another worker's pick (embedded_pg.free_port).
-PORTS_PER_WORKER = 1500
-FIRST_WORKER_PORT = 10_000
-_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-if _worker.startswith("gw") and _worker[2:].isdigit():
-    _low = FIRST_WORKER_PORT + int(_worker[2:]) * PORTS_PER_WORKER
-    if _low + PORTS_PER_WORKER <= 32_768:
-        os.environ[embedded_pg.PORT_RANGE_ENV] = f"{_low}-{_low + PORTS_PER_WORKER - 1}"
+# Each xdist worker draws its free ports from a range it alone holds (tests/support/ports.py),
+# held for the worker's life; the processes it starts find the range in their environment.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _ports = claim_port_range()
+    if _ports is not None:
+        os.environ[embedded_pg.PORT_RANGE_ENV] = str(_ports)
 
 
 def run_sync(coro: Any) -> Any:
