@@ -49,8 +49,13 @@ typecheck: $(STAMP)
 # with two, the cores were still only half busy (12.8 CPU-min in a 12-min run, in an hour
 # when the host stole up to a quarter of them), and a third worker cut pytest's time by
 # 14 % in the same hour (641 -> 554 s). 0 runs it in this process.
+# Work stealing: with xdist's default the tests queued on one worker stay there, and the
+# suite's long tests (fuzz, chaos, failover: 20-90 s each) kept one worker busy 90 s after
+# the other two had finished (a timeline of each test's start and end, 437 s in all); an
+# idle worker now takes half of the longest queue, and the three finished within 20 s of
+# each other (334 s).
 PYTEST_WORKERS ?= 3
-PYTEST = $(BIN)/pytest -q -n $(PYTEST_WORKERS)
+PYTEST = $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal
 
 pytest: $(STAMP) system-packages
 	$(PYTEST)
