@@ -54,6 +54,16 @@ def page(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
+# What getComputedStyle answers for an element with no background of its own.
+NO_BACKGROUND = "rgba(0, 0, 0, 0)"
+
+
+def background(page: Page, selector: str) -> str:
+    """The element's background colour as the browser computed it."""
+    colour: str = page.eval_on_selector(selector, "e => getComputedStyle(e).backgroundColor")
+    return colour
+
+
 def screenshot(page: Page, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"

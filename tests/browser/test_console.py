@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page
 
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import NO_BACKGROUND, background, screenshot
 from tests.support.database import refused_database_url
 from tests.support.servers import serve_in_thread
 from tests.wm.conftest import ADMIN, ADMIN_TOKEN, BACKEND, INGEST, INGEST_TOKEN, wm_settings
@@ -45,6 +45,9 @@ def test_sign_in_shows_the_overview_with_the_apis_counts(page: Page, wm_url: str
     api = httpx.get(f"{wm_url}/api/v1/tickets", headers=ADMIN).json()["counts"]
     assert page.inner_text("#open-total") == str(api["open"]) == "7"
     assert "snr-upstream" in page.inner_text("#pushes")
+    # No ticket in error (no BE took them): the count is drawn muted, not on red.
+    assert page.inner_text("b[data-stage=error]") == "0"
+    assert background(page, ".stage.error") == NO_BACKGROUND
     screenshot(page, "console-overview")
 
 
