@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 from pydantic import ValidationError
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -103,6 +103,16 @@ _OLDEST = text(
     ORDER BY id LIMIT :limit
     """
 )
+
+
+async def due_reports(
+    session: AsyncSession, *, limit: int, retry_refused_seconds: float
+) -> Sequence[Row[Any]]:
+    """The oldest reports to send now (id, body, refused_at), at most `limit`."""
+    params = {"limit": limit, "retry_refused": retry_refused_seconds}
+    return (await (await session.connection()).execute(_OLDEST, params)).all()
+
+
 _DELETE = text("DELETE FROM outcome_report WHERE id = ANY(CAST(:ids AS bigint[]))")
 # Set aside with why; not a row an operator's retry put back in line since it was read.
 _REFUSE = text(
@@ -162,9 +172,10 @@ class Reporter:
         delete) is harmless, the WM ignores a seq it already has.
         """
         async with _scope(self.sessionmaker) as session:
+            rows = await due_reports(
+                session, limit=self.batch_size, retry_refused_seconds=self.retry_refused_seconds
+            )
             connection = await session.connection()
-            params = {"limit": self.batch_size, "retry_refused": self.retry_refused_seconds}
-            rows = (await connection.execute(_OLDEST, params)).all()
             retried = [row.id for row in rows if row.refused_at is not None]
             superseded: set[int] = set()
             if retried:

@@ -3,9 +3,10 @@
 Seeds, on a temporary embedded Postgres, a WM database with 1 000 000 ticket revisions and
 deliveries (half of the tickets cleared, the backlog of a few thousand pending revisions
 assigned to a BE or waiting for one) and a BE database with 1 000 000 revisions (a few
-thousand Received), then runs the services' own query functions, each inside a transaction
-rolled back afterwards, with auto_explain (ANALYZE, BUFFERS) sending every plan back to this
-client. Prints the time of each and, with --plans, its plans.
+thousand Received; an outbox of 100 000 outcome reports the WM refused, the backlog's
+waiting behind them), then runs the services' own query functions, each inside a
+transaction rolled back afterwards, with auto_explain (ANALYZE, BUFFERS) sending every plan
+back to this client. Prints the time of each and, with --plans, its plans.
 
     .venv/bin/python -m bench.scale [--rows 1000000] [--backlog 5000] [--plans]
 """
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from be_service import metrics as be_metrics
+from be_service import reports as be_reports
 from be_service import retention as be_retention
 from be_service.models import Status
 from be_service.pipeline import store
@@ -93,6 +95,19 @@ SELECT md5('b' || n)::uuid, 1, 'snr-upstream:E' || n, 'open', 'snr-upstream', 'S
        now() - make_interval(secs => $1::int - n), now(), now(),
        now() - make_interval(secs => $1::int - n), '{}'::jsonb
 FROM generate_series(1, $1::int) AS n;
+
+-- The report outbox after the WM refused a tenth of the reports as invalid (an upgrade with
+-- mixed versions): those set aside a minute ago (not due again yet), oldest first, then the
+-- backlog's reports waiting their turn behind them.
+INSERT INTO outcome_report (ticket_id, revision, seq, stage, body, created_at, refused_at,
+                            refusal)
+SELECT md5('b' || n)::uuid, 1, 1, 'completed',
+       jsonb_build_object('ticket_id', md5('b' || n)::uuid, 'revision', 1, 'seq', 1,
+                          'stage', 'completed'),
+       now() - interval '1 hour',
+       CASE WHEN n <= $1::int / 10 THEN now() - interval '1 minute' END,
+       CASE WHEN n <= $1::int / 10 THEN 'the WM refused it: HTTP 422' END
+FROM generate_series(1, $1::int / 10 + $2::int) AS n;
 """
 
 
@@ -253,6 +268,16 @@ async def main_async(args: argparse.Namespace, server: embedded_pg.EmbeddedPostg
             dedup_key=None,
             cursor=None,
             limit=50,
+        ),
+        "BE reporter: the next 200 to send (refused aside)": lambda s: be_reports.due_reports(
+            s, limit=200, retry_refused_seconds=600
+        ),
+        "BE outcome reports: counts (heartbeat, gauges)": be_reports.outbox_counts,
+        "BE outcome reports: first 50 refused": lambda s: be_reports.outbox(
+            s, state=be_reports.ReportState.refused, limit=50
+        ),
+        "BE outcome reports: first 50 waiting": lambda s: be_reports.outbox(
+            s, state=be_reports.ReportState.waiting, limit=50
         ),
         "BE retention: finished revisions": lambda s: be_prune["ticket_revision"](s, horizon, 1000),
         "BE statistics refresh (ANALYZE ticket_revision)": analyze("ticket_revision"),
