@@ -29,6 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ticketing_common import embedded_pg
 from ticketing_common.errors import database_reason, is_database_unavailable, log_retried_failure
+from ticketing_common.logging import StartRefused
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +252,7 @@ async def ensure_database(url: str) -> None:
         await conn.close()
 
 
-class DatabaseUnreachable(RuntimeError):
+class DatabaseUnreachable(StartRefused):
     """The database could not be reached within the start-up's wait."""
 
 

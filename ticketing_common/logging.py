@@ -46,9 +46,13 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 }
 
 
+# uvicorn's own extra: the same message with terminal colours, for its own formatter.
+_NOT_FIELDS = _STANDARD | {"color_message"}
+
+
 def event_fields(record: logging.LogRecord) -> dict[str, Any]:
     """The `extra=` fields of a record, in the order they were given."""
-    return {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+    return {k: v for k, v in vars(record).items() if k not in _NOT_FIELDS and not k.startswith("_")}
 
 
 class ScrubbingFormatter(logging.Formatter):
@@ -131,6 +135,38 @@ def _text_value(value: Any) -> str:
     return text if plain else _inert(json.dumps(text, ensure_ascii=False))
 
 
+class StartRefused(RuntimeError):
+    """A start that cannot go on for a reason fixed outside the code (its database out of
+    reach, say), which its message says in full: logged as that one line, not a traceback."""
+
+
+class _StartRefusalInOneLine(logging.Filter):
+    """Starlette hands uvicorn a failed start-up as the traceback's text, which uvicorn logs
+    as a message (50 lines for a database out of reach, the reason on the last). For a
+    StartRefused, the message becomes that reason alone."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.msg
+        if isinstance(text, str) and text.startswith("Traceback (most recent call last):"):
+            last = text.rstrip().rpartition("\n")[2]
+            for refusal in _subclasses(StartRefused):
+                prefix = f"{refusal.__module__}.{refusal.__qualname__}: "
+                if last.startswith(prefix):
+                    record.msg, record.args = last[len(prefix) :], ()
+                    break
+        return True
+
+
+def _subclasses(cls: type[StartRefused]) -> list[type[StartRefused]]:
+    found = [cls]
+    for sub in cls.__subclasses__():
+        found.extend(_subclasses(sub))
+    return found
+
+
+_START_REFUSAL_IN_ONE_LINE = _StartRefusalInOneLine()
+
+
 def configure_logging(level: str = "INFO", *, service: str, fmt: LogFormat = "text") -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(
@@ -141,5 +177,6 @@ def configure_logging(level: str = "INFO", *, service: str, fmt: LogFormat = "te
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.getLogger("uvicorn.error").addFilter(_START_REFUSAL_IN_ONE_LINE)
     for noisy in ("httpx", "httpcore", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

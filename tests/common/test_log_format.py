@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import traceback
+from collections.abc import Iterator
 
 import pytest
 
-from ticketing_common.logging import JsonFormatter, ScrubbingFormatter
+from ticketing_common.db import DatabaseUnreachable
+from ticketing_common.logging import JsonFormatter, ScrubbingFormatter, configure_logging
 
 
 def _record(message: str, **extra: object) -> logging.LogRecord:
@@ -75,3 +78,56 @@ def test_a_traceback_keeps_its_lines_indented_under_its_event() -> None:
         "    2026-12-03 04:00:00,000 WARNING wm x: forged\\u2028too",
     ]
     assert all(line.startswith("    ") for line in lines[1:])
+
+
+@pytest.mark.parametrize("formatter", [ScrubbingFormatter("%(message)s"), JsonFormatter("wm")])
+def test_uvicorns_coloured_copy_of_its_message_is_not_a_field(
+    formatter: logging.Formatter,
+) -> None:
+    """uvicorn gives some records an extra `color_message` (the message with terminal
+    colours) for its own formatter; it is not an event field of ours."""
+    line = formatter.format(
+        _record("Started server process [%d]", color_message="Started \x1b[36m%d\x1b[0m")
+    )
+    assert "color_message" not in line and "\x1b" not in line and "\\u001b" not in line
+
+
+def _start_failure_as_uvicorn_logs_it(exc: Exception) -> logging.LogRecord:
+    """What uvicorn logs when a start-up raises: Starlette's traceback text as the message."""
+    try:
+        raise exc
+    except Exception:
+        text = traceback.format_exc()
+    captured: list[logging.LogRecord] = []
+    capture = logging.Handler()
+    capture.emit = captured.append  # type: ignore[method-assign]
+    uvicorn_error = logging.getLogger("uvicorn.error")
+    uvicorn_error.addHandler(capture)
+    try:
+        uvicorn_error.error(text)
+    finally:
+        uvicorn_error.removeHandler(capture)
+    return captured[0]
+
+
+@pytest.fixture
+def process_logging() -> Iterator[None]:
+    """Logging configured as a service process configures it, this process's put back after."""
+    root, uvicorn_error = logging.getLogger(), logging.getLogger("uvicorn.error")
+    handlers, level, filters = root.handlers[:], root.level, uvicorn_error.filters[:]
+    configure_logging(service="wm")
+    yield
+    root.handlers[:], uvicorn_error.filters[:] = handlers, filters
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("process_logging")
+def test_a_start_refused_is_one_line_and_another_failure_keeps_its_traceback() -> None:
+    """A database out of reach at start says so in one line (it was 50 of traceback, the
+    reason on the last); a failure of any other kind keeps its traceback."""
+    reason = "the database at postgresql://wm:***@db/wm was unreachable for 60 s: refused"
+    refused = _start_failure_as_uvicorn_logs_it(DatabaseUnreachable(reason))
+    assert refused.getMessage() == reason
+    broken = _start_failure_as_uvicorn_logs_it(KeyError("settings"))
+    assert broken.getMessage().startswith("Traceback (most recent call last):")
+    assert broken.getMessage().rstrip().endswith("KeyError: 'settings'")
