@@ -97,8 +97,9 @@ SELECT md5('b' || n)::uuid, 1, 'snr-upstream:E' || n, 'open', 'snr-upstream', 'S
 FROM generate_series(1, $1::int) AS n;
 
 -- The report outbox after the WM refused a tenth of the reports as invalid (an upgrade with
--- mixed versions): those set aside a minute ago (not due again yet), oldest first, then the
--- backlog's reports waiting their turn behind them.
+-- mixed versions): those set aside a minute ago (not due again yet), oldest first, then as
+-- many as --backlog waiting their turn behind them (reports of Completed revisions: only
+-- their number and their place behind the refused ones matter here).
 INSERT INTO outcome_report (ticket_id, revision, seq, stage, body, created_at, refused_at,
                             refusal)
 SELECT md5('b' || n)::uuid, 1, 1, 'completed',

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.support.ports import claim_port_range
+from tests.support.ports import LOCK_DIR, claim_port_range, fixed_port_range
 from ticketing_common import embedded_pg
 from ticketing_common.migrate import upgrade_to_head
 
@@ -27,9 +28,24 @@ SERVICES = ("wm", "be")
 
 # Each xdist worker draws its free ports from a range it alone holds (tests/support/ports.py),
 # held for the worker's life; the processes it starts find the range in their environment.
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    _ports = claim_port_range()
-    if _ports is not None:
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _worker.startswith("gw") and _worker[2:].isdigit():
+    try:
+        _ports = claim_port_range()
+    except OSError as exc:
+        warnings.warn(
+            f"no port lock file could be made in {LOCK_DIR} ({exc}): the workers' port "
+            "ranges go by their numbers, and another suite on this host would share them",
+            stacklevel=1,
+        )
+        _ports = fixed_port_range(int(_worker[2:]))
+    if _ports is None:
+        warnings.warn(
+            "every port range is held by other test runs: this worker takes the kernel's "
+            "free ports, which one test's restarted service may find taken by another's",
+            stacklevel=1,
+        )
+    else:
         os.environ[embedded_pg.PORT_RANGE_ENV] = str(_ports)
 
 

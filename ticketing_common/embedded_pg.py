@@ -107,7 +107,7 @@ def _pg(binary: str, *args: str, timeout: float = 60) -> None:
 
 
 # "low-high": free_port() hands out ports of this range only, in turn. The test suite's
-# workers each set a range of their own (tests/conftest.py): a port one test frees for a
+# workers each hold a range of their own (tests/support/ports.py): a port one test frees for a
 # moment (a service restarted on the same port) is then never another worker's pick.
 PORT_RANGE_ENV = "TICKETING_FREE_PORTS"
 _port_cursor: dict[str, int] = {}

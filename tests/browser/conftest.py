@@ -56,6 +56,8 @@ def page(browser: Browser) -> Iterator[Page]:
 
 # What getComputedStyle answers for an element with no background of its own.
 NO_BACKGROUND = "rgba(0, 0, 0, 0)"
+# The console's --bad colour (console.css), as getComputedStyle writes it.
+BAD_BACKGROUND = "rgb(253, 232, 232)"
 
 
 def background(page: Page, selector: str) -> str:

@@ -13,7 +13,7 @@ from datetime import datetime
 import pytest
 from playwright.sync_api import Page
 
-from tests.browser.conftest import NO_BACKGROUND, background, screenshot
+from tests.browser.conftest import BAD_BACKGROUND, background, screenshot
 from tests.e2e.conftest import WM_ADMIN, System, snr_entries, wait_for
 from tests.e2e.conftest import now as now  # the fixtures of the e2e system
 from tests.e2e.conftest import system as system
@@ -41,7 +41,7 @@ def test_an_error_ticket_is_redriven_from_the_console(
     page.click("button[type=submit]")
     page.wait_for_selector("#stages")
     assert page.inner_text("b[data-stage=error]") == "1"
-    assert background(page, ".stage.error") != NO_BACKGROUND  # marked, unlike at zero
+    assert background(page, ".stage.error") == BAD_BACKGROUND  # marked, unlike at zero
     screenshot(page, "console-overview-with-error")
     page.goto(f"{system.wm.url}/console/errors")
     row = page.locator("#errors tbody tr", has_text=ENTITY)
