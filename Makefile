@@ -51,9 +51,9 @@ typecheck: $(STAMP)
 # 14 % in the same hour (641 -> 554 s). 0 runs it in this process.
 # Work stealing: with xdist's default the tests queued on one worker stay there, and the
 # suite's long tests (fuzz, chaos, failover: 20-90 s each) kept one worker busy 90 s after
-# the other two had finished (a timeline of each test's start and end, 437 s in all); an
-# idle worker now takes half of the longest queue, and the three finished within 20 s of
-# each other (334 s). A module's tests may then run on two workers, each building its
+# the other two had finished (a timeline of each test's start and end); an idle worker now
+# takes half of the longest queue, and the three end within 20-31 s of each other. Two
+# pairs of runs, the same afternoon: 437 -> 334 s and 443 -> 423 s. A module's tests may then run on two workers, each building its
 # module-scoped fixtures (a browser, a fuzzed service): paid for many times over.
 PYTEST_WORKERS ?= 3
 PYTEST = $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal
