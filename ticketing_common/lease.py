@@ -29,7 +29,7 @@ def worker_name(owner: str, n: int | str) -> str:
 @contextlib.asynccontextmanager
 async def keep_lease(
     renew: Callable[[], Awaitable[object]], *, lease_seconds: float, name: str
-) -> AsyncIterator[None]:
+) -> AsyncIterator[asyncio.Lock]:
     """Call `renew()` every third of the lease while the body runs (a slow call must not let
     the lease lapse while its worker still works on the rows).
 
@@ -37,19 +37,26 @@ async def keep_lease(
     crashed worker's rows are taken again soon. A failed renewal is logged and the work goes
     on: if the database stays away the lease lapses, which is the safe side (nobody else can
     claim without the database either).
+
+    Yields a lock that the body holds around its own writes to the leased rows: no renewal
+    runs beside them. The renewal and a write lock the same rows, each in its own order, and
+    two transactions of one worker that do so can deadlock: Postgres then aborts one (seen in
+    the suite: a BE's record of a batch aborted, the batch's revisions checked again).
     """
+    writing = asyncio.Lock()
 
     async def renewing() -> None:
         while True:
             await asyncio.sleep(lease_seconds / 3)
             try:
-                await renew()
+                async with writing:
+                    await renew()
             except Exception:
                 log_retried_failure(log, "%s: could not renew its lease", name)
 
     renewer = asyncio.create_task(renewing(), name=f"lease-{name}")
     try:
-        yield
+        yield writing
     finally:
         renewer.cancel()
         with contextlib.suppress(asyncio.CancelledError):

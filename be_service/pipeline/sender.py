@@ -77,10 +77,19 @@ class BatchSender:
     """Runs the step list for one batch; one instance per batch, cheap to build."""
 
     def __init__(
-        self, ctx: SenderContext, *, worker: str, limits: BatchLimits, items: list[Item]
+        self,
+        ctx: SenderContext,
+        *,
+        worker: str,
+        limits: BatchLimits,
+        items: list[Item],
+        writing: asyncio.Lock | None = None,
     ) -> None:
         self.ctx = ctx
         self.worker = worker
+        # Held around each write to the batch's revisions, which the lease's renewal also
+        # updates: never both at once (ticketing_common/lease.py, keep_lease).
+        self.writing = writing or asyncio.Lock()
         self.limits = limits
         self.items = {item.id: item for item in items}  # each revision's state, as it moves
         self.stopped: set[int] = set()  # failed or parked: left where they are this batch
@@ -117,8 +126,9 @@ class BatchSender:
             await self._run_step(index, step, [i for i in self._live() if step.takes(i)])
         await self._record()
         if self.parked:
-            async for session in session_scope(self.ctx.sessionmaker):
-                await store.release(session, self.parked, worker=self.worker)
+            async with self.writing:
+                async for session in session_scope(self.ctx.sessionmaker):
+                    await store.release(session, self.parked, worker=self.worker)
 
     async def _run_step(self, index: int, step: Step, waiting: list[Item]) -> None:
         """Send `waiting` in requests of max_tickets_per_request while the step's platform
@@ -346,12 +356,13 @@ class BatchSender:
         outcomes, self.pending = self.pending, []
         if not outcomes:
             return
-        async for session in session_scope(self.ctx.sessionmaker):
-            failures = await store.insert_attempts(session, outcomes)
-            updates = policy.plan(outcomes, self.items, failures, self.rules)
-            await store.update_revisions(
-                session, updates, worker=self.worker, report=self.ctx.report_outcomes
-            )
+        async with self.writing:
+            async for session in session_scope(self.ctx.sessionmaker):
+                failures = await store.insert_attempts(session, outcomes)
+                updates = policy.plan(outcomes, self.items, failures, self.rules)
+                await store.update_revisions(
+                    session, updates, worker=self.worker, report=self.ctx.report_outcomes
+                )
         self._observe(outcomes, updates)
 
     def _observe(

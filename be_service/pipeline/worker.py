@@ -96,8 +96,8 @@ async def work_once(
     # A slow platform (latency, Retry-After, long timeouts) must not let the lease lapse
     # while this worker still sends the batch, or another worker would take it too.
     renew = functools.partial(_extend, ctx, worker=worker, ids=[c.id for c in claimed])
-    async with keep_lease(renew, lease_seconds=ctx.lease_seconds, name=worker):
-        sender = BatchSender(ctx, worker=worker, limits=limits, items=claimed)
+    async with keep_lease(renew, lease_seconds=ctx.lease_seconds, name=worker) as writing:
+        sender = BatchSender(ctx, worker=worker, limits=limits, items=claimed, writing=writing)
         await sender.run()
     if window is not None:
         # Done, not claimed: a batch parked behind an open circuit ends at once, having

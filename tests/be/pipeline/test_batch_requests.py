@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 from unittest.mock import patch
@@ -148,6 +149,36 @@ class WatchedSemaphore(asyncio.Semaphore):
     async def acquire(self) -> Literal[True]:
         self.asked.set()
         return await super().acquire()
+
+
+async def test_the_lease_is_never_renewed_while_the_batch_writes_its_revisions(
+    pipeline: InProcessPipeline, monkeypatch: pytest.MonkeyPatch
+):
+    """The renewal and the batch's record update the same revisions, each locking them in its
+    own order: run at once, the two transactions can deadlock and Postgres aborts one (seen
+    in the suite: a record aborted, its revisions checked again). With the lease renewed
+    every 10 ms and each record made to last 100 ms, renewals come between records only."""
+    await pipeline.intake(*(make_ticket() for _ in range(3)))
+    records: list[tuple[float, float]] = []
+    renewals: list[float] = []
+    update_revisions, extend_claims = store.update_revisions, store.extend_claims
+
+    async def slow_record(*args: Any, **kwargs: Any) -> None:
+        started = time.monotonic()
+        await asyncio.sleep(0.1)
+        await update_revisions(*args, **kwargs)
+        records.append((started, time.monotonic()))
+
+    async def watched_renewal(*args: Any, **kwargs: Any) -> None:
+        renewals.append(time.monotonic())
+        await extend_claims(*args, **kwargs)
+
+    monkeypatch.setattr(store, "update_revisions", slow_record)
+    monkeypatch.setattr(store, "extend_claims", watched_renewal)
+    ctx = dataclasses.replace(pipeline.context(), lease_seconds=0.03)
+    assert await work_once(ctx, worker="test-worker")
+    assert len(records) >= 2 and renewals  # the check's record, then the rest's
+    assert [t for t in renewals if any(start < t < end for start, end in records)] == []
 
 
 async def test_a_call_that_waited_for_its_platform_leaves_only_if_the_lease_still_holds(
