@@ -38,16 +38,14 @@ def scrub(text: str) -> str:
     return text
 
 
-# Attributes every LogRecord has; anything else on a record came from `extra=`.
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+# Attributes every LogRecord has; anything else on a record came from `extra=`, but
+# uvicorn's own `color_message` (the message with terminal colours, for its formatter).
+_NOT_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
     "asctime",
     "taskName",
+    "color_message",
 }
-
-
-# uvicorn's own extra: the same message with terminal colours, for its own formatter.
-_NOT_FIELDS = _STANDARD | {"color_message"}
 
 
 def event_fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -140,31 +138,23 @@ class StartRefused(RuntimeError):
     reach, say), which its message says in full: logged as that one line, not a traceback."""
 
 
-class _StartRefusalInOneLine(logging.Filter):
-    """Starlette hands uvicorn a failed start-up as the traceback's text, which uvicorn logs
-    as a message (50 lines for a database out of reach, the reason on the last). For a
-    StartRefused, the message becomes that reason alone."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.msg
-        if isinstance(text, str) and text.startswith("Traceback (most recent call last):"):
-            last = text.rstrip().rpartition("\n")[2]
-            for refusal in _subclasses(StartRefused):
-                prefix = f"{refusal.__module__}.{refusal.__qualname__}: "
-                if last.startswith(prefix):
-                    record.msg, record.args = last[len(prefix) :], ()
-                    break
-        return True
+def _start_refusal_in_one_line(record: logging.LogRecord) -> bool:
+    """A logging filter: Starlette hands uvicorn a failed start-up as the traceback's text,
+    which uvicorn logs as a message (50 lines for a database out of reach, the reason on the
+    last). For a StartRefused, the message becomes that reason alone."""
+    text = record.msg
+    if isinstance(text, str) and text.startswith("Traceback (most recent call last):"):
+        last = text.rstrip().rpartition("\n")[2]
+        for refusal in _with_subclasses(StartRefused):
+            prefix = f"{refusal.__module__}.{refusal.__qualname__}: "
+            if last.startswith(prefix):
+                record.msg, record.args = last[len(prefix) :], ()
+                break
+    return True
 
 
-def _subclasses(cls: type[StartRefused]) -> list[type[StartRefused]]:
-    found = [cls]
-    for sub in cls.__subclasses__():
-        found.extend(_subclasses(sub))
-    return found
-
-
-_START_REFUSAL_IN_ONE_LINE = _StartRefusalInOneLine()
+def _with_subclasses(cls: type[StartRefused]) -> list[type[StartRefused]]:
+    return [cls, *(found for sub in cls.__subclasses__() for found in _with_subclasses(sub))]
 
 
 def configure_logging(level: str = "INFO", *, service: str, fmt: LogFormat = "text") -> None:
@@ -177,6 +167,6 @@ def configure_logging(level: str = "INFO", *, service: str, fmt: LogFormat = "te
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("uvicorn.error").addFilter(_START_REFUSAL_IN_ONE_LINE)
+    logging.getLogger("uvicorn.error").addFilter(_start_refusal_in_one_line)
     for noisy in ("httpx", "httpcore", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
