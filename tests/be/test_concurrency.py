@@ -51,11 +51,15 @@ def test_two_bes_on_one_database_never_send_a_ticket_twice(make_database, emulat
 def test_a_lease_shorter_than_a_slow_batch_is_renewed_so_nothing_is_sent_twice(
     make_database, emulator
 ):
-    """Platform calls outlast the claim lease; renewal keeps the other BE off the batch."""
+    """Platform calls outlast the claim lease; renewal keeps the other BE off the batch.
+
+    The lease is 1.5 s (renewed every 0.5 s) under 2 s calls: with 0.5 s under 1 s calls, a
+    full suite on two cores (both BEs, the emulator and this test share one process here)
+    once delayed a renewal past the lease, and the other BE checked the batch again."""
     url = make_database("be")
-    emulator.faults(platform="all", latency_ms=1000)
+    emulator.faults(platform="all", latency_ms=2000)
     tickets = [make_ticket() for _ in range(20)]
-    lease = {"claim_lease_seconds": 0.5, "workers": 2}
+    lease = {"claim_lease_seconds": 1.5, "workers": 2}
     first = be_settings(url, emulator, name="be-a", processing_enabled=False, **lease)
     second = be_settings(url, emulator, name="be-b", **lease)
     with running_be(first) as a, running_be(second) as b:
